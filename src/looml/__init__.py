@@ -1,0 +1,25 @@
+"""looml: an end-to-end, declarative, cached and reproducible ML pipeline for tabular data.
+
+    >>> import looml
+    >>> result = looml.run("looml.yaml")
+    >>> result.metrics, result.model_uri
+"""
+
+__version__ = "0.1.0"
+
+from looml.errors import DataError, GateError, LoomlError, RegistryError, SpecError  # noqa: E402
+from looml.pipeline import RunResult, run  # noqa: E402
+from looml.spec import Spec, load_spec  # noqa: E402
+
+__all__ = [
+    "DataError",
+    "GateError",
+    "LoomlError",
+    "RegistryError",
+    "RunResult",
+    "Spec",
+    "SpecError",
+    "__version__",
+    "load_spec",
+    "run",
+]

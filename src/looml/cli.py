@@ -1,0 +1,145 @@
+"""The `looml` command line: parse, call one library function, print.
+
+Exit codes: 0 success, 1 unexpected error, 2 invalid spec or usage, 3 invalid data,
+4 evaluation gate failed, 5 registry / tracking error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from looml.errors import DataError, GateError, LoomlError, RegistryError, SpecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="looml: declarative, cached, reproducible ML pipelines for tabular data.")
+console = Console(stderr=True)
+_EXIT = {SpecError: 2, DataError: 3, GateError: 4, RegistryError: 5}
+
+
+def _fail(exc: LoomlError, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(exc.to_dict(), indent=2) + "\n")
+    else:
+        console.print(f"[bold red]error[/]: {exc.render()}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(_EXIT.get(type(exc), 1))
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    force: bool = typer.Option(False, "--force", help="Ignore the cache and re-run every stage."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Run the pipeline: ingest, validate, split, train, evaluate, report, register."""
+    from looml.pipeline import run as run_pipeline
+
+    progress = _StageProgress(enabled=not as_json)
+    try:
+        with progress:
+            result = run_pipeline(spec, force=force, on_start=progress.start,
+                                  on_finish=progress.finish)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        return
+    _print_summary(result)
+
+
+@app.command()
+def init(
+    data: Path = typer.Option(..., "--data", help="A CSV, Parquet or NDJSON file."),
+    target: str = typer.Option(..., "--target", help="The column to predict."),
+    out: Path = typer.Option(Path("looml.yaml"), "--out", help="Where to write the spec."),
+    name: str | None = typer.Option(None, "--name", help="Registered model name (default: file stem)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing spec."),
+) -> None:
+    """Write a commented starter looml.yaml with the task and column roles inferred."""
+    from looml.scaffold import init_spec
+
+    try:
+        path = init_spec(data, target, out, model_name=name, overwrite=force)
+    except LoomlError as exc:
+        _fail(exc, as_json=False)
+    console.print(f"wrote [bold]{path}[/]; next: [bold]looml run {path}[/]")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of looml.yaml (for editor completion)."""
+    from looml.spec import spec_json_schema
+
+    sys.stdout.write(json.dumps(spec_json_schema(), indent=2) + "\n")
+
+
+class _StageProgress:
+    """One spinner line per stage, replaced by its outcome when it finishes."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._status: Any = None
+
+    def __enter__(self) -> _StageProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def start(self, name: str) -> None:
+        if self.enabled:
+            self._status = console.status(f"[bold]{name}[/] ...")
+            self._status.start()
+
+    def finish(self, record: Any) -> None:
+        if not self.enabled:
+            return
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        mark = "[green]ran[/]" if record.status == "ran" else "[dim]cached[/]"
+        console.print(f"  {record.name:<9} {mark} {record.seconds:6.2f}s  [dim]{record.reason}[/]")
+
+
+def _print_summary(result: Any) -> None:
+    out = Console()
+    for warning in result.warnings:
+        out.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    metrics = list(result.leaderboard[0]["mean"])
+    board = Table(title=f"Leaderboard (CV on the training split; ranked by {result.primary_metric})")
+    board.add_column("#", justify="right")
+    board.add_column("model")
+    for m in metrics:
+        board.add_column(m, justify="right", style="bold" if m == result.primary_metric else None)
+    board.add_column("seconds", justify="right")
+    for i, row in enumerate(result.leaderboard, 1):
+        if row["error"]:
+            board.add_row(str(i), row["name"], f"[red]failed: {row['error'][:80]}[/]",
+                          *[""] * (len(metrics) - 1), f"{row['fit_seconds']:.1f}")
+            continue
+        board.add_row(str(i), row["name"],
+                      *[f"{row['mean'][m]:.4f} ± {row['std'][m]:.4f}" for m in metrics],
+                      f"{row['fit_seconds']:.1f}")
+    out.print(board)
+    test = Table(title=f"Holdout metrics ({result.best_model})")
+    for m in result.metrics:
+        test.add_column(m, justify="right")
+    test.add_row(*[f"{v:.4f}" for v in result.metrics.values()])
+    out.print(test)
+    alias = " (alias: champion)" if result.champion else ""
+    out.print(f"model   [bold]{result.model_name}[/] version {result.model_version}{alias}  "
+              f"{result.model_uri}")
+    out.print(f"report  {result.report_path}")
+    out.print(f"mlflow  mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+def main() -> None:
+    """Entry point for `python -m looml`."""
+    app()

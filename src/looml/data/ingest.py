@@ -1,0 +1,60 @@
+"""Ingest: read a CSV, Parquet or NDJSON file into a Polars frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from looml.errors import DataError, Problem
+
+__all__ = ["FORMATS", "detect_format", "read_table"]
+
+FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
+           ".ndjson": "ndjson", ".jsonl": "ndjson"}
+
+
+def detect_format(path: Path, declared: str = "auto") -> str:
+    """The file format: the declared one, or the one its extension names."""
+    if declared != "auto":
+        return declared
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(Problem(
+            loc="data.format", value=path.suffix or path.name,
+            message="cannot tell the file format from the extension",
+            fix=f"set data.format to one of csv, parquet, ndjson (known extensions: "
+                f"{', '.join(sorted(FORMATS))})",
+        ))
+    return fmt
+
+
+def read_table(path: Path, fmt: str = "auto") -> pl.DataFrame:
+    """Read the whole file; raise `DataError` naming the file and the fix when it cannot."""
+    if not path.is_file():
+        raise DataError(Problem(
+            loc="data.source", value=str(path), message="data file not found",
+            fix="check data.source in looml.yaml (relative paths start at the spec's folder)",
+        ))
+    fmt = detect_format(path, fmt)
+    if path.stat().st_size == 0:
+        raise DataError(Problem(loc="data.source", value=str(path), message="the data file is empty",
+                                fix="point data.source at a file with a header row and data rows"))
+    try:
+        if fmt == "csv":
+            separator = "\t" if path.suffix.lower() == ".tsv" else ","
+            frame = pl.read_csv(path, separator=separator, try_parse_dates=True,
+                                infer_schema_length=None, null_values=["", "NA", "N/A", "NaN", "null"])
+        elif fmt == "parquet":
+            frame = pl.read_parquet(path)
+        else:
+            frame = pl.read_ndjson(path, infer_schema_length=10_000)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        raise DataError(Problem(
+            loc="data.source", value=str(path), message=f"cannot read the file as {fmt}: {exc}",
+            fix=f"check that the file is valid {fmt}, or set data.format",
+        )) from exc
+    if frame.height == 0:
+        raise DataError(Problem(loc="data.source", value=str(path), message="the data file has no rows",
+                                fix="point data.source at a file with data rows"))
+    return frame

@@ -1,0 +1,199 @@
+"""Validate: check the data against the spec, infer the task and each column's role.
+
+Every problem is collected and raised once as a `DataError`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from looml.data.profile import ColumnProfile, Profile
+from looml.errors import DataError, Problem, did_you_mean
+from looml.spec import DataSpec, PreprocessingSpec, SplitSpec
+
+__all__ = ["ValidationReport", "validate"]
+
+_MAX_CLASSES_FOR_INTEGER_TARGET = 20
+_ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^(id|uuid|guid)([_\W]|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What validation decided: the task, each feature's kind, what was dropped and why."""
+
+    task: str  # classification | regression
+    task_reason: str
+    target: str
+    features: dict[str, str]  # column -> numeric | categorical | datetime
+    dropped: dict[str, str]  # column -> reason
+    target_missing: int = 0
+    classes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """Rebuild from `to_dict` output."""
+        return cls(**data)
+
+
+def validate(profile: Profile, data: DataSpec, split: SplitSpec,
+             preprocessing: PreprocessingSpec) -> ValidationReport:
+    """Check `profile` against the spec; return the decisions or raise every problem at once."""
+    problems: list[Problem] = []
+    names = profile.names
+    for loc, columns in (("data.id_columns", data.id_columns), ("data.drop_columns", data.drop_columns)):
+        for i, name in enumerate(columns):
+            if name not in names:
+                problems.append(_unknown_column(f"{loc}[{i}]", name, names))
+            elif name == data.target:
+                problems.append(Problem(loc=f"{loc}[{i}]", value=name,
+                                        message="the target column cannot also be excluded",
+                                        fix=f"remove {name!r} from {loc}"))
+    if data.target not in names:
+        problems.append(_unknown_column("data.target", data.target, names))
+        raise DataError(problems)
+
+    target = profile.column(data.target)
+    usable = profile.rows - target.missing
+    task, task_reason = _infer_task(target, data.task)
+    classes: dict[str, int] = {}
+    if usable == 0:
+        problems.append(Problem(loc="data.target", value=data.target,
+                                message="the target column has no values (all null)",
+                                fix="choose a target column that has values"))
+    elif task == "regression" and target.kind != "numeric":
+        problems.append(Problem(
+            loc="data.target", value=data.target,
+            message=f"a regression target must be numeric, but {data.target!r} is {target.dtype}"
+                    + _examples(target),
+            fix="clean the column to numbers, or set data.task: classification",
+        ))
+    elif task == "classification":
+        classes = target.top_values
+        problems += _check_classes(data.target, classes, usable, split)
+
+    train_rows = usable - math.ceil(usable * split.test_size)
+    if usable and train_rows < split.folds:
+        problems.append(Problem(
+            loc="split.folds", value=split.folds,
+            message=f"only {train_rows} training rows (of {usable} with a target) for "
+                    f"{split.folds} cross-validation folds",
+            fix="add rows, or lower split.folds / split.test_size",
+        ))
+
+    excluded = {n: "listed in data.id_columns" for n in data.id_columns}
+    excluded |= {n: "listed in data.drop_columns" for n in data.drop_columns}
+    features, dropped = _roles(profile, data.target, excluded, preprocessing.drop_id_like)
+    if not features and data.target in names:
+        problems.append(Problem(loc="data", message="no usable feature columns remain",
+                                value=sorted(dropped.items()),
+                                fix="check data.drop_columns / data.id_columns and the data's columns"))
+    if problems:
+        raise DataError(problems)
+
+    warnings = [f"dropped column {n!r}: {why}" for n, why in dropped.items() if n not in excluded]
+    if target.missing:
+        warnings.append(f"{target.missing} rows have no target value and are left out")
+    if task == "classification":
+        rare = [c for c, n in classes.items() if n < split.folds]
+        if rare:
+            warnings.append(f"classes with fewer rows than folds ({split.folds}): {', '.join(rare)}; "
+                            "their CV scores are noisy")
+    return ValidationReport(task=task, task_reason=task_reason, target=data.target,
+                            features=features, dropped=dropped, target_missing=target.missing,
+                            classes=classes, warnings=warnings)
+
+
+def _unknown_column(loc: str, name: str, names: list[str]) -> Problem:
+    hint = did_you_mean(name, names)
+    listing = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
+    return Problem(loc=loc, value=name, message="no such column in the data",
+                   fix=hint or f"the columns are: {listing}")
+
+
+def _examples(column: ColumnProfile) -> str:
+    values = list(column.top_values)[:3]
+    return f" (values such as {', '.join(map(repr, values))})" if values else ""
+
+
+def _infer_task(target: ColumnProfile, declared: str) -> tuple[str, str]:
+    if declared != "auto":
+        return declared, "set in data.task"
+    if target.kind != "numeric":
+        return "classification", f"the target is {target.dtype}"
+    if target.integral and target.n_unique <= _MAX_CLASSES_FOR_INTEGER_TARGET:
+        return "classification", f"the target has {target.n_unique} distinct whole-number values"
+    return "regression", f"the target is numeric with {target.n_unique} distinct values"
+
+
+def _check_classes(target: str, classes: dict[str, int], usable: int, split: SplitSpec) -> list[Problem]:
+    if len(classes) == 1:
+        return [Problem(loc="data.target", value=target,
+                        message=f"classification needs at least two classes; the target has only "
+                                f"{next(iter(classes))!r}",
+                        fix="check the target column, or filter the data so that it has both outcomes")]
+    if not classes:  # more distinct values than the profile keeps: not a classification target
+        return [Problem(loc="data.task", value="classification",
+                        message=f"the target {target!r} has too many distinct values for classification",
+                        fix="set data.task: regression, or bin the target")]
+    problems = []
+    singletons = [c for c, n in classes.items() if n < 2]
+    if singletons:
+        problems.append(Problem(
+            loc="data.target", value=singletons[:10],
+            message=f"{len(singletons)} class(es) have a single row, too few for a stratified split",
+            fix="merge or drop the rarest classes before training",
+        ))
+    n_test = math.ceil(usable * split.test_size)
+    if n_test < len(classes):
+        problems.append(Problem(
+            loc="split.test_size", value=split.test_size,
+            message=f"the holdout would have {n_test} rows for {len(classes)} classes",
+            fix="raise split.test_size, or add rows",
+        ))
+    return problems
+
+
+def _roles(profile: Profile, target: str, excluded: dict[str, str],
+           drop_id_like: bool) -> tuple[dict[str, str], dict[str, str]]:
+    features: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for col in profile.columns:
+        if col.name == target:
+            continue
+        present = profile.rows - col.missing
+        if col.name in excluded:
+            dropped[col.name] = excluded[col.name]
+        elif present == 0:
+            dropped[col.name] = "all values are missing"
+        elif col.n_unique <= 1:
+            dropped[col.name] = f"constant (only {next(iter(col.top_values), 'one value')!r})"
+        elif col.kind == "other":
+            dropped[col.name] = f"unsupported type {col.dtype}"
+        elif drop_id_like and _id_like(col, present):
+            dropped[col.name] = f"id-like ({col.n_unique} distinct values in {present} rows)"
+        elif col.kind == "datetime":
+            features[col.name] = "datetime"
+        elif col.kind == "numeric":
+            features[col.name] = "numeric"
+        else:
+            features[col.name] = "categorical"
+    return features, dropped
+
+
+def _id_like(col: ColumnProfile, present: int) -> bool:
+    if present < 20:
+        return False
+    if col.kind == "string":
+        return col.n_unique >= 0.9 * present
+    if col.kind == "numeric" and col.integral and col.n_unique == present:
+        consecutive = col.min is not None and col.max is not None and col.max - col.min + 1 == present
+        return consecutive or bool(_ID_NAME.search(col.name))
+    return False

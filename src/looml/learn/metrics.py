@@ -1,0 +1,93 @@
+"""Metric names, their direction, and scikit-learn scorers for each task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    get_scorer,
+    log_loss,
+    make_scorer,
+    mean_absolute_error,
+    precision_score,
+    r2_score,
+    recall_score,
+    roc_auc_score,
+    root_mean_squared_error,
+)
+
+from looml.spec import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
+
+__all__ = ["better", "metric_names", "primary_metric", "scorers", "score"]
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    """The metrics looml reports for a task."""
+    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+
+
+def primary_metric(declared: str, task: str) -> str:
+    """The ranking metric: the declared one, or roc_auc / rmse for 'auto'."""
+    if declared != "auto":
+        return declared
+    return "roc_auc" if task == "classification" else "rmse"
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """True when value `a` is strictly better than `b` for `metric`."""
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def scorers(task: str, classes: np.ndarray) -> dict[str, Any]:
+    """scikit-learn scorers keyed by looml metric name, each returning the metric's own sign.
+
+    Lower-is-better metrics are wrapped with `greater_is_better=True` on purpose, so the
+    numbers in the leaderboard are the metric values themselves, never negated.
+    """
+    if task == "regression":
+        return {"rmse": make_scorer(root_mean_squared_error), "mae": make_scorer(mean_absolute_error),
+                "r2": make_scorer(r2_score)}
+    if len(classes) == 2:
+        pos = classes[1]
+        averaged = {"pos_label": pos, "average": "binary", "zero_division": 0}
+        roc = get_scorer("roc_auc")
+    else:
+        averaged = {"average": "macro", "zero_division": 0}
+        roc = make_scorer(roc_auc_score, response_method="predict_proba", multi_class="ovr",
+                          labels=classes)
+    return {
+        "roc_auc": roc,
+        "accuracy": make_scorer(accuracy_score),
+        "precision": make_scorer(precision_score, **averaged),
+        "recall": make_scorer(recall_score, **averaged),
+        "f1": make_scorer(f1_score, **averaged),
+        "log_loss": make_scorer(log_loss, response_method="predict_proba", labels=classes),
+    }
+
+
+def score(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+          proba: np.ndarray | None) -> dict[str, float]:
+    """Every metric of the task on one set of predictions."""
+    if task == "regression":
+        return {"rmse": float(root_mean_squared_error(y_true, y_pred)),
+                "mae": float(mean_absolute_error(y_true, y_pred)),
+                "r2": float(r2_score(y_true, y_pred))}
+    binary = len(classes) == 2
+    averaged: dict[str, Any] = ({"pos_label": classes[1], "average": "binary"} if binary
+                                else {"average": "macro"})
+    out = {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(precision_score(y_true, y_pred, zero_division=0, **averaged)),
+        "recall": float(recall_score(y_true, y_pred, zero_division=0, **averaged)),
+        "f1": float(f1_score(y_true, y_pred, zero_division=0, **averaged)),
+    }
+    if proba is not None:
+        if binary:
+            out["roc_auc"] = float(roc_auc_score(y_true == classes[1], proba[:, 1]))
+        else:
+            out["roc_auc"] = float(roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
+        out["log_loss"] = float(log_loss(y_true, proba, labels=classes))
+    return {m: out[m] for m in CLASSIFICATION_METRICS if m in out}

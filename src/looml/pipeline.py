@@ -1,0 +1,322 @@
+"""The lifecycle, wired in one readable place.
+
+ingest -> profile -> validate -> split -> train -> evaluate -> (gate) -> report -> register
+
+Each stage runs through the `Runner`, which caches its output under a hash of what it
+depends on. Heavy libraries (scikit-learn, MLflow) are imported only by stages that
+actually run, so a fully cached re-run stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import pickle
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from looml import __version__
+from looml.data.ingest import read_table
+from looml.data.profile import Profile, profile
+from looml.data.validate import ValidationReport, validate
+from looml.errors import GateError, Problem
+from looml.learn.gate import check_gate
+from looml.runner import Runner, StageRecord
+from looml.spec import Spec, load_spec
+from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
+from looml.store.tracking import local_tracking_uri
+
+__all__ = ["RunResult", "run"]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced: metrics, leaderboard, the registered model and the report."""
+
+    model_name: str
+    model_version: str
+    model_uri: str
+    champion: bool
+    run_id: str
+    tracking_uri: str
+    task: str
+    primary_metric: str
+    best_model: str
+    metrics: dict[str, float]
+    leaderboard: list[dict[str, Any]]
+    report_path: Path
+    data_digest: str
+    spec_hash: str
+    stages: list[StageRecord]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (what `looml run --json` prints)."""
+        out = asdict(self)
+        out["report_path"] = str(self.report_path)
+        return out
+
+
+def run(spec: Spec | str | Path, *, force: bool = False,
+        on_start: Callable[[str], None] | None = None,
+        on_finish: Callable[[StageRecord], None] | None = None) -> RunResult:
+    """Run the whole pipeline for a spec (or a path to looml.yaml); return a `RunResult`.
+
+    Raises `SpecError`, `DataError`, `GateError` or `RegistryError`; the registry is
+    changed only at the very end of a run that passed its gate.
+    """
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    home = spec.project_dir / ".looml"
+    store = ArtifactStore(home / "artifacts")
+    runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
+    tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
+    _check_candidates(spec)
+
+    source = spec.resolve(spec.data.source)
+    ingested = runner.run(
+        "ingest", code=["looml.data.ingest"], config=spec.data.format,
+        inputs={"source": file_digest(source) if source.is_file() else "missing"},
+        compute=lambda: _ingest(source, spec.data.format, store),
+    )
+    data_digest = ingested["artifacts"]["snapshot"]
+    frame = cache(lambda: pl.read_parquet(store.path(data_digest)))
+
+    profiled = runner.run("profile", code=["looml.data.profile"], config=None,
+                          inputs={"snapshot": data_digest},
+                          compute=lambda: {"profile": profile(frame()).to_dict()})
+    data_profile = Profile.from_dict(profiled["profile"])
+
+    validated = runner.run(
+        "validate", code=["looml.data.validate"],
+        config=[spec.section_hash("data", "split"), spec.preprocessing.drop_id_like],
+        inputs={"snapshot": data_digest},
+        compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
+                                            spec.preprocessing).to_dict()},
+    )
+    report = ValidationReport.from_dict(validated["report"])
+    validation_digest = _digest(validated)
+
+    split_out = runner.run(
+        "split", code=["looml.data.split"], config=[spec.split.test_size, spec.seed],
+        inputs={"snapshot": data_digest, "validation": validation_digest},
+        compute=lambda: _split(frame(), report, spec, store),
+    )
+    split_digest = split_out["artifacts"]["indices"]
+    indices = cache(lambda: np.load(io.BytesIO(store.get_bytes(split_digest))))
+
+    trained = runner.run(
+        "train",
+        code=["looml.learn.train", "looml.learn.features", "looml.learn.zoo", "looml.learn.metrics"],
+        config=[spec.section_hash("preprocessing", "models", "seed"), spec.split.folds,
+                spec.evaluation.primary_metric],
+        inputs={"snapshot": data_digest, "split": split_digest, "validation": validation_digest},
+        compute=lambda: _train(frame(), indices(), report, spec, store),
+    )
+    pipeline_digest = trained["artifacts"]["pipeline"]
+    fitted = cache(lambda: pickle.loads(store.get_bytes(pipeline_digest)))  # our own, digest-checked
+
+    evaluated = runner.run(
+        "evaluate", code=["looml.learn.evaluate", "looml.learn.metrics"], config=None,
+        inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest},
+        compute=lambda: _evaluate(fitted(), frame(), indices(), report, store),
+    )
+    failures = check_gate(evaluated["evaluation"]["metrics"], spec.evaluation.gate)
+
+    context = _report_context(spec, report, data_profile, data_digest, split_out, trained,
+                              evaluated, failures, runner.records)
+    reported = runner.run(
+        "report", code=["looml.report.html"], config=spec.spec_hash,
+        inputs={"pipeline": pipeline_digest, "evaluation": _digest(evaluated),
+                "validation": validation_digest},
+        compute=lambda: _report(context, store),
+    )
+    report_path = home / "reports" / f"{spec.registry.model_name}-{reported['artifacts']['html'][:12]}.html"
+    if not report_path.is_file():
+        atomic_write(report_path, lambda tmp: shutil.copyfile(store.path(reported["artifacts"]["html"]), tmp))
+
+    if failures:
+        raise GateError([Problem(loc=f.split(":")[0], message=f.split(": ", 1)[1],
+                                 fix=f"nothing was registered; see the report at {report_path}")
+                         for f in failures])
+
+    registered = runner.run(
+        "register", code=["looml.store.tracking"],
+        config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
+        inputs={"pipeline": pipeline_digest, "snapshot": data_digest,
+                "evaluation": _digest(evaluated), "report": reported["artifacts"]["html"]},
+        compute=lambda: _register(spec, tracking_uri, fitted(), frame(), store.path(data_digest),
+                                  data_digest, report, trained, evaluated, report_path),
+        still_valid=lambda out: _registry_present(tracking_uri),
+    )
+    return RunResult(
+        model_name=registered["model_name"], model_version=registered["version"],
+        model_uri=registered["model_uri"], champion=registered["champion"],
+        run_id=registered["run_id"], tracking_uri=tracking_uri, task=report.task,
+        primary_metric=trained["primary_metric"], best_model=trained["best"],
+        metrics=evaluated["evaluation"]["metrics"], leaderboard=trained["leaderboard"],
+        report_path=report_path, data_digest=data_digest, spec_hash=spec.spec_hash,
+        stages=list(runner.records), warnings=report.warnings,
+    )
+
+
+def _check_candidates(spec: Spec) -> None:
+    if any(c.params for c in spec.models.candidates):
+        from looml.learn.zoo import check_params  # noqa: PLC0415
+
+        check_params(spec.models)
+
+
+def _ingest(source: Path, fmt: str, store: ArtifactStore) -> dict[str, Any]:
+    frame = read_table(source, fmt)
+    digest = store.put_file(lambda path: frame.write_parquet(path, statistics=False))
+    return {"artifacts": {"snapshot": digest}, "rows": frame.height, "columns": frame.columns}
+
+
+def _split(frame: pl.DataFrame, report: ValidationReport, spec: Spec,
+           store: ArtifactStore) -> dict[str, Any]:
+    from looml.data.split import split  # noqa: PLC0415
+
+    train, test = split(frame.get_column(report.target), report.task, spec.split.test_size, spec.seed)
+    buffer = io.BytesIO()
+    np.save(buffer, np.concatenate([[len(train)], train, test]))  # [n_train, *train, *test]
+    return {"artifacts": {"indices": store.put_bytes(buffer.getvalue())},
+            "train_rows": len(train), "test_rows": len(test)}
+
+
+def _rows(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
+          part: str) -> tuple[Any, np.ndarray]:
+    n_train = int(indices[0])
+    rows = indices[1:n_train + 1] if part == "train" else indices[n_train + 1:]
+    picked = frame.select(list(report.features) + [report.target])[rows]
+    X = picked.drop(report.target).to_pandas()
+    y = picked.get_column(report.target).to_numpy()
+    return X, y
+
+
+def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, spec: Spec,
+           store: ArtifactStore) -> dict[str, Any]:
+    from sklearn.pipeline import Pipeline  # noqa: PLC0415
+
+    from looml.learn.features import build_preprocessor  # noqa: PLC0415
+    from looml.learn.metrics import primary_metric  # noqa: PLC0415
+    from looml.learn.train import cross_validate_candidates, fit_best  # noqa: PLC0415
+    from looml.learn.zoo import make_estimator  # noqa: PLC0415
+
+    X, y = _rows(frame, indices, report, "train")
+    candidates = {
+        c.name: Pipeline([*build_preprocessor(report.features, spec.preprocessing).steps,
+                          ("model", make_estimator(c.name, report.task, c.params, spec.seed,
+                                                   spec.models.n_jobs))])
+        for c in spec.models.candidates
+    }
+    primary = primary_metric(spec.evaluation.primary_metric, report.task)
+    board = cross_validate_candidates(candidates, X, y, report.task, spec.split.folds, spec.seed,
+                                      primary)
+    best = board[0].name
+    fitted = fit_best(candidates[best], X, y)
+    digest = store.put_bytes(pickle.dumps(fitted, protocol=5))
+    return {"artifacts": {"pipeline": digest}, "leaderboard": [r.to_dict() for r in board],
+            "best": best, "primary_metric": primary}
+
+
+def _evaluate(fitted: Any, frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
+              store: ArtifactStore) -> dict[str, Any]:
+    from looml.learn.evaluate import evaluate  # noqa: PLC0415
+
+    X, y = _rows(frame, indices, report, "test")
+    evaluation, predictions = evaluate(fitted, X, y, report.task)
+    n_train = int(indices[0])
+    table = pl.DataFrame({"row": indices[n_train + 1:], "prediction": predictions})
+    digest = store.put_file(lambda path: table.write_parquet(path, statistics=False))
+    return {"artifacts": {"predictions": digest}, "evaluation": evaluation.to_dict()}
+
+
+def _report_context(spec: Spec, report: ValidationReport, data_profile: Profile, data_digest: str,
+                    split_out: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any],
+                    failures: list[str], stages: list[StageRecord]) -> dict[str, Any]:
+    columns = []
+    for col in data_profile.columns:
+        role = ("target" if col.name == report.target else report.features.get(col.name, "dropped"))
+        columns.append({**asdict(col), "role": role, "missing_rate": col.missing_rate(data_profile.rows)})
+    return {
+        "title": spec.registry.model_name,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "looml_version": __version__, "spec_hash": spec.spec_hash, "data_digest": data_digest,
+        "task": report.task, "task_reason": report.task_reason, "target": report.target,
+        "data": {"rows": data_profile.rows, "columns": columns, "dropped": report.dropped,
+                 "warnings": report.warnings},
+        "split": {"train_rows": split_out["train_rows"], "test_rows": split_out["test_rows"],
+                  "folds": spec.split.folds},
+        "primary_metric": trained["primary_metric"], "leaderboard": trained["leaderboard"],
+        "best": trained["best"], "test_metrics": evaluated["evaluation"]["metrics"],
+        "gate": {"passed": not failures, "failures": failures},
+        "plots": evaluated["evaluation"]["plots"],
+        "stages": [{"name": s.name, "status": s.status, "reason": s.reason, "seconds": s.seconds}
+                   for s in stages],
+    }
+
+
+def _report(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
+    from looml.report import render_report  # noqa: PLC0415
+
+    return {"artifacts": {"html": store.put_bytes(render_report(context).encode("utf-8"))}}
+
+
+def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, snapshot_path: Path,
+              data_digest: str, report: ValidationReport, trained: dict[str, Any],
+              evaluated: dict[str, Any], report_path: Path) -> dict[str, Any]:
+    from looml.store.tracking import TrackedRun, log_and_register  # noqa: PLC0415
+
+    example = frame.select(list(report.features)).head(5).to_pandas()
+    best = trained["leaderboard"][0]
+    metrics = {f"test_{k}": v for k, v in evaluated["evaluation"]["metrics"].items()}
+    for row in trained["leaderboard"]:
+        for metric, value in row["mean"].items():
+            metrics[f"cv_{row['name']}_{metric}_mean"] = value
+            metrics[f"cv_{row['name']}_{metric}_std"] = row["std"][metric]
+    params = {f"model.{k}": v for k, v in best["params"].items()}
+    params |= {"best_model": trained["best"], "task": report.task, "seed": spec.seed,
+               "folds": spec.split.folds, "test_size": spec.split.test_size,
+               "primary_metric": trained["primary_metric"]}
+    tags = {"looml.version": __version__, "looml.spec_hash": spec.spec_hash,
+            "looml.data_digest": data_digest, "looml.task": report.task}
+    commit = _git_commit(spec.project_dir)
+    if commit:
+        tags["looml.git_commit"] = commit
+    registration = log_and_register(TrackedRun(
+        tracking_uri=tracking_uri, experiment=spec.tracking.experiment,
+        model_name=spec.registry.model_name, pipeline=fitted, input_example=example,
+        snapshot=frame, snapshot_path=snapshot_path, data_digest=data_digest, target=report.target,
+        params=params, metrics=metrics, tags=tags, artifacts=[report_path],
+    ))
+    return registration.to_dict()
+
+
+def _registry_present(tracking_uri: str) -> bool:
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri[len("sqlite:///"):]).is_file()
+    return True
+
+
+def _git_commit(folder: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,5 @@
+"""The run report: one self-contained HTML page."""
+
+from looml.report.html import render_report
+
+__all__ = ["render_report"]

@@ -1,0 +1,117 @@
+"""`looml init`: write a commented starter looml.yaml with roles inferred from the data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+from looml.data.ingest import read_table
+from looml.data.profile import profile
+from looml.data.validate import validate
+from looml.errors import Problem, SpecError
+from looml.spec import DataSpec, PreprocessingSpec, SplitSpec, load_spec
+from looml.store.artifacts import atomic_write
+
+__all__ = ["init_spec"]
+
+
+def init_spec(data: Path, target: str, out: Path, *, model_name: str | None = None,
+              overwrite: bool = False) -> Path:
+    """Profile `data`, infer the task and column roles, and write a starter spec to `out`."""
+    if out.exists() and not overwrite:
+        raise SpecError(Problem(loc=str(out), message="a spec already exists here",
+                                fix="pass --force to overwrite it, or --out to write elsewhere"))
+    frame = read_table(data)
+    data_profile = profile(frame)
+    source = os.path.relpath(data.resolve(), out.parent.resolve())
+    report = validate(data_profile, DataSpec(source=source, target=target), SplitSpec(),
+                      PreprocessingSpec())
+    name = model_name or re.sub(r"[^A-Za-z0-9_.\-]+", "-", data.stem).strip("-.") or "model"
+    by_role: dict[str, list[str]] = {}
+    for column, kind in report.features.items():
+        by_role.setdefault(kind, []).append(column)
+    roles = [line for kind, cols in by_role.items()
+             for line in textwrap.wrap(f"{kind}: {', '.join(cols)}", 86, initial_indent="  #   ",
+                                       subsequent_indent="  #       ")]
+    roles += [f"  #   dropped: {col} ({why})" for col, why in report.dropped.items()]
+    ids = [c for c, why in report.dropped.items() if why.startswith("id-like")]
+    primary = "roc_auc" if report.task == "classification" else "rmse"
+    text = _TEMPLATE.format(
+        when=datetime.now(UTC).strftime("%Y-%m-%d"), data=data, rows=data_profile.rows,
+        source=_quote(source), target=_quote(target), task=report.task, task_reason=report.task_reason,
+        roles="\n".join(roles), ids=_flow(ids), primary=primary, name=_quote(name),
+    )
+    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    load_spec(out)  # the starter spec must itself be valid
+    return out
+
+
+def _flow(items: list[str]) -> str:
+    return "[" + ", ".join(_quote(i) for i in items) + "]"
+
+
+def _quote(text: str) -> str:
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_./\-]*", text):
+        return text
+    return json.dumps(text)  # a JSON string is a valid double-quoted YAML scalar
+
+
+_TEMPLATE = """\
+# looml.yaml: written by `looml init` on {when} from {data} ({rows} rows).
+# Every key is described in docs/spec.md; `looml schema` prints the JSON Schema.
+# Run it with:  looml run looml.yaml
+
+# One seed for the split, the folds and the models.
+seed: 42
+
+data:
+  # CSV, Parquet or NDJSON; relative to this file.
+  source: {source}
+  target: {target}
+  # Inferred: {task_reason}.
+  task: {task}
+  # Roles looml inferred from the data (re-checked on every run):
+{roles}
+  # Row identifiers: kept in the data, never used as features.
+  id_columns: {ids}
+  # Columns never used as features.
+  drop_columns: []
+
+split:
+  # Share of rows held out for the final evaluation; nothing else reads them.
+  test_size: 0.2
+  # Cross-validation folds on the training split.
+  folds: 5
+
+preprocessing:
+  numeric: {{impute: median, scale: standard, missing_indicator: true}}
+  categorical: {{min_frequency: 0.01, max_categories: 50}}
+  datetime: {{parts: [year, month, day, dayofweek, hour]}}
+  # Drop columns whose values are (nearly) all distinct.
+  drop_id_like: true
+
+models:
+  # Each is a name, or {{name: ..., params: {{...}}}}.
+  candidates: [linear, random_forest, hist_gradient_boosting, lightgbm]
+
+evaluation:
+  # Ranks the candidates.
+  primary_metric: {primary}
+  # A model is registered only if it reaches these on the holdout split,
+  # e.g. min: {{roc_auc: 0.7}} or max: {{rmse: 10.0}}.
+  gate:
+    min: {{}}
+    max: {{}}
+
+registry:
+  model_name: {name}
+
+tracking:
+  # Any MLflow tracking URI; the default is a SQLite file beside this spec.
+  uri: sqlite:///.looml/mlflow.db
+  experiment: looml
+"""

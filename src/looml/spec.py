@@ -1,0 +1,321 @@
+"""The `looml.yaml` spec: pydantic models validated once, at the edge.
+
+`load_spec(path)` reads the YAML, validates it and reports every problem at once, each
+with its YAML location and line number, the bad value, what was expected and, for a
+misspelt key, a "did you mean".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from looml.errors import Problem, SpecError, did_you_mean
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "REGRESSION_METRICS",
+    "Spec",
+    "load_spec",
+    "spec_json_schema",
+]
+
+Task = Literal["auto", "classification", "regression"]
+ModelName = Literal["linear", "random_forest", "hist_gradient_boosting", "lightgbm"]
+
+CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss")
+REGRESSION_METRICS = ("rmse", "mae", "r2")
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Section):
+    """Where the data is and what the columns mean."""
+
+    source: str = Field(description="Path to a CSV, Parquet or NDJSON file, relative to looml.yaml.")
+    format: Literal["auto", "csv", "parquet", "ndjson"] = Field(
+        "auto", description="File format; 'auto' decides by the file extension."
+    )
+    target: str = Field(description="The column to predict.")
+    task: Task = Field("auto", description="'auto' infers it from the target column.")
+    id_columns: list[str] = Field(
+        default_factory=list, description="Row identifiers: kept in the data, never used as features."
+    )
+    drop_columns: list[str] = Field(default_factory=list, description="Columns never used as features.")
+
+
+class SplitSpec(_Section):
+    """How the training and holdout test splits and the CV folds are made."""
+
+    test_size: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows held out for evaluate.")
+    folds: int = Field(5, ge=2, le=50, description="Cross-validation folds on the training split.")
+
+
+class NumericSpec(_Section):
+    """Numeric columns: imputation and scaling."""
+
+    impute: Literal["median", "mean", "most_frequent"] = "median"
+    scale: Literal["standard", "robust", "minmax", "none"] = "standard"
+    missing_indicator: bool = Field(True, description="Add a 0/1 column for each column with gaps.")
+
+
+class CategoricalSpec(_Section):
+    """Categorical columns: imputation and one-hot encoding."""
+
+    min_frequency: float = Field(
+        0.01, gt=0.0, lt=1.0,
+        description="Categories rarer than this share of rows are grouped into one 'infrequent' column.",
+    )
+    max_categories: int = Field(50, ge=2, description="At most this many one-hot columns per column.")
+
+
+class DatetimeSpec(_Section):
+    """Datetime columns become numeric parts."""
+
+    parts: list[Literal["year", "month", "day", "dayofweek", "dayofyear", "hour", "minute"]] = Field(
+        default_factory=lambda: ["year", "month", "day", "dayofweek", "hour"]
+    )
+
+
+class PreprocessingSpec(_Section):
+    """One ColumnTransformer by column type; id-like and constant columns are dropped."""
+
+    numeric: NumericSpec = NumericSpec()
+    categorical: CategoricalSpec = CategoricalSpec()
+    datetime: DatetimeSpec = DatetimeSpec()
+    drop_id_like: bool = Field(True, description="Drop columns that look like row identifiers.")
+
+
+class CandidateSpec(_Section):
+    """One candidate model and its hyper-parameters."""
+
+    name: ModelName
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelsSpec(_Section):
+    """The candidate models compared in cross-validation."""
+
+    candidates: list[CandidateSpec] = Field(
+        default_factory=lambda: [CandidateSpec(name=n) for n in get_args(ModelName)],
+        min_length=1,
+        description="Each item is a model name or {name: ..., params: {...}}.",
+    )
+    n_jobs: int = Field(-1, description="Threads per model fit (-1: all cores).")
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _names_to_objects(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ModelsSpec:
+        names = [c.name for c in self.candidates]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+class GateSpec(_Section):
+    """Thresholds a model must reach on the holdout split to be registered."""
+
+    min: dict[str, float] = Field(default_factory=dict, description="metric -> lowest allowed value")
+    max: dict[str, float] = Field(default_factory=dict, description="metric -> highest allowed value")
+
+
+class EvaluationSpec(_Section):
+    """How candidates are ranked and which results let a model be registered."""
+
+    primary_metric: str = Field(
+        "auto", description="Ranks the candidates; 'auto' is roc_auc (classification) or rmse (regression)."
+    )
+    gate: GateSpec = GateSpec()
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> EvaluationSpec:
+        known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+        names = [self.primary_metric] if self.primary_metric != "auto" else []
+        names += [*self.gate.min, *self.gate.max]
+        bad = [n for n in names if n not in known]
+        if bad:
+            hints = "; ".join(f"{n!r}: {did_you_mean(n, known) or 'unknown'}" for n in bad)
+            raise ValueError(f"unknown metric ({hints}); known metrics: {', '.join(known)}")
+        return self
+
+
+class RegistrySpec(_Section):
+    """The registered model name in the MLflow registry."""
+
+    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class TrackingSpec(_Section):
+    """The MLflow tracking store. The default is an embedded SQLite file under .looml/."""
+
+    uri: str = Field("sqlite:///.looml/mlflow.db", description="Any MLflow tracking URI.")
+    experiment: str = Field("looml", min_length=1)
+
+
+class Spec(_Section):
+    """The whole looml.yaml."""
+
+    seed: int = Field(42, ge=0, description="The one seed for splits, folds and models.")
+    data: DataSpec
+    split: SplitSpec = SplitSpec()
+    preprocessing: PreprocessingSpec = PreprocessingSpec()
+    models: ModelsSpec = ModelsSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    registry: RegistrySpec
+    tracking: TrackingSpec = TrackingSpec()
+    project_dir: Path = Field(Path("."), exclude=True, description="Set by load_spec; not a YAML key.")
+
+    def section_hash(self, *names: str) -> str:
+        """A stable hash of the named sections (used in cache keys and lineage)."""
+        payload = {n: getattr(self, n) for n in names}
+        blob = json.dumps(
+            {k: v.model_dump(mode="json") if isinstance(v, BaseModel) else v for k, v in payload.items()},
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of the whole spec, excluding where it lives on disk."""
+        return self.section_hash(*[n for n in type(self).model_fields if n != "project_dir"])
+
+    def resolve(self, path: str) -> Path:
+        """A path from the spec, relative to the spec file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.project_dir / p
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """The JSON Schema of looml.yaml, for editors and `looml schema`."""
+    schema = Spec.model_json_schema()
+    schema["properties"].pop("project_dir", None)
+    schema["title"] = "looml.yaml"
+    return schema
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a looml.yaml; raise `SpecError` listing every problem at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(Problem(
+            loc=str(path), message="spec file not found",
+            fix="pass the path to looml.yaml, or create one with `looml init --data FILE --target COL`",
+        ))
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(Problem(
+            loc=str(path), line=line, message=f"malformed YAML: {reason}",
+            fix="check indentation and quoting near that line",
+        )) from exc
+    if not isinstance(raw, dict):
+        raise SpecError(Problem(
+            loc=str(path), message="expected a YAML mapping of sections (data:, registry:, ...)",
+            value=type(raw).__name__, fix="see `looml init` for a starter spec",
+        ))
+    return validate_spec(raw, project_dir=path.parent.resolve(), lines=_line_index(node))
+
+
+def validate_spec(raw: dict[str, Any], project_dir: Path, lines: dict[tuple, int] | None = None) -> Spec:
+    """Validate a spec already parsed into a dict; raise `SpecError` with every problem."""
+    if "project_dir" in raw:
+        raise SpecError(Problem(loc="project_dir", message="not a spec key; it is set by looml",
+                                fix="remove it"))
+    try:
+        return Spec.model_validate({**raw, "project_dir": project_dir})
+    except ValidationError as exc:
+        raise SpecError([_problem(err, lines or {}) for err in exc.errors()]) from exc
+
+
+def _problem(err: Any, lines: dict[tuple, int]) -> Problem:
+    loc = tuple(err["loc"])
+    dotted = ".".join(str(part) for part in loc) or "(root)"
+    line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(Spec, loc[:-1])
+        hint = did_you_mean(str(loc[-1]), allowed)
+        fix = hint or f"allowed keys here: {', '.join(allowed)}"
+        return Problem(loc=dotted, line=line, message="unknown key", fix=fix)
+    if kind == "missing":
+        return Problem(loc=dotted, line=line, message="required key is missing",
+                       fix=f"add `{loc[-1]}:` to the spec")
+    message = err["msg"]
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        suggestion = did_you_mean(str(err.get("input")), [e.strip(" '") for e in expected.split(",")
+                                                           if e.strip()])
+        return Problem(loc=dotted, line=line, message=f"expected one of {expected}",
+                       value=err.get("input"), fix=suggestion)
+    value = err.get("input")
+    if isinstance(value, dict | list):
+        value = None
+    return Problem(loc=dotted, line=line, message=message.removeprefix("Value error, "), value=value)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the model found by walking `loc` down from `model`."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if _is_model(current) else None
+        if field is None:
+            return []
+        current = _inner_model(field.annotation)
+    return [n for n in current.model_fields if n != "project_dir"] if _is_model(current) else []
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _inner_model(annotation: Any) -> Any:
+    if _is_model(annotation):
+        return annotation
+    if get_origin(annotation) is not None:
+        for arg in get_args(annotation):
+            found = _inner_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _line_index(node: yaml.Node | None) -> dict[tuple, int]:
+    """Map each YAML path (keys and list indexes) to its 1-based line number."""
+    index: dict[tuple, int] = {}
+
+    def walk(n: yaml.Node, path: tuple) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                p = (*path, key.value)
+                index[p] = key.start_mark.line + 1
+                walk(value, p)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                index[(*path, i)] = item.start_mark.line + 1
+                walk(item, (*path, i))
+
+    if node is not None:
+        walk(node, ())
+    return index

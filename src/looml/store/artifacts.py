@@ -1,0 +1,87 @@
+"""A content-addressed artifact store on the local disk.
+
+Each artifact is stored once, under `sha256[:2]/sha256` of its bytes. Writes go to a
+temporary name in the same folder and are renamed into place, so a killed process
+never leaves a half-written artifact under a real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["ArtifactStore", "atomic_write", "file_digest"]
+
+_CHUNK = 1 << 20
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` then rename tmp onto `path`; nothing is left behind on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class ArtifactStore:
+    """Immutable blobs addressed by their sha256."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        """Where the artifact with this digest lives (whether or not it exists)."""
+        return self.root / digest[:2] / digest
+
+    def has(self, digest: str) -> bool:
+        """True when the artifact is present."""
+        return self.path(digest).is_file()
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store bytes; return their digest."""
+        digest = hashlib.sha256(data).hexdigest()
+        if not self.has(digest):
+            atomic_write(self.path(digest), lambda tmp: tmp.write_bytes(data))
+        return digest
+
+    def put_file(self, write: Callable[[Path], None]) -> str:
+        """Store whatever `write(path)` writes to a scratch file; return its digest."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".new.", suffix=".tmp", dir=self.root)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            write(tmp)
+            digest = file_digest(tmp)
+            target = self.path(digest)
+            if target.is_file():
+                return digest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, target)
+            return digest
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def get_bytes(self, digest: str) -> bytes:
+        """The bytes of an artifact, checked against its digest."""
+        data = self.path(digest).read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise OSError(f"artifact {digest[:12]} is corrupt; delete {self.path(digest)} and re-run")
+        return data

@@ -1,0 +1,169 @@
+"""Tracking and registry: log a finished run to MLflow and register its model.
+
+Everything is written inside one MLflow run; the model version is created last and
+the `champion` alias after it. If any step fails, what was registered is removed again,
+so the registry never holds a half-made version or a dangling alias.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from looml.errors import Problem, RegistryError
+
+if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
+    import pandas as pd
+    import polars as pl
+    from sklearn.pipeline import Pipeline
+
+__all__ = ["Registration", "TrackedRun", "local_tracking_uri", "log_and_register"]
+
+CHAMPION = "champion"
+
+# MLflow's optional network calls and subprocesses are off: looml runs offline and fast.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Where a run's model ended up."""
+
+    model_name: str
+    version: str
+    run_id: str
+    model_uri: str
+    champion: bool
+    tracking_uri: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """Everything logged to one MLflow run."""
+
+    tracking_uri: str
+    experiment: str
+    model_name: str
+    pipeline: Pipeline
+    input_example: pd.DataFrame
+    snapshot: pl.DataFrame
+    snapshot_path: Path
+    data_digest: str
+    target: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    artifacts: list[Path]
+
+
+def local_tracking_uri(uri: str, project_dir: Path) -> str:
+    """Make a relative `sqlite:///` URI absolute, relative to the project folder."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        path = (project_dir / uri[len(prefix):]).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    return uri
+
+
+def _requirements(pipeline: Pipeline) -> list[str]:
+    names = ["mlflow", "scikit-learn", "numpy", "pandas", "scipy", "skops", "looml"]
+    if type(pipeline.named_steps["model"]).__module__.startswith("lightgbm"):
+        names.append("lightgbm")
+    return [f"{n}=={metadata.version(n)}" for n in names]
+
+
+def log_and_register(run: TrackedRun) -> Registration:
+    """Log params, metrics, lineage tags, the input dataset, artifacts and the model to one
+    MLflow run, register a new model version, and make it champion if there is none."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+    from skops.io import dumps, get_untrusted_types
+
+    mlflow.set_tracking_uri(run.tracking_uri)
+    client = MlflowClient(run.tracking_uri)
+    registered: tuple[str, str] | None = None
+    try:
+        experiment = client.get_experiment_by_name(run.experiment)
+        if experiment is None:
+            location = None
+            if run.tracking_uri.startswith("sqlite:///"):
+                db = Path(run.tracking_uri[len("sqlite:///"):])
+                location = (db.parent / "mlartifacts").as_uri()
+            experiment_id = client.create_experiment(run.experiment, artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+        trusted = get_untrusted_types(data=dumps(run.pipeline))
+        predictions = run.pipeline.predict(run.input_example)
+        signature = infer_signature(run.input_example, predictions)
+        with mlflow.start_run(experiment_id=experiment_id) as active:
+            mlflow.log_params({k: _param(v) for k, v in run.params.items()})
+            mlflow.log_metrics(run.metrics)
+            mlflow.set_tags(run.tags)
+            dataset = mlflow.data.from_polars(run.snapshot, source=str(run.snapshot_path),
+                                              targets=run.target, name="snapshot",
+                                              digest=run.data_digest[:16])
+            mlflow.log_input(dataset, context="training")
+            for path in run.artifacts:
+                mlflow.log_artifact(str(path))
+            info = mlflow.sklearn.log_model(
+                run.pipeline, name="model", signature=signature, input_example=run.input_example,
+                serialization_format="skops", skops_trusted_types=trusted,
+                pip_requirements=_requirements(run.pipeline),
+            )
+            version = mlflow.register_model(info.model_uri, run.model_name,
+                                            tags={"looml.data_digest": run.data_digest})
+            registered = (run.model_name, str(version.version))
+            champion = _champion(client, run.model_name) is None
+            if champion:
+                client.set_registered_model_alias(run.model_name, CHAMPION, str(version.version))
+            run_id = active.info.run_id
+    except (MlflowException, OSError) as exc:
+        if registered is not None:
+            _unregister(client, *registered)
+        raise RegistryError(Problem(
+            loc="tracking.uri", value=run.tracking_uri, message=f"MLflow refused the run: {exc}",
+            fix="check that the tracking URI is reachable and writable, then re-run `looml run`",
+        )) from exc
+    except BaseException:
+        if registered is not None:
+            _unregister(client, *registered)
+        raise
+    return Registration(model_name=run.model_name, version=registered[1], run_id=run_id,
+                        model_uri=f"models:/{run.model_name}/{registered[1]}", champion=champion,
+                        tracking_uri=run.tracking_uri)
+
+
+def _champion(client: Any, name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _unregister(client: Any, name: str, version: str) -> None:
+    """Undo a half-finished registration (best effort: the original error is what matters)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_model_version(name, version)
+    except MlflowException:
+        pass
+
+
+def _param(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."

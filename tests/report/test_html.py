@@ -1,0 +1,217 @@
+"""The HTML report: sections, escaping, offline-ness, and that a browser can draw it."""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from looml.report import render_report
+
+SVG_NS = "http://www.w3.org/2000/svg"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _roc(positive: np.ndarray, score: np.ndarray) -> dict[str, list[float]]:
+    order = np.argsort(-score)
+    hits = positive[order]
+    tpr = np.concatenate([[0.0], np.cumsum(hits) / hits.sum()])
+    fpr = np.concatenate([[0.0], np.cumsum(~hits) / (~hits).sum()])
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+
+
+def _base(task: str, primary: str, metrics: tuple[str, ...]) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    mean = {m: round(float(rng.uniform(0.5, 1.0)), 6) for m in metrics}
+    std = {m: round(float(rng.uniform(0.0, 0.05)), 6) for m in metrics}
+    columns = [
+        {"name": "<b>x</b>", "dtype": "Float64", "kind": "float", "role": "numeric",
+         "missing": 3, "missing_rate": 3 / 569, "n_unique": 560, "min": -3.2, "max": 4.1,
+         "mean": 0.013, "std": 1.02},
+        {"name": "city", "dtype": "String", "kind": "string", "role": "categorical",
+         "missing": 0, "missing_rate": 0.0, "n_unique": 12, "min": None, "max": None,
+         "mean": None, "std": None},
+        {"name": "row_id", "dtype": "Int64", "kind": "int", "role": "dropped", "missing": 0,
+         "missing_rate": 0.0, "n_unique": 569, "min": 0.0, "max": 568.0, "mean": 284.0,
+         "std": 164.4},
+        {"name": "y", "dtype": "String", "kind": "string", "role": "target", "missing": 0,
+         "missing_rate": 0.0, "n_unique": 2, "min": None, "max": None, "mean": None,
+         "std": None},
+    ]
+    return {
+        "title": "churn",
+        "created": "2026-11-22T23:59:00Z",
+        "looml_version": "0.1.0",
+        "spec_hash": "ab12ef34cd56ab12ef34cd56ab12ef34",
+        "data_digest": "cd34ab12ef56cd34ab12ef56cd34ab12",
+        "task": task,
+        "task_reason": "the target is str",
+        "target": "y",
+        "data": {"rows": 569, "columns": columns,
+                 "dropped": {"row_id": "unique per row (an identifier)"},
+                 "warnings": ["column 'city' has a rare level"]},
+        "split": {"train_rows": 455, "test_rows": 114, "folds": 5},
+        "primary_metric": primary,
+        "leaderboard": [
+            {"name": "lightgbm", "mean": mean, "std": std, "fit_seconds": 1.2, "error": ""},
+            {"name": "random_forest", "mean": {**mean, primary: float("nan")},
+             "std": {m: None for m in metrics}, "fit_seconds": 3.456, "error": ""},
+            {"name": "linear", "mean": {}, "std": {}, "fit_seconds": 0.1,
+             "error": "ValueError: Input contains NaN"},
+        ],
+        "best": "lightgbm",
+        "test_metrics": {**{m: 0.9 for m in metrics}, metrics[-1]: float("nan")},
+        "gate": {"passed": True, "failures": []},
+        "stages": [
+            {"name": "ingest", "status": "ran", "reason": "first run", "seconds": 0.12},
+            {"name": "profile", "status": "cached", "reason": "unchanged", "seconds": 0.0},
+        ],
+    }
+
+
+def _classification(n_classes: int) -> dict[str, Any]:
+    metrics = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss")
+    ctx = _base("classification", "roc_auc", metrics)
+    rng = np.random.default_rng(n_classes)
+    labels = [str(k) for k in range(n_classes)]
+    actual = rng.integers(0, n_classes, 300)
+    proba = rng.normal(0.0, 1.0, (300, n_classes)) + 1.5 * np.eye(n_classes)[actual]
+    predicted = proba.argmax(axis=1)
+    confusion = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(confusion, (actual, predicted), 1)
+    curves = range(1, 2) if n_classes == 2 else range(n_classes)
+    roc = {labels[k]: _roc(actual == k, proba[:, k]) for k in curves}
+    ctx["plots"] = {"labels": labels, "confusion": confusion.tolist(), "roc": roc}
+    return ctx
+
+
+def _regression() -> dict[str, Any]:
+    ctx = _base("regression", "rmse", ("rmse", "mae", "r2"))
+    rng = np.random.default_rng(7)
+    actual = rng.normal(100.0, 15.0, 2500)
+    predicted = actual + rng.normal(0.0, 5.0, 2500)
+    ctx["plots"] = {"actual": actual.tolist(), "predicted": predicted.tolist()}
+    ctx["gate"] = {"passed": False, "failures": ["rmse 5.1 > 5.0"]}
+    return ctx
+
+
+CONTEXTS = {
+    "binary": lambda: _classification(2),
+    "multiclass": lambda: _classification(3),
+    "regression": _regression,
+}
+
+
+@pytest.fixture(params=sorted(CONTEXTS))
+def case(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any], str]:
+    ctx = CONTEXTS[request.param]()
+    return request.param, ctx, render_report(ctx)
+
+
+def test_page_has_every_section(case: tuple[str, dict[str, Any], str]) -> None:
+    _, _, page = case
+    assert page.lstrip().startswith("<!DOCTYPE html>")
+    for heading in ("Data summary", "Leaderboard", "Test metrics on the holdout", "Gate",
+                    "Plots", "Pipeline stages", "Dropped columns", "Warnings"):
+        assert f">{heading}<" in page, heading
+    for name in ("lightgbm", "random_forest", "linear", "ingest", "profile", "churn"):
+        assert name in page
+    assert "ValueError: Input contains NaN" in page
+    assert "ab12ef34cd56" in page and "cd34ab12ef56" in page
+    assert "unique per row (an identifier)" in page
+
+
+def test_metric_values_are_formatted(case: tuple[str, dict[str, Any], str]) -> None:
+    _, ctx, page = case
+    best = ctx["leaderboard"][0]
+    primary = ctx["primary_metric"]
+    assert f">{best['mean'][primary]:.4g} <span class=\"sd\">± {best['std'][primary]:.4g}<" in page
+    assert ">0.9<" in page  # a test metric
+    assert 'class="num primary"' in page
+
+
+def test_nan_and_none_render_as_a_dash(case: tuple[str, dict[str, Any], str]) -> None:
+    _, ctx, page = case
+    row = page[page.index("random_forest"):]
+    row = row[: row.index("</tr>")]
+    assert 'class="num primary">—<' in row  # NaN CV mean of the primary metric
+    assert "±" not in row  # std None: the mean stands alone
+    last = list(ctx["test_metrics"])[-1]
+    tested = page[page.index('id="test"'):]
+    assert re.search(rf">{last}</td><td class=\"num[^\"]*\">—<", tested)
+    assert ">nan<" not in page.lower() and "nan ±" not in page.lower()
+    assert ">None<" not in page
+
+
+def test_one_svg_per_plot(case: tuple[str, dict[str, Any], str]) -> None:
+    kind, _, page = case
+    assert page.count("<svg") == 2
+    assert page.count("</svg>") == 2
+    if kind == "regression":
+        assert "Predicted vs actual" in page and "Residuals" in page
+        assert page.count("<circle") == 2 * 1000  # thinned from 2500 points
+    else:
+        assert "ROC curve" in page and "Confusion matrix" in page
+        assert ">actual<" in page and ">predicted<" in page
+        assert page.count("<polyline") == 1 + (1 if kind == "binary" else 3)
+
+
+def test_page_is_self_contained(case: tuple[str, dict[str, Any], str]) -> None:
+    _, _, page = case
+    assert not re.search(r"https?://", page.replace(SVG_NS, ""))
+    assert "<script src" not in page.lower()
+    assert "<link" not in page.lower() and "@import" not in page and "@font-face" not in page
+    assert "<style>" in page
+
+
+def test_user_text_is_escaped(case: tuple[str, dict[str, Any], str]) -> None:
+    _, _, page = case
+    assert "<b>x</b>" not in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_class_labels_in_svg_are_escaped() -> None:
+    ctx = _classification(2)
+    ctx["plots"]["labels"] = ["<no>", "a&b"]
+    ctx["plots"]["roc"] = {"a&b": ctx["plots"]["roc"]["1"]}
+    page = render_report(ctx)
+    assert "<no>" not in page and "&lt;no&gt;" in page
+    assert "a&amp;b" in page
+
+
+def test_confusion_matrix_scales_to_thirty_classes() -> None:
+    page = render_report(_classification(30))
+    assert page.count("<svg") == 2
+    svg = page[page.index("Confusion matrix</figcaption>"):]
+    assert svg[: svg.index("</svg>")].count("<rect") == 30 * 30
+    assert len(page) < 600_000
+
+
+def test_svg_coordinates_are_short() -> None:
+    page = render_report(_regression())
+    numbers = re.findall(r'c[xy]="([-\d.]+)"', page)
+    assert numbers and all(len(n.partition(".")[2]) <= 1 for n in numbers)
+    assert all(math.isfinite(float(n)) for n in numbers)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+@pytest.mark.parametrize("kind", sorted(CONTEXTS))
+def test_chromium_draws_the_page(kind: str, tmp_path: Path) -> None:
+    page = tmp_path / f"{kind}.html"
+    page.write_text(render_report(CONTEXTS[kind]()), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    profile = tmp_path / "profile"
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={shot}",
+         "--window-size=1200,2400", page.as_uri()],
+        check=False, capture_output=True, timeout=60,
+    )
+    assert shot.exists(), "chromium wrote no screenshot"
+    assert shot.stat().st_size > 10_000
