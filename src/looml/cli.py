@@ -112,21 +112,22 @@ def _print_summary(result: Any) -> None:
     out = Console()
     for warning in result.warnings:
         out.print(f"[yellow]warning[/]: {warning}", highlight=False)
-    metrics = list(result.leaderboard[0]["mean"])
-    board = Table(title=f"Leaderboard (CV on the training split; ranked by {result.primary_metric})")
+    primary = result.primary_metric
+    others = [m for m in result.leaderboard[0]["mean"] if m != primary]
+    board = Table(title=f"Leaderboard: CV mean on the training split (± std for {primary})")
     board.add_column("#", justify="right")
     board.add_column("model")
-    for m in metrics:
-        board.add_column(m, justify="right", style="bold" if m == result.primary_metric else None)
+    board.add_column(primary, justify="right", style="bold", no_wrap=True)
+    for m in others:
+        board.add_column(m, justify="right")
     board.add_column("seconds", justify="right")
     for i, row in enumerate(result.leaderboard, 1):
         if row["error"]:
             board.add_row(str(i), row["name"], f"[red]failed: {row['error'][:80]}[/]",
-                          *[""] * (len(metrics) - 1), f"{row['fit_seconds']:.1f}")
+                          *[""] * len(others), f"{row['fit_seconds']:.1f}")
             continue
-        board.add_row(str(i), row["name"],
-                      *[f"{row['mean'][m]:.4f} ± {row['std'][m]:.4f}" for m in metrics],
-                      f"{row['fit_seconds']:.1f}")
+        board.add_row(str(i), row["name"], f"{row['mean'][primary]:.4f} ± {row['std'][primary]:.4f}",
+                      *[f"{row['mean'][m]:.4f}" for m in others], f"{row['fit_seconds']:.1f}")
     out.print(board)
     test = Table(title=f"Holdout metrics ({result.best_model})")
     for m in result.metrics:
@@ -136,8 +137,8 @@ def _print_summary(result: Any) -> None:
     alias = " (alias: champion)" if result.champion else ""
     out.print(f"model   [bold]{result.model_name}[/] version {result.model_version}{alias}  "
               f"{result.model_uri}")
-    out.print(f"report  {result.report_path}")
-    out.print(f"mlflow  mlflow ui --backend-store-uri {result.tracking_uri}")
+    out.print(f"report  {result.report_path}", soft_wrap=True)
+    out.print(f"mlflow  mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True)
 
 
 def main() -> None:

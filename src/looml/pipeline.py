@@ -278,7 +278,13 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
               evaluated: dict[str, Any], report_path: Path) -> dict[str, Any]:
     from looml.store.tracking import TrackedRun, log_and_register  # noqa: PLC0415
 
-    example = frame.select(list(report.features)).head(5).to_pandas()
+    # Numbers as float64 and dates as datetimes, so the signature admits missing values.
+    kinds = report.features
+    example = frame.head(5).select(
+        pl.col(c).cast(pl.Float64) if kinds[c] == "numeric"
+        else pl.col(c).cast(pl.Datetime("us")) if kinds[c] == "datetime" else pl.col(c)
+        for c in kinds
+    ).to_pandas()
     best = trained["leaderboard"][0]
     metrics = {f"test_{k}": v for k, v in evaluated["evaluation"]["metrics"].items()}
     for row in trained["leaderboard"]:

@@ -158,6 +158,7 @@ def build_preprocessor(features: dict[str, str], spec: PreprocessingSpec) -> Pip
         ("datetime", Pipeline([
             ("parts", DatetimeParts(parts=tuple(spec.datetime.parts))),
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            *([("scale", _SCALERS[spec.numeric.scale]())] if spec.numeric.scale != "none" else []),
         ]), by_kind["datetime"]),
     ]
     columns = ColumnTransformer([b for b in branches if b[2]], remainder="drop", sparse_threshold=0.0)

@@ -109,8 +109,9 @@ def _plots(task: str, plots: dict[str, Any]) -> list[tuple[str, Markup]]:
     out = []
     if plots.get("roc"):
         out.append(("ROC curve", _roc_svg(plots["roc"])))
-    if plots.get("confusion") and plots.get("labels"):
-        out.append(("Confusion matrix", _confusion_svg(plots["labels"], plots["confusion"])))
+    labels = plots.get("labels") or []
+    if labels and np.shape(plots.get("confusion") or []) == (len(labels), len(labels)):
+        out.append(("Confusion matrix", _confusion_svg(labels, plots["confusion"])))
     return out
 
 
@@ -238,7 +239,7 @@ def _confusion_svg(labels: Sequence[Any], matrix: Sequence[Sequence[int]]) -> Ma
             x, y = left + j * cell, top + i * cell
             digits = f"{c:.0f}"
             size_ = min(font, cell * 1.7 / max(len(digits), 1))
-            ink = "#fff" if c / peak > 0.5 else "#222"
+            ink = "#fff" if c / peak > 0.5 else "#222" if c else "#b0b7bf"
             body.append(
                 f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{_blue(c / peak)}" '
                 f'stroke="#fff"><title>actual {escape(labels[i])}, predicted '

@@ -7,7 +7,9 @@ so the registry never holds a half-made version or a dangling alias.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -91,6 +93,9 @@ def log_and_register(run: TrackedRun) -> Registration:
     from mlflow.models import infer_signature
     from skops.io import dumps, get_untrusted_types
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted",
+                            category=UserWarning)
     mlflow.set_tracking_uri(run.tracking_uri)
     client = MlflowClient(run.tracking_uri)
     registered: tuple[str, str] | None = None
@@ -122,13 +127,17 @@ def log_and_register(run: TrackedRun) -> Registration:
                 serialization_format="skops", skops_trusted_types=trusted,
                 pip_requirements=_requirements(run.pipeline),
             )
-            version = mlflow.register_model(info.model_uri, run.model_name,
-                                            tags={"looml.data_digest": run.data_digest})
+            run_id = active.info.run_id
+            if not _exists(client, run.model_name):
+                client.create_registered_model(run.model_name)
+            version = client.create_model_version(
+                run.model_name, source=info.model_uri, run_id=run_id, model_id=info.model_id,
+                tags={"looml.data_digest": run.data_digest, "looml.spec_hash": run.tags.get(
+                    "looml.spec_hash", "")})
             registered = (run.model_name, str(version.version))
             champion = _champion(client, run.model_name) is None
             if champion:
                 client.set_registered_model_alias(run.model_name, CHAMPION, str(version.version))
-            run_id = active.info.run_id
     except (MlflowException, OSError) as exc:
         if registered is not None:
             _unregister(client, *registered)
@@ -143,6 +152,16 @@ def log_and_register(run: TrackedRun) -> Registration:
     return Registration(model_name=run.model_name, version=registered[1], run_id=run_id,
                         model_uri=f"models:/{run.model_name}/{registered[1]}", champion=champion,
                         tracking_uri=run.tracking_uri)
+
+
+def _exists(client: Any, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return False
+    return True
 
 
 def _champion(client: Any, name: str) -> Any:

@@ -1,0 +1,30 @@
+# looml: the two commands a fresh machine needs.
+#   make demo   installs looml into .venv and runs the bundled example pipeline end to end
+#   make test   installs looml with its test tools into .venv, lints, and runs the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	cd examples/churn && ../../$(BIN)/looml run looml.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench examples
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/overhead.py
+
+clean:
+	rm -rf $(VENV) examples/churn/.looml
