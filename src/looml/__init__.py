@@ -7,9 +7,9 @@
 
 __version__ = "0.1.0"
 
-from looml.errors import DataError, GateError, LoomlError, RegistryError, SpecError  # noqa: E402
-from looml.pipeline import RunResult, run  # noqa: E402
-from looml.spec import Spec, load_spec  # noqa: E402
+from looml.errors import DataError, GateError, LoomlError, RegistryError, SpecError
+from looml.pipeline import RunResult, run
+from looml.spec import Spec, load_spec
 
 __all__ = [
     "DataError",

@@ -43,9 +43,10 @@ class Problem:
     def render(self) -> str:
         """One readable line (plus a fix line) for a terminal."""
         where = f"{self.loc} (line {self.line})" if self.line else self.loc
-        text = f"{where}: {self.message}"
+        text = f"{where}: {self.message}" if where else self.message
         if self.value is not None:
-            text += f" [got {self.value!r}]"
+            # Parentheses, not brackets: rich (the CLI's console) reads "[got ...]" as markup.
+            text += f" (got {self.value!r})"
         if self.fix:
             text += f"\n    fix: {self.fix}"
         return text

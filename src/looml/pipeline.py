@@ -41,7 +41,11 @@ __all__ = ["RunResult", "run"]
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run produced: metrics, leaderboard, the registered model and the report."""
+    """What a run produced: metrics, leaderboard, the registered model and the report.
+
+    `artifacts` maps snapshot / split / pipeline / predictions / report to the digests of
+    the files in the project's content-addressed store (`.looml/artifacts`).
+    """
 
     model_name: str
     model_version: str
@@ -57,6 +61,7 @@ class RunResult:
     report_path: Path
     data_digest: str
     spec_hash: str
+    artifacts: dict[str, str]
     stages: list[StageRecord]
     warnings: list[str] = field(default_factory=list)
 
@@ -166,13 +171,16 @@ def run(spec: Spec | str | Path, *, force: bool = False,
         primary_metric=trained["primary_metric"], best_model=trained["best"],
         metrics=evaluated["evaluation"]["metrics"], leaderboard=trained["leaderboard"],
         report_path=report_path, data_digest=data_digest, spec_hash=spec.spec_hash,
+        artifacts={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest,
+                   "predictions": evaluated["artifacts"]["predictions"],
+                   "report": reported["artifacts"]["html"]},
         stages=list(runner.records), warnings=report.warnings,
     )
 
 
 def _check_candidates(spec: Spec) -> None:
     if any(c.params for c in spec.models.candidates):
-        from looml.learn.zoo import check_params  # noqa: PLC0415
+        from looml.learn.zoo import check_params
 
         check_params(spec.models)
 
@@ -185,7 +193,7 @@ def _ingest(source: Path, fmt: str, store: ArtifactStore) -> dict[str, Any]:
 
 def _split(frame: pl.DataFrame, report: ValidationReport, spec: Spec,
            store: ArtifactStore) -> dict[str, Any]:
-    from looml.data.split import split  # noqa: PLC0415
+    from looml.data.split import split
 
     train, test = split(frame.get_column(report.target), report.task, spec.split.test_size, spec.seed)
     buffer = io.BytesIO()
@@ -198,7 +206,7 @@ def _rows(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
           part: str) -> tuple[Any, np.ndarray]:
     n_train = int(indices[0])
     rows = indices[1:n_train + 1] if part == "train" else indices[n_train + 1:]
-    picked = frame.select(list(report.features) + [report.target])[rows]
+    picked = frame.select([*report.features, report.target])[rows]
     X = picked.drop(report.target).to_pandas()
     y = picked.get_column(report.target).to_numpy()
     return X, y
@@ -206,12 +214,12 @@ def _rows(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
 
 def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, spec: Spec,
            store: ArtifactStore) -> dict[str, Any]:
-    from sklearn.pipeline import Pipeline  # noqa: PLC0415
+    from sklearn.pipeline import Pipeline
 
-    from looml.learn.features import build_preprocessor  # noqa: PLC0415
-    from looml.learn.metrics import primary_metric  # noqa: PLC0415
-    from looml.learn.train import cross_validate_candidates, fit_best  # noqa: PLC0415
-    from looml.learn.zoo import make_estimator  # noqa: PLC0415
+    from looml.learn.features import build_preprocessor
+    from looml.learn.metrics import primary_metric
+    from looml.learn.train import cross_validate_candidates, fit_best
+    from looml.learn.zoo import make_estimator
 
     X, y = _rows(frame, indices, report, "train")
     candidates = {
@@ -232,7 +240,7 @@ def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, s
 
 def _evaluate(fitted: Any, frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
               store: ArtifactStore) -> dict[str, Any]:
-    from looml.learn.evaluate import evaluate  # noqa: PLC0415
+    from looml.learn.evaluate import evaluate
 
     X, y = _rows(frame, indices, report, "test")
     evaluation, predictions = evaluate(fitted, X, y, report.task)
@@ -268,7 +276,7 @@ def _report_context(spec: Spec, report: ValidationReport, data_profile: Profile,
 
 
 def _report(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
-    from looml.report import render_report  # noqa: PLC0415
+    from looml.report import render_report
 
     return {"artifacts": {"html": store.put_bytes(render_report(context).encode("utf-8"))}}
 
@@ -276,7 +284,7 @@ def _report(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
 def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, snapshot_path: Path,
               data_digest: str, report: ValidationReport, trained: dict[str, Any],
               evaluated: dict[str, Any], report_path: Path) -> dict[str, Any]:
-    from looml.store.tracking import TrackedRun, log_and_register  # noqa: PLC0415
+    from looml.store.tracking import TrackedRun, log_and_register
 
     # Numbers as float64 and dates as datetimes, so the signature admits missing values.
     kinds = report.features

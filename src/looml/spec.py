@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from looml.errors import Problem, SpecError, did_you_mean
 
@@ -31,6 +33,21 @@ ModelName = Literal["linear", "random_forest", "hist_gradient_boosting", "lightg
 CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+_METRICS = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}
+
+
+def _field_errors(title: str, errors: list[tuple[tuple, str, Any, str]]) -> None:
+    """Raise one pydantic error per (loc, message, value, fix), each at its own location.
+
+    Raised inside a validator, the locations are nested under the model's own, so every
+    problem keeps its YAML path and line instead of pointing at the whole section.
+    """
+    if errors:
+        raise ValidationError.from_exception_data(title, [
+            InitErrorDetails(type=PydanticCustomError("looml", message, {"fix": fix}), loc=loc,
+                             input=value)
+            for loc, message, value, fix in errors
+        ])
 
 
 class _Section(BaseModel):
@@ -121,9 +138,12 @@ class ModelsSpec(_Section):
     @model_validator(mode="after")
     def _unique_names(self) -> ModelsSpec:
         names = [c.name for c in self.candidates]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"candidate names must be unique; repeated: {', '.join(dupes)}")
+        _field_errors("ModelsSpec", [
+            (("candidates", i), f"this candidate is listed more than once (first at "
+             f"models.candidates.{names.index(name)})", name,
+             "list each model once; to compare settings, keep the one you want")
+            for i, name in enumerate(names) if names.index(name) != i
+        ])
         return self
 
 
@@ -142,15 +162,22 @@ class EvaluationSpec(_Section):
     )
     gate: GateSpec = GateSpec()
 
+    def metric_locations(self) -> list[tuple[tuple, str]]:
+        """Every metric named in this section, with its location: (loc, metric)."""
+        primary = self.primary_metric
+        named = [(("primary_metric",), primary)] if primary != "auto" else []
+        named += [(("gate", "min", n), n) for n in self.gate.min]
+        return named + [(("gate", "max", n), n) for n in self.gate.max]
+
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationSpec:
         known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
-        names = [self.primary_metric] if self.primary_metric != "auto" else []
-        names += [*self.gate.min, *self.gate.max]
-        bad = [n for n in names if n not in known]
-        if bad:
-            hints = "; ".join(f"{n!r}: {did_you_mean(n, known) or 'unknown'}" for n in bad)
-            raise ValueError(f"unknown metric ({hints}); known metrics: {', '.join(known)}")
+        listing = (f"classification: {', '.join(CLASSIFICATION_METRICS)}; "
+                   f"regression: {', '.join(REGRESSION_METRICS)}")
+        _field_errors("EvaluationSpec", [
+            (loc, "unknown metric", name, did_you_mean(name, known) or f"known metrics: {listing}")
+            for loc, name in self.metric_locations() if name not in known
+        ])
         return self
 
 
@@ -179,6 +206,28 @@ class Spec(_Section):
     registry: RegistrySpec
     tracking: TrackingSpec = TrackingSpec()
     project_dir: Path = Field(Path("."), exclude=True, description="Set by load_spec; not a YAML key.")
+
+    @model_validator(mode="after")
+    def _metrics_fit_task(self) -> Spec:
+        # Caught here rather than after training: a metric of the other task cannot rank or gate.
+        named = [(("evaluation", *loc), name) for loc, name in self.evaluation.metric_locations()]
+        task = self.data.task
+        if task != "auto":
+            _field_errors("Spec", [
+                (loc, f"not a {task} metric, and data.task is {task!r}", name,
+                 f"use one of {', '.join(_METRICS[task])}")
+                for loc, name in named if name not in _METRICS[task]
+            ])
+        tasks = {t for _, name in named for t, metrics in _METRICS.items() if name in metrics}
+        if len(tasks) > 1:
+            _field_errors("Spec", [(
+                ("evaluation",),
+                "mixes classification and regression metrics: "
+                + ", ".join(f"{'.'.join(loc[1:])}: {name}" for loc, name in named),
+                None, "name metrics of one task only (classification: roc_auc, accuracy, ...; "
+                      "regression: rmse, mae, r2)",
+            )])
+        return self
 
     def section_hash(self, *names: str) -> str:
         """A stable hash of the named sections (used in cache keys and lineage)."""
@@ -216,7 +265,11 @@ def load_spec(path: str | Path) -> Spec:
             loc=str(path), message="spec file not found",
             fix="pass the path to looml.yaml, or create one with `looml init --data FILE --target COL`",
         ))
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(Problem(loc=str(path), message=f"cannot read the spec file: {exc}",
+                                fix="save looml.yaml as UTF-8 text")) from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -224,16 +277,29 @@ def load_spec(path: str | Path) -> Spec:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None:
+            reason += f" ({context} that starts on line {context_mark.line + 1})"
         raise SpecError(Problem(
             loc=str(path), line=line, message=f"malformed YAML: {reason}",
             fix="check indentation and quoting near that line",
         )) from exc
     if not isinstance(raw, dict):
         raise SpecError(Problem(
-            loc=str(path), message="expected a YAML mapping of sections (data:, registry:, ...)",
-            value=type(raw).__name__, fix="see `looml init` for a starter spec",
+            loc=str(path),
+            message=("the spec file is empty" if raw is None else
+                     "expected a YAML mapping of sections (data:, registry:, ...)"),
+            value=None if raw is None else type(raw).__name__,
+            fix="see `looml init` for a starter spec",
         ))
-    return validate_spec(raw, project_dir=path.parent.resolve(), lines=_line_index(node))
+    duplicates = _duplicate_keys(node)
+    try:
+        spec = validate_spec(raw, project_dir=path.parent.resolve(), lines=_line_index(node))
+    except SpecError as exc:
+        raise SpecError([*duplicates, *exc.problems]) from exc.__cause__
+    if duplicates:
+        raise SpecError(duplicates)
+    return spec
 
 
 def validate_spec(raw: dict[str, Any], project_dir: Path, lines: dict[tuple, int] | None = None) -> Spec:
@@ -258,19 +324,25 @@ def _problem(err: Any, lines: dict[tuple, int]) -> Problem:
         fix = hint or f"allowed keys here: {', '.join(allowed)}"
         return Problem(loc=dotted, line=line, message="unknown key", fix=fix)
     if kind == "missing":
+        parent = ".".join(str(part) for part in loc[:-1])
+        where = f"under `{parent}:`" if parent else "at the top level"
         return Problem(loc=dotted, line=line, message="required key is missing",
-                       fix=f"add `{loc[-1]}:` to the spec")
+                       fix=f"add `{loc[-1]}:` {where}")
     message = err["msg"]
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
-        suggestion = did_you_mean(str(err.get("input")), [e.strip(" '") for e in expected.split(",")
-                                                           if e.strip()])
+        choices = re.findall(r"'([^']*)'", expected)
+        suggestion = did_you_mean(str(err.get("input")), choices)
         return Problem(loc=dotted, line=line, message=f"expected one of {expected}",
-                       value=err.get("input"), fix=suggestion)
+                       value=err.get("input"), fix=suggestion or f"use one of {', '.join(choices)}")
     value = err.get("input")
     if isinstance(value, dict | list):
         value = None
-    return Problem(loc=dotted, line=line, message=message.removeprefix("Value error, "), value=value)
+    fix = err.get("ctx", {}).get("fix", "") if kind == "looml" else ""
+    if kind == "string_pattern_mismatch":
+        fix = "use letters, digits, '_', '.' and '-' only, starting with a letter or digit"
+    return Problem(loc=dotted, line=line, message=message.removeprefix("Value error, "),
+                   value=value, fix=fix)
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -299,6 +371,32 @@ def _inner_model(annotation: Any) -> Any:
             if found is not None:
                 return found
     return None
+
+
+def _duplicate_keys(node: yaml.Node | None) -> list[Problem]:
+    """A key given twice in one mapping: YAML keeps the last silently, looml refuses."""
+    problems: list[Problem] = []
+
+    def walk(n: yaml.Node, path: tuple) -> None:
+        if isinstance(n, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in n.value:
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    problems.append(Problem(
+                        loc=".".join(str(p) for p in (*path, key.value)), line=line,
+                        message=f"duplicate key (first on line {first[key.value]}); YAML would "
+                                "silently keep only the last one",
+                        fix="merge the two into one key"))
+                first.setdefault(key.value, line)
+                walk(value, (*path, key.value))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, (*path, i))
+
+    if node is not None:
+        walk(node, ())
+    return problems
 
 
 def _line_index(node: yaml.Node | None) -> dict[tuple, int]:

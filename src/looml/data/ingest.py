@@ -50,11 +50,15 @@ def read_table(path: Path, fmt: str = "auto") -> pl.DataFrame:
         else:
             frame = pl.read_ndjson(path, infer_schema_length=10_000)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        # Polars appends tips about its own API arguments; the first paragraph is the cause.
+        cause = str(exc).strip().split("\n\n")[0]
         raise DataError(Problem(
-            loc="data.source", value=str(path), message=f"cannot read the file as {fmt}: {exc}",
+            loc="data.source", value=str(path), message=f"cannot read the file as {fmt}: {cause}",
             fix=f"check that the file is valid {fmt}, or set data.format",
         )) from exc
     if frame.height == 0:
         raise DataError(Problem(loc="data.source", value=str(path), message="the data file has no rows",
                                 fix="point data.source at a file with data rows"))
-    return frame
+    # A float NaN (Parquet, NDJSON) is a missing value, as "NaN" in a CSV already is: one
+    # notion of missing, so profile, validate and split count and skip the same rows.
+    return frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))

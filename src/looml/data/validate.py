@@ -77,7 +77,7 @@ def validate(profile: Profile, data: DataSpec, split: SplitSpec,
         ))
     elif task == "classification":
         classes = target.top_values
-        problems += _check_classes(data.target, classes, usable, split)
+        problems += _check_classes(target, data.task, classes, usable, split)
 
     train_rows = usable - math.ceil(usable * split.test_size)
     if usable and train_rows < split.folds:
@@ -133,15 +133,26 @@ def _infer_task(target: ColumnProfile, declared: str) -> tuple[str, str]:
     return "regression", f"the target is numeric with {target.n_unique} distinct values"
 
 
-def _check_classes(target: str, classes: dict[str, int], usable: int, split: SplitSpec) -> list[Problem]:
+def _check_classes(column: ColumnProfile, declared: str, classes: dict[str, int], usable: int,
+                   split: SplitSpec) -> list[Problem]:
+    target = column.name
     if len(classes) == 1:
         return [Problem(loc="data.target", value=target,
                         message=f"classification needs at least two classes; the target has only "
                                 f"{next(iter(classes))!r}",
                         fix="check the target column, or filter the data so that it has both outcomes")]
     if not classes:  # more distinct values than the profile keeps: not a classification target
+        if declared == "auto" and column.kind != "numeric":
+            return [Problem(
+                loc="data.target", value=target,
+                message=f"the target is {column.dtype} with {column.n_unique} distinct values: too "
+                        "many classes for classification, and not numbers for regression",
+                fix="if it holds numbers, clean them (e.g. remove units or placeholders like '?') "
+                    "so the column reads as numeric; otherwise choose another target",
+            )]
         return [Problem(loc="data.task", value="classification",
-                        message=f"the target {target!r} has too many distinct values for classification",
+                        message=f"the target {target!r} has {column.n_unique} distinct values, too "
+                                "many for classification",
                         fix="set data.task: regression, or bin the target")]
     problems = []
     singletons = [c for c, n in classes.items() if n < 2]

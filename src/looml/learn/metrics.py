@@ -21,7 +21,7 @@ from sklearn.metrics import (
 
 from looml.spec import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
 
-__all__ = ["better", "metric_names", "primary_metric", "scorers", "score"]
+__all__ = ["better", "metric_names", "primary_metric", "score", "scorers", "stable"]
 
 
 def metric_names(task: str) -> tuple[str, ...]:
@@ -39,6 +39,15 @@ def primary_metric(declared: str, task: str) -> str:
 def better(metric: str, a: float, b: float) -> bool:
     """True when value `a` is strictly better than `b` for `metric`."""
     return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def stable(value: float) -> float:
+    """A metric value rounded to 12 significant digits.
+
+    Threaded forests sum tree probabilities in whatever order their threads finish, which
+    moves the last bit of a score; rounding makes reruns of the same spec compare equal.
+    """
+    return float(f"{value:.12g}")
 
 
 def scorers(task: str, classes: np.ndarray) -> dict[str, Any]:
@@ -72,9 +81,9 @@ def score(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
           proba: np.ndarray | None) -> dict[str, float]:
     """Every metric of the task on one set of predictions."""
     if task == "regression":
-        return {"rmse": float(root_mean_squared_error(y_true, y_pred)),
-                "mae": float(mean_absolute_error(y_true, y_pred)),
-                "r2": float(r2_score(y_true, y_pred))}
+        return {"rmse": stable(root_mean_squared_error(y_true, y_pred)),
+                "mae": stable(mean_absolute_error(y_true, y_pred)),
+                "r2": stable(r2_score(y_true, y_pred))}
     binary = len(classes) == 2
     averaged: dict[str, Any] = ({"pos_label": classes[1], "average": "binary"} if binary
                                 else {"average": "macro"})
@@ -90,4 +99,4 @@ def score(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
         else:
             out["roc_auc"] = float(roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
         out["log_loss"] = float(log_loss(y_true, proba, labels=classes))
-    return {m: out[m] for m in CLASSIFICATION_METRICS if m in out}
+    return {m: stable(out[m]) for m in CLASSIFICATION_METRICS if m in out}

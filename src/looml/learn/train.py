@@ -16,7 +16,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 
 from looml.errors import DataError, Problem
-from looml.learn.metrics import better, scorers
+from looml.learn.metrics import better, scorers, stable
 
 __all__ = ["CandidateScore", "cross_validate_candidates", "fit_best"]
 
@@ -66,8 +66,8 @@ def cross_validate_candidates(
             continue
         rows.append(CandidateScore(
             name=name, params=params,
-            mean={m: float(np.mean(result[f"test_{m}"])) for m in scoring},
-            std={m: float(np.std(result[f"test_{m}"])) for m in scoring},
+            mean={m: stable(np.mean(result[f"test_{m}"])) for m in scoring},
+            std={m: stable(np.std(result[f"test_{m}"])) for m in scoring},
             fit_seconds=time.perf_counter() - started,
         ))
     ok = [r for r in rows if not r.error]

@@ -7,6 +7,7 @@ so the registry never holds a half-made version or a dangling alias.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -88,6 +89,7 @@ def log_and_register(run: TrackedRun) -> Registration:
     """Log params, metrics, lineage tags, the input dataset, artifacts and the model to one
     MLflow run, register a new model version, and make it champion if there is none."""
     import mlflow
+    import polars as pl
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
@@ -116,7 +118,9 @@ def log_and_register(run: TrackedRun) -> Registration:
             mlflow.log_params({k: _param(v) for k, v in run.params.items()})
             mlflow.log_metrics(run.metrics)
             mlflow.set_tags(run.tags)
-            dataset = mlflow.data.from_polars(run.snapshot, source=str(run.snapshot_path),
+            # MLflow's dataset schema has no date type; datetimes say the same without a warning.
+            snapshot = run.snapshot.with_columns(pl.col(pl.Date).cast(pl.Datetime("us")))
+            dataset = mlflow.data.from_polars(snapshot, source=str(run.snapshot_path),
                                               targets=run.target, name="snapshot",
                                               digest=run.data_digest[:16])
             mlflow.log_input(dataset, context="training")
@@ -177,10 +181,8 @@ def _unregister(client: Any, name: str, version: str) -> None:
     """Undo a half-finished registration (best effort: the original error is what matters)."""
     from mlflow.exceptions import MlflowException
 
-    try:
+    with contextlib.suppress(MlflowException):
         client.delete_model_version(name, version)
-    except MlflowException:
-        pass
 
 
 def _param(value: Any) -> str:

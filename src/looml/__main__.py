@@ -1,0 +1,5 @@
+"""`python -m looml` runs the CLI."""
+
+from looml.cli import main
+
+main()

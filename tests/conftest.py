@@ -1,0 +1,58 @@
+"""Shared data helpers: small seeded frames and tiny looml projects written to tmp_path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+
+def _classification_frame(rows: int = 120, seed: int = 0, signal: float = 1.0) -> pl.DataFrame:
+    """Two numeric features and a 'yes'/'no' label; `signal=0` makes the label pure noise."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    label = signal * x1 + rng.normal(size=rows) > 0
+    return pl.DataFrame({"x1": x1, "x2": rng.normal(size=rows),
+                         "label": np.where(label, "yes", "no")})
+
+
+@pytest.fixture
+def classification_frame() -> Callable[..., pl.DataFrame]:
+    """Factory for a small seeded binary classification frame (see `_classification_frame`)."""
+    return _classification_frame
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: write `frame` (or raw bytes) as the data file and a tiny spec; return the spec.
+
+    The spec trains only the linear candidate, so a run that gets that far stays fast.
+    `data_yaml` is appended under `data:` and `extra` at the top level.
+    """
+
+    def make(frame: pl.DataFrame | bytes | None, target: str = "label", *,
+             data_file: str = "data.csv", data_yaml: str = "", extra: str = "") -> Path:
+        if isinstance(frame, pl.DataFrame):
+            frame.write_csv(tmp_path / data_file)
+        elif isinstance(frame, bytes):
+            (tmp_path / data_file).write_bytes(frame)
+        spec = tmp_path / "looml.yaml"
+        spec.write_text(
+            "seed: 3\n"
+            "data:\n"
+            f"  source: {data_file}\n"
+            f"  target: {target}\n"
+            f"{data_yaml}"
+            "models:\n"
+            "  candidates: [linear]\n"
+            "registry:\n"
+            "  model_name: tiny\n"
+            f"{extra}",
+            encoding="utf-8",
+        )
+        return spec
+
+    return make

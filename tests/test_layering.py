@@ -1,0 +1,92 @@
+"""Layering: stages never import stores, the server, the runner or the CLI.
+
+Checked on the source with `ast`, so an import inside a function counts as much as one at
+the top of the module.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "looml"
+FORBIDDEN_IN_STAGES = ("looml.store", "looml.cli", "looml.serve", "looml.pipeline", "looml.runner")
+STAGE_MODULES = sorted([*(SRC / "data").rglob("*.py"), *(SRC / "learn").rglob("*.py")])
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(source: str, module: str, is_package: bool = False) -> set[str]:
+    """Every module an import statement anywhere in `source` names, relative ones resolved."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                prefix = ".".join(base)
+                target = f"{prefix}.{node.module}" if node.module else prefix
+            else:
+                target = node.module or ""
+            found.add(target)
+            # `from looml import store` imports the module looml.store
+            found |= {f"{target}.{alias.name}" for alias in node.names}
+    return found
+
+
+def imports_of(path: Path) -> set[str]:
+    return imported_modules(path.read_text(encoding="utf-8"), module_name(path),
+                            is_package=path.name == "__init__.py")
+
+
+def under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def forbidden(names: set[str], prefixes: tuple[str, ...]) -> set[str]:
+    return {n for n in names if under(n, prefixes)}
+
+
+def test_the_stage_packages_are_found() -> None:
+    names = {module_name(p) for p in STAGE_MODULES}
+
+    assert {"looml.data.ingest", "looml.data.validate", "looml.learn.train",
+            "looml.learn.zoo"} <= names
+
+
+@pytest.mark.parametrize("path", STAGE_MODULES, ids=module_name)
+def test_stages_do_not_import_stores_server_runner_or_cli(path: Path) -> None:
+    assert forbidden(imports_of(path), FORBIDDEN_IN_STAGES) == set()
+
+
+@pytest.mark.parametrize("name", ["spec.py", "errors.py"])
+def test_spec_and_errors_import_only_each_other(name: str) -> None:
+    own = {n for n in imports_of(SRC / name) if under(n, ("looml",))}
+
+    assert {n for n in own if not under(n, ("looml.spec", "looml.errors"))} == set()
+
+
+@pytest.mark.parametrize(("source", "module", "expected"), [
+    ("import looml.store.tracking", "looml.data.x", {"looml.store.tracking"}),
+    ("def f():\n    from looml.cli import app\n", "looml.learn.x", {"looml.cli", "looml.cli.app"}),
+    ("from looml import pipeline", "looml.learn.x", {"looml.pipeline"}),
+    ("from ..store import artifacts", "looml.data.x", {"looml.store", "looml.store.artifacts"}),
+    ("from ..runner import Runner", "looml.learn.x", {"looml.runner", "looml.runner.Runner"}),
+    ("from looml import errors, serve", "looml.data.x", {"looml.serve"}),
+    ("from . import store", "looml", {"looml.store"}),
+    ("from .split import split", "looml.data.x", set()),
+    ("import looml.storefront", "looml.data.x", set()),
+])
+def test_the_check_catches_every_way_of_importing(source: str, module: str,
+                                                  expected: set[str]) -> None:
+    names = imported_modules(source, module, is_package=module == "looml")
+
+    assert forbidden(names, FORBIDDEN_IN_STAGES) == expected
