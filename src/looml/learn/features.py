@@ -15,7 +15,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from looml.spec import PreprocessingSpec
 
@@ -37,20 +37,29 @@ class SchemaCoercer(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> SchemaCoercer:
         """Remember the column kinds (learned state: `columns_`)."""
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError("SchemaCoercer expects a pandas DataFrame with named columns")
+        X = _frame(X)
+        if X.shape[0] == 0:
+            raise ValueError(f"SchemaCoercer needs at least one row; got shape {X.shape}")
         self.columns_ = dict(self.columns) if self.columns is not None else {
             c: "numeric" if pd.api.types.is_numeric_dtype(X[c]) else "categorical" for c in X.columns
         }
         self.n_features_in_ = X.shape[1]
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        if isinstance(X.columns[0], str):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Return a new frame with exactly the feature columns, each coerced."""
+        """Return a new frame with exactly the feature columns, each coerced.
+
+        A DataFrame may carry extra columns (they are ignored); an unnamed array must
+        have exactly the training columns, in order.
+        """
         check_is_fitted(self, "columns_")
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError("SchemaCoercer expects a pandas DataFrame with named columns")
+        named = isinstance(X, pd.DataFrame)
+        X = _frame(X)
+        if not named and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but SchemaCoercer is expecting "
+                             f"{self.n_features_in_} features as input")
         missing = [c for c in self.columns_ if c not in X.columns]
         if missing:
             raise ValueError(f"input is missing feature column(s): {', '.join(map(repr, missing))}")
@@ -66,10 +75,17 @@ class SchemaCoercer(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
         tags.input_tags.allow_nan = True
         tags.input_tags.string = True
+        tags.transformer_tags.preserves_dtype = []  # returns a mixed-type DataFrame
         return tags
+
+
+def _frame(X: Any) -> pd.DataFrame:
+    """A DataFrame as it is; anything else checked as a dense 2D table (rows x columns)."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    return pd.DataFrame(check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False))
 
 
 def _coerce(values: pd.Series, kind: str) -> pd.Series:
@@ -110,16 +126,23 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
         self.parts = parts
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DatetimeParts:
-        """Remember the input column names."""
-        frame = pd.DataFrame(X)
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+        """Remember the input columns."""
+        frame = _frame(X)
+        if frame.shape[0] == 0:
+            raise ValueError(f"DatetimeParts needs at least one row; got shape {frame.shape}")
+        self.columns_ = list(frame.columns)
         self.n_features_in_ = frame.shape[1]
+        if frame.shape[1] and isinstance(frame.columns[0], str):
+            self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """A float array with one column per (input column, part)."""
-        check_is_fitted(self, "feature_names_in_")
-        frame = pd.DataFrame(X)
+        check_is_fitted(self, "columns_")
+        frame = _frame(X)
+        if frame.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {frame.shape[1]} features, but DatetimeParts is expecting "
+                             f"{self.n_features_in_} features as input")
         blocks = []
         for name in frame.columns:
             stamps = pd.to_datetime(frame[name], errors="coerce")
@@ -127,10 +150,16 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
                 blocks.append(getattr(stamps.dt, part).astype("float64").to_numpy())
         return np.column_stack(blocks) if blocks else np.empty((len(frame), 0))
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaT and unparsable values become NaN parts
+        tags.input_tags.string = True  # date strings are parsed
+        return tags
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """`column_part` for each output column."""
-        check_is_fitted(self, "feature_names_in_")
-        return np.asarray([f"{c}_{p}" for c in self.feature_names_in_ for p in self.parts], dtype=object)
+        check_is_fitted(self, "columns_")
+        return np.asarray([f"{c}_{p}" for c in self.columns_ for p in self.parts], dtype=object)
 
 
 _SCALERS = {"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler}
