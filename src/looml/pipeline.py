@@ -134,7 +134,7 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     evaluated = runner.run(
         "evaluate", code=["looml.learn.evaluate", "looml.learn.metrics"], config=None,
         inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest},
-        compute=lambda: _evaluate(fitted(), frame(), indices(), report, store),
+        compute=lambda: _evaluate(fitted(), frame(), indices(), report, spec.models.n_jobs, store),
     )
     failures = check_gate(evaluated["evaluation"]["metrics"], spec.evaluation.gate)
 
@@ -215,35 +215,41 @@ def _rows(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
 def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, spec: Spec,
            store: ArtifactStore) -> dict[str, Any]:
     from sklearn.pipeline import Pipeline
+    from threadpoolctl import threadpool_limits
 
     from looml.learn.features import build_preprocessor
     from looml.learn.metrics import primary_metric
     from looml.learn.train import cross_validate_candidates, fit_best
-    from looml.learn.zoo import make_estimator
+    from looml.learn.zoo import make_estimator, threads_for
 
     X, y = _rows(frame, indices, report, "train")
+    threads = threads_for(len(X), spec.models.n_jobs)
     candidates = {
         c.name: Pipeline([*build_preprocessor(report.features, spec.preprocessing).steps,
-                          ("model", make_estimator(c.name, report.task, c.params, spec.seed,
-                                                   spec.models.n_jobs))])
+                          ("model", make_estimator(c.name, report.task, c.params, spec.seed, threads))])
         for c in spec.models.candidates
     }
     primary = primary_metric(spec.evaluation.primary_metric, report.task)
-    board = cross_validate_candidates(candidates, X, y, report.task, spec.split.folds, spec.seed,
-                                      primary)
-    best = board[0].name
-    fitted = fit_best(candidates[best], X, y)
+    with threadpool_limits(limits=threads, user_api="openmp"):  # HistGradientBoosting's threads
+        board = cross_validate_candidates(candidates, X, y, report.task, spec.split.folds,
+                                          spec.seed, primary)
+        best = board[0].name
+        fitted = fit_best(candidates[best], X, y)
     digest = store.put_bytes(pickle.dumps(fitted, protocol=5))
     return {"artifacts": {"pipeline": digest}, "leaderboard": [r.to_dict() for r in board],
             "best": best, "primary_metric": primary}
 
 
 def _evaluate(fitted: Any, frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
-              store: ArtifactStore) -> dict[str, Any]:
+              n_jobs: int, store: ArtifactStore) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
     from looml.learn.evaluate import evaluate
+    from looml.learn.zoo import threads_for
 
     X, y = _rows(frame, indices, report, "test")
-    evaluation, predictions = evaluate(fitted, X, y, report.task)
+    with threadpool_limits(limits=threads_for(len(X), n_jobs), user_api="openmp"):
+        evaluation, predictions = evaluate(fitted, X, y, report.task)
     n_train = int(indices[0])
     table = pl.DataFrame({"row": indices[n_train + 1:], "prediction": predictions})
     digest = store.put_file(lambda path: table.write_parquet(path, statistics=False))

@@ -65,8 +65,7 @@ def scorers(task: str, classes: np.ndarray) -> dict[str, Any]:
         roc = get_scorer("roc_auc")
     else:
         averaged = {"average": "macro", "zero_division": 0}
-        roc = make_scorer(roc_auc_score, response_method="predict_proba", multi_class="ovr",
-                          labels=classes)
+        roc = make_scorer(_roc_auc_ovr, response_method="predict_proba", labels=classes)
     return {
         "roc_auc": roc,
         "accuracy": make_scorer(accuracy_score),
@@ -75,6 +74,17 @@ def scorers(task: str, classes: np.ndarray) -> dict[str, Any]:
         "f1": make_scorer(f1_score, **averaged),
         "log_loss": make_scorer(log_loss, response_method="predict_proba", labels=classes),
     }
+
+
+def _roc_auc_ovr(y_true: np.ndarray, proba: np.ndarray, labels: np.ndarray) -> float:
+    """Macro one-vs-rest ROC AUC over the classes present in `y_true`.
+
+    scikit-learn's multiclass AUC is undefined when a fold lacks a rare class; averaging
+    over the classes that are present keeps CV scores defined on messy, imbalanced data.
+    """
+    aucs = [roc_auc_score(y_true == label, proba[:, i]) for i, label in enumerate(labels)
+            if 0 < np.sum(y_true == label) < len(y_true)]
+    return float(np.mean(aucs)) if aucs else float("nan")
 
 
 def score(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
@@ -97,6 +107,6 @@ def score(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
         if binary:
             out["roc_auc"] = float(roc_auc_score(y_true == classes[1], proba[:, 1]))
         else:
-            out["roc_auc"] = float(roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
+            out["roc_auc"] = _roc_auc_ovr(y_true, proba, labels=classes)
         out["log_loss"] = float(log_loss(y_true, proba, labels=classes))
     return {m: stable(out[m]) for m in CLASSIFICATION_METRICS if m in out}

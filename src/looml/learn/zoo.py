@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sklearn.base import BaseEstimator
@@ -16,7 +17,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from looml.errors import Problem, SpecError, did_you_mean
 from looml.spec import ModelsSpec
 
-__all__ = ["check_params", "make_estimator"]
+__all__ = ["check_params", "make_estimator", "threads_for"]
+
+SMALL_TABLE_ROWS = 20_000
 
 
 def _lightgbm(task: str, seed: int, n_jobs: int) -> BaseEstimator:
@@ -42,6 +45,18 @@ def _defaults(name: str, task: str, seed: int, n_jobs: int) -> tuple[type, dict[
                      "n_jobs": n_jobs, "random_state": seed}
     cls = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
     return cls, {"max_iter": 200, "learning_rate": 0.1, "early_stopping": "auto", "random_state": seed}
+
+
+def threads_for(rows: int, n_jobs: int) -> int:
+    """Threads per model fit: one for small tables, else `n_jobs` (-1: every core).
+
+    On small tables OpenMP start-up and spin-waiting cost more than the threads gain, and
+    far more when another process holds a core (measured: LightGBM on 240 rows took 28 s
+    with two threads on a busy 2-core machine, under 1 s with one).
+    """
+    if rows < SMALL_TABLE_ROWS:
+        return 1
+    return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
 
 
 def make_estimator(name: str, task: str, params: dict[str, Any], seed: int, n_jobs: int,
