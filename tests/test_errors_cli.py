@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from looml.cli import app
+from looml.spec import load_spec
 
 LOOML = Path(sys.executable).with_name("looml")  # the console script of this environment
 
@@ -242,3 +243,58 @@ def test_value_is_visible_in_the_terminal_message(
     assert result.exit_code == 3, result.output
     assert "data.drop_columns[0]: no such column in the data (got 'colour')" in result.output
     assert "Traceback" not in result.output
+
+
+def test_init_names_the_option_that_is_wrong(tmp_path: Path,
+                                             classification_frame: Callable[..., pl.DataFrame]
+                                             ) -> None:
+    data = tmp_path / "churn.csv"
+    classification_frame().write_csv(data)
+
+    wrong_target = looml("init", "--data", data, "--target", "lable", "--out", tmp_path / "a.yaml")
+    wrong_data = looml("init", "--data", tmp_path / "nope.csv", "--target", "label",
+                       "--out", tmp_path / "b.yaml")
+
+    assert_user_error(wrong_target, 3, "--target: no such column in the data (got 'lable')",
+                      "did you mean 'label'?")
+    assert_user_error(wrong_data, 3, "--data: data file not found", "check the path given to --data")
+    assert not (tmp_path / "a.yaml").exists() and not (tmp_path / "b.yaml").exists()
+
+
+def test_init_writes_a_valid_spec_and_refuses_to_overwrite_it(
+        tmp_path: Path, classification_frame: Callable[..., pl.DataFrame]) -> None:
+    data = tmp_path / "churn.csv"
+    classification_frame().with_row_index("row").write_csv(data)
+    spec = tmp_path / "looml.yaml"
+
+    first = looml("init", "--data", data, "--target", "label", "--out", spec)
+    again = looml("init", "--data", data, "--target", "label", "--out", spec)
+
+    assert first.returncode == 0, first.stderr
+    loaded = load_spec(spec)
+    assert (loaded.data.source, loaded.data.task) == ("churn.csv", "classification")
+    assert loaded.data.id_columns == ["row"]
+    assert loaded.registry.model_name == "churn"
+    assert_user_error(again, 2, "a spec already exists here", "pass --force to overwrite it")
+
+
+def test_brackets_in_a_value_are_printed(
+        make_project: Callable[..., Path],
+        classification_frame: Callable[..., pl.DataFrame]) -> None:
+    spec = make_project(classification_frame(), data_yaml="  drop_columns: ['weight[kg]']\n")
+
+    result = CliRunner().invoke(app, ["run", str(spec)])
+
+    assert result.exit_code == 3, result.output
+    assert "(got 'weight[kg]')" in result.output
+
+
+
+def test_metric_of_the_other_inferred_task_is_a_spec_error_and_registers_nothing(
+        make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame]) -> None:
+    spec = make_project(classification_frame(), extra="evaluation: {primary_metric: rmse}\n")
+
+    out = looml("run", spec)
+
+    assert_user_error(out, 2, "evaluation.primary_metric", "not a classification metric")
+    assert_nothing_registered(spec.parent)

@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from looml.errors import DataError, GateError, LoomlError, RegistryError, SpecError
@@ -27,7 +28,7 @@ def _fail(exc: LoomlError, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(exc.to_dict(), indent=2) + "\n")
     else:
-        console.print(f"[bold red]error[/]: {exc.render()}", markup=True, highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error[/]: {escape(exc.render())}", highlight=False, soft_wrap=True)
     raise typer.Exit(_EXIT.get(type(exc), 1))
 
 

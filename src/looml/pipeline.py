@@ -30,7 +30,7 @@ from looml.data.ingest import read_table
 from looml.data.profile import Profile, profile
 from looml.data.validate import ValidationReport, validate
 from looml.errors import GateError, Problem
-from looml.learn.gate import check_gate
+from looml.learn.gate import check_gate, check_metrics_fit_task
 from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
@@ -111,6 +111,7 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     )
     report = ValidationReport.from_dict(validated["report"])
     validation_digest = _digest(validated)
+    check_metrics_fit_task(spec.evaluation, report.task)
 
     split_out = runner.run(
         "split", code=["looml.data.split"], config=[spec.split.test_size, spec.seed],

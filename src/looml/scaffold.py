@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 from looml.data.ingest import read_table
 from looml.data.profile import profile
 from looml.data.validate import validate
-from looml.errors import Problem, SpecError
+from looml.errors import DataError, Problem, SpecError
 from looml.spec import DataSpec, PreprocessingSpec, SplitSpec, load_spec
 from looml.store.artifacts import atomic_write
 
@@ -25,11 +26,14 @@ def init_spec(data: Path, target: str, out: Path, *, model_name: str | None = No
     if out.exists() and not overwrite:
         raise SpecError(Problem(loc=str(out), message="a spec already exists here",
                                 fix="pass --force to overwrite it, or --out to write elsewhere"))
-    frame = read_table(data)
-    data_profile = profile(frame)
     source = os.path.relpath(data.resolve(), out.parent.resolve())
-    report = validate(data_profile, DataSpec(source=source, target=target), SplitSpec(),
-                      PreprocessingSpec())
+    try:
+        frame = read_table(data)
+        data_profile = profile(frame)
+        report = validate(data_profile, DataSpec(source=source, target=target), SplitSpec(),
+                          PreprocessingSpec())
+    except DataError as exc:
+        raise DataError([_as_option(p) for p in exc.problems]) from exc
     name = model_name or re.sub(r"[^A-Za-z0-9_.\-]+", "-", data.stem).strip("-.") or "model"
     by_role: dict[str, list[str]] = {}
     for column, kind in report.features.items():
@@ -48,6 +52,17 @@ def init_spec(data: Path, target: str, out: Path, *, model_name: str | None = No
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     load_spec(out)  # the starter spec must itself be valid
     return out
+
+
+def _as_option(problem: Problem) -> Problem:
+    """Name the command-line option, not the spec key: there is no looml.yaml yet."""
+    if problem.loc == "data.source":
+        fix = ("check the path given to --data" if problem.message == "data file not found"
+               else problem.fix)
+        return dataclasses.replace(problem, loc="--data", fix=fix)
+    if problem.loc == "data.target":
+        return dataclasses.replace(problem, loc="--target")
+    return problem
 
 
 def _flow(items: list[str]) -> str:

@@ -94,6 +94,8 @@ def check_params(models: ModelsSpec) -> None:
             except SpecError as exc:
                 for problem in exc.problems:
                     bad.setdefault(problem.loc, []).append(problem)
-        problems += [found[0] for found in bad.values() if len(found) == 2]
+        for found in bad.values():
+            if len(found) == 2:  # wrong for both variants; prefer a variant's "did you mean"
+                problems.append(next((p for p in found if p.fix.startswith("did you mean")), found[0]))
     if problems:
         raise SpecError(problems)
