@@ -42,7 +42,8 @@ def make(rows: int = ROWS, seed: int = SEED) -> pl.DataFrame:
     # Knock out some values, as real exports have them.
     for column, share in (("monthly_charges", 0.05), ("payment_method", 0.04), ("support_calls", 0.03)):
         gaps = rng.random(rows) < share
-        frame = frame.with_columns(pl.when(pl.Series(gaps)).then(None).otherwise(pl.col(column)).alias(column))
+        frame = frame.with_columns(
+            pl.when(pl.Series(gaps)).then(None).otherwise(pl.col(column)).alias(column))
     return frame
 
 
