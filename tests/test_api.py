@@ -14,6 +14,7 @@ from looml import errors
 
 def test_exported_members() -> None:
     assert looml.__all__ == [
+        "DataCheck",
         "DataError",
         "GateError",
         "LoomlError",
@@ -22,6 +23,7 @@ def test_exported_members() -> None:
         "Spec",
         "SpecError",
         "__version__",
+        "check",
         "load_spec",
         "run",
     ]

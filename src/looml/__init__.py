@@ -12,6 +12,7 @@ from looml.pipeline import RunResult, run
 from looml.spec import Spec, load_spec
 
 __all__ = [
+    "DataCheck",
     "DataError",
     "GateError",
     "LoomlError",
@@ -20,6 +21,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "__version__",
+    "check",
     "load_spec",
     "run",
 ]

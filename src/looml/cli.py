@@ -55,6 +55,40 @@ def run(
 
 
 @app.command()
+def validate(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Check the spec and the data (ingest, profile, validate) without training anything."""
+    from looml.pipeline import check
+
+    try:
+        result = check(spec)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    report, prof = result.report, result.profile
+    if as_json:
+        out = {"task": report.task, "data_digest": result.data_digest, **report.to_dict(),
+               "profile": prof.to_dict()}
+        sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
+        return
+    out_console = Console()
+    table = Table(title=f"{prof.rows} rows; task: {report.task} ({report.task_reason})")
+    for name, justify in (("column", "left"), ("role", "left"), ("dtype", "left"),
+                          ("missing", "right"), ("distinct", "right"), ("note", "left")):
+        table.add_column(name, justify=justify)
+    for col in prof.columns:
+        role = ("target" if col.name == report.target
+                else report.features.get(col.name, "dropped"))
+        table.add_row(escape(col.name), role, col.dtype, f"{col.missing_rate(prof.rows):.1%}",
+                      str(col.n_unique), escape(report.dropped.get(col.name, "")))
+    out_console.print(table)
+    for warning in report.warnings:
+        out_console.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
+    out_console.print("[green]valid[/]: the spec and the data are ready for `looml run`")
+
+
+@app.command()
 def init(
     data: Path = typer.Option(..., "--data", help="A CSV, Parquet or NDJSON file."),
     target: str = typer.Option(..., "--target", help="The column to predict."),

@@ -36,7 +36,17 @@ from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
 from looml.store.tracking import local_tracking_uri
 
-__all__ = ["RunResult", "run"]
+__all__ = ["DataCheck", "RunResult", "check", "run"]
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """What `check` found: the data's profile and validation's decisions."""
+
+    profile: Profile
+    report: ValidationReport
+    data_digest: str
+    stages: list[StageRecord]
 
 
 @dataclass(frozen=True)
@@ -88,29 +98,8 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
     _check_candidates(spec)
 
-    source = spec.resolve(spec.data.source)
-    ingested = runner.run(
-        "ingest", code=["looml.data.ingest"], config=spec.data.format,
-        inputs={"source": file_digest(source) if source.is_file() else "missing"},
-        compute=lambda: _ingest(source, spec.data.format, store),
-    )
-    data_digest = ingested["artifacts"]["snapshot"]
-    frame = cache(lambda: pl.read_parquet(store.path(data_digest)))
-
-    profiled = runner.run("profile", code=["looml.data.profile"], config=None,
-                          inputs={"snapshot": data_digest},
-                          compute=lambda: {"profile": profile(frame()).to_dict()})
-    data_profile = Profile.from_dict(profiled["profile"])
-
-    validated = runner.run(
-        "validate", code=["looml.data.validate"],
-        config=[spec.section_hash("data", "split"), spec.preprocessing.drop_id_like],
-        inputs={"snapshot": data_digest},
-        compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
-                                            spec.preprocessing).to_dict()},
-    )
-    report = ValidationReport.from_dict(validated["report"])
-    validation_digest = _digest(validated)
+    data_digest, frame, data_profile, report = _prepare(spec, runner, store)
+    validation_digest = _digest(report.to_dict())
     check_metrics_fit_task(spec.evaluation, report.task)
 
     split_out = runner.run(
@@ -177,6 +166,51 @@ def run(spec: Spec | str | Path, *, force: bool = False,
                    "report": reported["artifacts"]["html"]},
         stages=list(runner.records), warnings=report.warnings,
     )
+
+
+def check(spec: Spec | str | Path, *, on_start: Callable[[str], None] | None = None,
+          on_finish: Callable[[StageRecord], None] | None = None) -> DataCheck:
+    """Ingest, profile and validate only (what `looml validate` does); train nothing.
+
+    Raises `SpecError` or `DataError` with every problem found.
+    """
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    home = spec.project_dir / ".looml"
+    store = ArtifactStore(home / "artifacts")
+    runner = Runner(home / "cache", store, on_start=on_start, on_finish=on_finish)
+    _check_candidates(spec)
+    data_digest, _, data_profile, report = _prepare(spec, runner, store)
+    check_metrics_fit_task(spec.evaluation, report.task)
+    return DataCheck(profile=data_profile, report=report, data_digest=data_digest,
+                     stages=list(runner.records))
+
+
+def _prepare(spec: Spec, runner: Runner,
+             store: ArtifactStore) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
+    """ingest -> profile -> validate: the snapshot digest, a frame loader, the profile, the report."""
+    source = spec.resolve(spec.data.source)
+    ingested = runner.run(
+        "ingest", code=["looml.data.ingest"], config=spec.data.format,
+        inputs={"source": file_digest(source) if source.is_file() else "missing"},
+        compute=lambda: _ingest(source, spec.data.format, store),
+    )
+    data_digest = ingested["artifacts"]["snapshot"]
+    frame = cache(lambda: pl.read_parquet(store.path(data_digest)))
+
+    profiled = runner.run("profile", code=["looml.data.profile"], config=None,
+                          inputs={"snapshot": data_digest},
+                          compute=lambda: {"profile": profile(frame()).to_dict()})
+    data_profile = Profile.from_dict(profiled["profile"])
+
+    validated = runner.run(
+        "validate", code=["looml.data.validate"],
+        config=[spec.section_hash("data", "split"), spec.preprocessing.drop_id_like],
+        inputs={"snapshot": data_digest},
+        compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
+                                            spec.preprocessing).to_dict()},
+    )
+    return data_digest, frame, data_profile, ValidationReport.from_dict(validated["report"])
 
 
 def _check_candidates(spec: Spec) -> None:

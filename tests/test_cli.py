@@ -1,0 +1,58 @@
+"""`looml validate` and `looml run` output, through the real console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+LOOML = Path(sys.executable).with_name("looml")
+
+
+def looml(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(LOOML), *map(str, args)], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_validate_reports_roles_and_trains_nothing(
+        make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame]) -> None:
+    frame = classification_frame().with_columns(pl.lit("same").alias("constant"))
+    spec = make_project(frame)
+
+    out = looml("validate", spec, "--json")
+
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["task"] == "classification"
+    assert result["features"] == {"x1": "numeric", "x2": "numeric"}
+    assert result["dropped"]["constant"].startswith("constant")
+    assert not (spec.parent / ".looml" / "cache" / "train").exists()
+    assert not (spec.parent / ".looml" / "mlflow.db").exists()
+
+
+def test_validate_exits_3_with_every_data_problem(
+        make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame]) -> None:
+    spec = make_project(classification_frame(), target="lable",
+                        data_yaml="  drop_columns: [x3]\n")
+
+    out = looml("validate", spec)
+
+    assert out.returncode == 3
+    assert "did you mean 'label'" in out.stderr and "data.drop_columns[0]" in out.stderr
+
+
+def test_run_summary_names_the_model_report_and_mlflow_command(
+        make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame]) -> None:
+    spec = make_project(classification_frame())
+
+    out = looml("run", spec)
+
+    assert out.returncode == 0, out.stderr
+    assert "tiny version 1 (alias: champion)" in out.stdout
+    assert "report" in out.stdout and ".html" in out.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout
+    assert "train" in out.stderr and "first run" in out.stderr
