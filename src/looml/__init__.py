@@ -8,7 +8,7 @@
 __version__ = "0.1.0"
 
 from looml.errors import DataError, GateError, LoomlError, RegistryError, SpecError
-from looml.pipeline import RunResult, run
+from looml.pipeline import DataCheck, RunResult, check, run
 from looml.spec import Spec, load_spec
 
 __all__ = [
