@@ -21,6 +21,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 
 test: lint
+	scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
