@@ -163,17 +163,20 @@ def test_registered_champion_predicts_raw_rows_like_the_run(tmp_path: Path) -> N
 
 
 def test_random_labels_score_at_chance_in_cv(tmp_path: Path) -> None:
+    # Few, large categories: with small groups every CV scheme is biased *below* 0.5 on
+    # random labels (a held-out row's label is missing from its group's training rows).
     rng = np.random.default_rng(3)
-    rows = 1200
+    rows = 2000
     frame = pd.DataFrame({f"x{i}": rng.normal(size=rows) for i in range(15)})
-    frame["city"] = rng.choice([f"c{i}" for i in range(40)], rows)
+    frame["city"] = rng.choice([f"c{i}" for i in range(8)], rows)
     frame.loc[rng.random(rows) < 0.1, "x0"] = np.nan
     frame["y"] = rng.integers(0, 2, rows)
     spec = write_project(tmp_path, frame, "y",
                          candidates="[linear, random_forest, hist_gradient_boosting, lightgbm]")
     result = looml.run(spec)
+    assert len(result.leaderboard) == 4
     for row in result.leaderboard:
-        assert 0.45 <= row["mean"]["roc_auc"] <= 0.55, row
+        assert 0.45 <= row["mean"]["roc_auc"] <= 0.55, (row["name"], row["mean"]["roc_auc"])
 
 
 def test_killed_run_resumes_from_cache_without_corrupt_artifacts(tmp_path: Path) -> None:
