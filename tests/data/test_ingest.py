@@ -142,3 +142,14 @@ def test_unreadable_csv_message_leaves_out_polars_argument_tips(tmp_path: Path) 
     with pytest.raises(DataError, match=r"cannot read the file as csv: found more fields") as exc:
         read_table(path)
     assert "truncate_ragged_lines" not in str(exc.value)
+
+
+def test_csv_types_hold_when_a_late_row_disagrees_with_the_first_rows(tmp_path: Path) -> None:
+    rows = ["amount,kind", *(f"{i},x" for i in range(1000)), "3.5,y", "n/a?,z"]
+    path = tmp_path / "late.csv"
+    path.write_text("\n".join(rows) + "\n")
+
+    frame = read_table(path)
+
+    assert frame.height == 1002
+    assert frame["amount"].to_list()[-2:] == ["3.5", "n/a?"]  # nothing lost or nulled
