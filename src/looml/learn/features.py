@@ -99,9 +99,9 @@ def _coerce(values: pd.Series, kind: str) -> pd.Series:
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values
-    text = values.astype(object)
-    present = values.notna().to_numpy()
-    text = text.where(present, np.nan)
+    text = values.astype(object).where(values.notna(), np.nan)
+    if pd.api.types.infer_dtype(text, skipna=True) in ("string", "empty"):
+        return text  # the common case, without a Python call per value
     return text.map(_category, na_action="ignore").astype(object)
 
 
