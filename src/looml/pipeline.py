@@ -16,7 +16,7 @@ import pickle
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -141,8 +141,7 @@ def run(spec: Spec | str | Path, *, force: bool = False,
         atomic_write(report_path, lambda tmp: shutil.copyfile(store.path(reported["artifacts"]["html"]), tmp))
 
     if failures:
-        raise GateError([Problem(loc=f.split(":")[0], message=f.split(": ", 1)[1],
-                                 fix=f"nothing was registered; see the report at {report_path}")
+        raise GateError([replace(f, fix=f"{f.fix}; nothing was registered; see the report at {report_path}")
                          for f in failures])
 
     registered = runner.run(
@@ -293,7 +292,7 @@ def _evaluate(fitted: Any, frame: pl.DataFrame, indices: np.ndarray, report: Val
 
 def _report_context(spec: Spec, report: ValidationReport, data_profile: Profile, data_digest: str,
                     split_out: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any],
-                    failures: list[str], stages: list[StageRecord]) -> dict[str, Any]:
+                    failures: list[Problem], stages: list[StageRecord]) -> dict[str, Any]:
     columns = []
     for col in data_profile.columns:
         role = ("target" if col.name == report.target else report.features.get(col.name, "dropped"))
@@ -309,7 +308,7 @@ def _report_context(spec: Spec, report: ValidationReport, data_profile: Profile,
                   "folds": spec.split.folds},
         "primary_metric": trained["primary_metric"], "leaderboard": trained["leaderboard"],
         "best": trained["best"], "test_metrics": evaluated["evaluation"]["metrics"],
-        "gate": {"passed": not failures, "failures": failures},
+        "gate": {"passed": not failures, "failures": [f"{f.loc}: {f.message}" for f in failures]},
         "plots": evaluated["evaluation"]["plots"],
         "stages": [{"name": s.name, "status": s.status, "reason": s.reason, "seconds": s.seconds}
                    for s in stages],

@@ -23,15 +23,15 @@ def check_metrics_fit_task(evaluation: EvaluationSpec, task: str) -> None:
         raise SpecError(problems)
 
 
-def check_gate(metrics: dict[str, float], gate: GateSpec) -> list[str]:
-    """Descriptions of every gate threshold the metrics miss (empty when the gate passes)."""
+def check_gate(metrics: dict[str, float], gate: GateSpec) -> list[Problem]:
+    """Every gate threshold the holdout metrics miss (empty when the gate passes)."""
     failures = []
     for bound, limits in (("min", gate.min), ("max", gate.max)):
         for metric, limit in limits.items():
-            value = metrics.get(metric)
-            if value is None:
-                failures.append(f"evaluation.gate.{bound}.{metric}: the task has no metric {metric!r}")
-            elif (bound == "min" and value < limit) or (bound == "max" and value > limit):
-                failures.append(f"evaluation.gate.{bound}.{metric}: {metric} = {value:.4g}, "
-                                f"{'below the minimum' if bound == 'min' else 'above the maximum'} {limit:g}")
+            value = metrics[metric]  # check_metrics_fit_task ran first: the task has it
+            if (bound == "min" and value < limit) or (bound == "max" and value > limit):
+                side = "below the minimum" if bound == "min" else "above the maximum"
+                failures.append(Problem(loc=f"evaluation.gate.{bound}.{metric}",
+                                        message=f"{metric} = {value:.4g} on the holdout, {side} {limit:g}",
+                                        fix="improve the model or the data, or change the threshold"))
     return failures
