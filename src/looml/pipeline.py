@@ -96,11 +96,9 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
-    _check_candidates(spec)
 
     data_digest, frame, data_profile, report = _prepare(spec, runner, store)
     validation_digest = _digest(report.to_dict())
-    check_metrics_fit_task(spec.evaluation, report.task)
 
     split_out = runner.run(
         "split", code=["looml.data.split"], config=[spec.split.test_size, spec.seed],
@@ -178,16 +176,19 @@ def check(spec: Spec | str | Path, *, on_start: Callable[[str], None] | None = N
     home = spec.project_dir / ".looml"
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, on_start=on_start, on_finish=on_finish)
-    _check_candidates(spec)
     data_digest, _, data_profile, report = _prepare(spec, runner, store)
-    check_metrics_fit_task(spec.evaluation, report.task)
     return DataCheck(profile=data_profile, report=report, data_digest=data_digest,
                      stages=list(runner.records))
 
 
 def _prepare(spec: Spec, runner: Runner,
              store: ArtifactStore) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
-    """ingest -> profile -> validate: the snapshot digest, a frame loader, the profile, the report."""
+    """ingest -> profile -> validate: the snapshot digest, a frame loader, the profile, the report.
+
+    Spec problems that need no data (candidate params) are raised before any work; those
+    that need the inferred task (metrics of the other task) right after validation.
+    """
+    _check_candidates(spec)
     source = spec.resolve(spec.data.source)
     ingested = runner.run(
         "ingest", code=["looml.data.ingest"], config=spec.data.format,
@@ -209,7 +210,9 @@ def _prepare(spec: Spec, runner: Runner,
         compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
                                             spec.preprocessing).to_dict()},
     )
-    return data_digest, frame, data_profile, ValidationReport.from_dict(validated["report"])
+    report = ValidationReport.from_dict(validated["report"])
+    check_metrics_fit_task(spec.evaluation, report.task)
+    return data_digest, frame, data_profile, report
 
 
 def _check_candidates(spec: Spec) -> None:
