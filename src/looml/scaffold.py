@@ -10,11 +10,13 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import yaml
+
 from looml.data.ingest import read_table
 from looml.data.profile import profile
 from looml.data.validate import validate
 from looml.errors import DataError, Problem, SpecError
-from looml.spec import DataSpec, PreprocessingSpec, SplitSpec, load_spec
+from looml.spec import DataSpec, PreprocessingSpec, SplitSpec, validate_spec
 from looml.store.artifacts import atomic_write
 
 __all__ = ["init_spec"]
@@ -42,15 +44,17 @@ def init_spec(data: Path, target: str, out: Path, *, model_name: str | None = No
              for line in textwrap.wrap(f"{kind}: {', '.join(cols)}", 86, initial_indent="  #   ",
                                        subsequent_indent="  #       ")]
     roles += [f"  #   dropped: {col} ({why})" for col, why in report.dropped.items()]
-    ids = [c for c, why in report.dropped.items() if why.startswith("id-like")]
+    # Only columns with a distinct value in every row are row ids; near-unique text is not.
+    ids = [c for c, why in report.dropped.items()
+           if why.startswith("id-like") and data_profile.column(c).n_unique == data_profile.rows]
     primary = "roc_auc" if report.task == "classification" else "rmse"
     text = _TEMPLATE.format(
         when=datetime.now(UTC).strftime("%Y-%m-%d"), data=data, rows=data_profile.rows,
         source=_quote(source), target=_quote(target), task=report.task, task_reason=report.task_reason,
         roles="\n".join(roles), ids=_flow(ids), primary=primary, name=_quote(name),
     )
+    validate_spec(yaml.safe_load(text), project_dir=out.parent.resolve())  # valid before written
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    load_spec(out)  # the starter spec must itself be valid
     return out
 
 
