@@ -141,6 +141,19 @@ def test_two_fresh_projects_give_identical_metrics_and_predictions(tmp_path: Pat
     assert a.artifacts["predictions"] == b.artifacts["predictions"]
 
 
+def test_results_are_the_same_whether_earlier_stages_came_from_the_cache(tmp_path: Path) -> None:
+    frame = mixed_frame()
+    frame = frame[["x2", "label", "when", "x1", "colour", "row_id"]]  # not in sorted order
+    candidates = "[linear, random_forest, lightgbm]"
+    fresh = looml.run(write_project(tmp_path / "fresh", frame, "label", candidates=candidates))
+    spec = write_project(tmp_path / "resumed", frame, "label", candidates=candidates)
+    looml.check(spec)  # ingest, profile and validate now come from the cache
+    resumed = looml.run(spec)
+    assert [s.status for s in resumed.stages][:3] == ["cached"] * 3
+    assert [r["mean"] for r in resumed.leaderboard] == [r["mean"] for r in fresh.leaderboard]
+    assert resumed.artifacts["predictions"] == fresh.artifacts["predictions"]
+
+
 def test_registered_champion_predicts_raw_rows_like_the_run(tmp_path: Path) -> None:
     frame = mixed_frame()
     spec = write_project(tmp_path, frame, "label", name="churn")

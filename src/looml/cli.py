@@ -72,7 +72,7 @@ def validate(
                "profile": prof.to_dict()}
         sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
         return
-    out_console = Console()
+    out_console = _stdout()
     table = Table(title=f"{prof.rows} rows; task: {report.task} ({report.task_reason})")
     for name, justify in (("column", "left"), ("role", "left"), ("dtype", "left"),
                           ("missing", "right"), ("distinct", "right"), ("note", "left")):
@@ -143,8 +143,13 @@ class _StageProgress:
         console.print(f"  {record.name:<9} {mark} {record.seconds:6.2f}s  [dim]{record.reason}[/]")
 
 
+def _stdout() -> Console:
+    # Piped output (logs, CI) is not cut to 80 columns: tables keep every metric readable.
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _print_summary(result: Any) -> None:
-    out = Console()
+    out = _stdout()
     for warning in result.warnings:
         out.print(f"[yellow]warning[/]: {warning}", highlight=False)
     primary = result.primary_metric

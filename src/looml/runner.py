@@ -86,7 +86,9 @@ class Runner:
         else:
             reason = "--force" if self.force else self._why(stage_dir, parts, manifest_path)
             output = compute()
-            blob = json.dumps({"parts": parts, "output": output}, sort_keys=True, default=str)
+            # Not sort_keys: a cached output must come back exactly as computed, dict order
+            # included (the order of feature columns decides what a model learns).
+            blob = json.dumps({"parts": parts, "output": output}, default=str)
             atomic_write(manifest_path, lambda tmp: tmp.write_text(blob))
             record = StageRecord(name, "ran", reason, time.perf_counter() - started, key)
         latest = json.dumps({"key": key, "parts": parts}, sort_keys=True, default=str)
