@@ -119,6 +119,19 @@ def test_unchanged_rerun_does_no_work_and_model_change_retrains_only(tmp_path: P
     assert all(s.status == "ran" for s in forced.stages)
 
 
+def test_a_version_deleted_from_the_registry_is_registered_again(tmp_path: Path) -> None:
+    spec = write_project(tmp_path, mixed_frame(), "label", candidates="[linear]", name="gone")
+    first = looml.run(spec)
+    mlflow.MlflowClient(first.tracking_uri).delete_model_version("gone", first.model_version)
+
+    again = looml.run(spec)
+
+    register = next(s for s in again.stages if s.name == "register")
+    assert register.status == "ran" and "out of date" in register.reason
+    assert again.model_version == "2" and again.champion is True
+    assert {s.name: s.status for s in again.stages}["train"] == "cached"
+
+
 def test_changed_data_reruns_everything(tmp_path: Path) -> None:
     spec = write_project(tmp_path, mixed_frame(seed=0), "label")
     looml.run(spec)

@@ -34,9 +34,12 @@ from looml.learn.gate import check_gate, check_metrics_fit_task
 from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
-from looml.store.tracking import local_tracking_uri
+from looml.store.tracking import local_tracking_uri, version_state
 
 __all__ = ["DataCheck", "RunResult", "check", "run"]
+
+# Every stage's code version includes this module: the glue below shapes what stages see.
+_WIRING = ("looml.pipeline",)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     validation_digest = _digest(report.to_dict())
 
     split_out = runner.run(
-        "split", code=["looml.data.split"], config=[spec.split.test_size, spec.seed],
+        "split", code=[*_WIRING, "looml.data.split"], config=[spec.split.test_size, spec.seed],
         inputs={"snapshot": data_digest, "validation": validation_digest},
         compute=lambda: _split(frame(), report, spec, store),
     )
@@ -110,7 +113,8 @@ def run(spec: Spec | str | Path, *, force: bool = False,
 
     trained = runner.run(
         "train",
-        code=["looml.learn.train", "looml.learn.features", "looml.learn.zoo", "looml.learn.metrics"],
+        code=[*_WIRING, "looml.learn.train", "looml.learn.features", "looml.learn.zoo",
+              "looml.learn.metrics"],
         config=[spec.section_hash("preprocessing", "models", "seed"), spec.split.folds,
                 spec.evaluation.primary_metric],
         inputs={"snapshot": data_digest, "split": split_digest, "validation": validation_digest},
@@ -120,7 +124,7 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     fitted = cache(lambda: pickle.loads(store.get_bytes(pipeline_digest)))  # our own, digest-checked
 
     evaluated = runner.run(
-        "evaluate", code=["looml.learn.evaluate", "looml.learn.metrics"], config=None,
+        "evaluate", code=[*_WIRING, "looml.learn.evaluate", "looml.learn.metrics"], config=None,
         inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest},
         compute=lambda: _evaluate(fitted(), frame(), indices(), report, spec.models.n_jobs, store),
     )
@@ -129,7 +133,8 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     context = _report_context(spec, report, data_profile, data_digest, split_out, trained,
                               evaluated, failures, runner.records)
     reported = runner.run(
-        "report", code=["looml.report.html"], config=spec.spec_hash,
+        "report", code=[*_WIRING, "looml.report.html", "looml.report:templates/report.html"],
+        config=spec.spec_hash,
         inputs={"pipeline": pipeline_digest, "evaluation": _digest(evaluated),
                 "validation": validation_digest},
         compute=lambda: _report(context, store),
@@ -143,17 +148,18 @@ def run(spec: Spec | str | Path, *, force: bool = False,
                          for f in failures])
 
     registered = runner.run(
-        "register", code=["looml.store.tracking"],
+        "register", code=[*_WIRING, "looml.store.tracking"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
         inputs={"pipeline": pipeline_digest, "snapshot": data_digest,
                 "evaluation": _digest(evaluated), "report": reported["artifacts"]["html"]},
         compute=lambda: _register(spec, tracking_uri, fitted(), frame(), store.path(data_digest),
                                   data_digest, report, trained, evaluated, report_path),
-        still_valid=lambda out: _registry_present(tracking_uri),
+        still_valid=lambda out: version_state(tracking_uri, out["model_name"], out["version"])[0],
     )
+    _, champion = version_state(tracking_uri, registered["model_name"], registered["version"])
     return RunResult(
         model_name=registered["model_name"], model_version=registered["version"],
-        model_uri=registered["model_uri"], champion=registered["champion"],
+        model_uri=registered["model_uri"], champion=champion,
         run_id=registered["run_id"], tracking_uri=tracking_uri, task=report.task,
         primary_metric=trained["primary_metric"], best_model=trained["best"],
         metrics=evaluated["evaluation"]["metrics"], leaderboard=trained["leaderboard"],
@@ -176,6 +182,7 @@ def check(spec: Spec | str | Path, *, on_start: Callable[[str], None] | None = N
     home = spec.project_dir / ".looml"
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, on_start=on_start, on_finish=on_finish)
+    _check_candidates(spec)
     data_digest, _, data_profile, report = _prepare(spec, runner, store)
     return DataCheck(profile=data_profile, report=report, data_digest=data_digest,
                      stages=list(runner.records))
@@ -185,28 +192,26 @@ def _prepare(spec: Spec, runner: Runner,
              store: ArtifactStore) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
     """ingest -> profile -> validate: the snapshot digest, a frame loader, the profile, the report.
 
-    Spec problems that need no data (candidate params) are raised before any work; those
-    that need the inferred task (metrics of the other task) right after validation.
+    Metrics of the other task are a spec problem found right after validation.
     """
-    _check_candidates(spec)
     source = spec.resolve(spec.data.source)
     ingested = runner.run(
-        "ingest", code=["looml.data.ingest"], config=spec.data.format,
+        "ingest", code=[*_WIRING, "looml.data.ingest"], config=[spec.data.format, source.suffix.lower()],
         inputs={"source": file_digest(source) if source.is_file() else "missing"},
         compute=lambda: _ingest(source, spec.data.format, store),
     )
     data_digest = ingested["artifacts"]["snapshot"]
     frame = cache(lambda: pl.read_parquet(store.path(data_digest)))
 
-    profiled = runner.run("profile", code=["looml.data.profile"], config=None,
+    profiled = runner.run("profile", code=[*_WIRING, "looml.data.profile"], config=None,
                           inputs={"snapshot": data_digest},
                           compute=lambda: {"profile": profile(frame()).to_dict()})
     data_profile = Profile.from_dict(profiled["profile"])
 
     validated = runner.run(
-        "validate", code=["looml.data.validate"],
+        "validate", code=[*_WIRING, "looml.data.validate"],
         config=[spec.section_hash("data", "split"), spec.preprocessing.drop_id_like],
-        inputs={"snapshot": data_digest},
+        inputs={"snapshot": data_digest, "profile": _digest(profiled)},
         compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
                                             spec.preprocessing).to_dict()},
     )
@@ -259,12 +264,14 @@ def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, s
     from looml.learn.train import cross_validate_candidates, fit_best
     from looml.learn.zoo import make_estimator, threads_for
 
+    _check_candidates(spec)  # here, not up front: it imports scikit-learn, which a cached run skips
     X, y = _rows(frame, indices, report, "train")
     threads = threads_for(len(X), spec.models.n_jobs)
     candidates = {
         c.name: Pipeline([*build_preprocessor(report.features, spec.preprocessing).steps,
-                          ("model", make_estimator(c.name, report.task, c.params, spec.seed, threads))])
-        for c in spec.models.candidates
+                          ("model", make_estimator(c.name, report.task, c.params, spec.seed, threads,
+                                                   loc=f"models.candidates[{i}]"))])
+        for i, c in enumerate(spec.models.candidates)
     }
     primary = primary_metric(spec.evaluation.primary_metric, report.task)
     with threadpool_limits(limits=threads, user_api="openmp"):  # HistGradientBoosting's threads
@@ -359,11 +366,6 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
     ))
     return registration.to_dict()
 
-
-def _registry_present(tracking_uri: str) -> bool:
-    if tracking_uri.startswith("sqlite:///"):
-        return Path(tracking_uri[len("sqlite:///"):]).is_file()
-    return True
 
 
 def _git_commit(folder: Path) -> str | None:

@@ -53,7 +53,7 @@ class Runner:
         self,
         name: str,
         *,
-        code: Sequence[str],
+        code: Sequence[str],  # module names, or "package:relative/file" for data files
         config: Any,
         inputs: dict[str, str],
         compute: Callable[[], dict[str, Any]],
@@ -128,10 +128,12 @@ def _code_version(modules: tuple[str, ...]) -> str:
     """Hash of the source files of the named modules, found without importing them."""
     h = hashlib.sha256()
     for name in modules:
-        spec = importlib.util.find_spec(name)
+        package, _, resource = name.partition(":")  # "pkg:path/in/pkg" names a data file
+        spec = importlib.util.find_spec(package)
         if spec is None or spec.origin is None:
-            raise ImportError(f"cannot find the source of module {name!r}")
-        h.update(Path(spec.origin).read_bytes())
+            raise ImportError(f"cannot find the source of module {package!r}")
+        origin = Path(spec.origin)
+        h.update((origin.parent / resource if resource else origin).read_bytes())
     return h.hexdigest()[:16]
 
 

@@ -264,3 +264,11 @@ def test_rows_without_a_target_are_left_out_with_a_warning() -> None:
 
     assert report.target_missing == 4
     assert "4 rows have no target value and are left out" in report.warnings
+
+
+def test_binary_class_rarer_than_the_folds_is_an_error_naming_the_fold_count() -> None:
+    frame = frame_with(rows=60, label=np.array(["yes"] * 4 + ["no"] * 56))
+
+    with pytest.raises(DataError, match=r"(?s)split\.folds.*the rarer class 'yes' has 3 training rows, "
+                                        r"fewer than the 5 folds.*set split\.folds to 3 or fewer"):
+        check(frame, "label")

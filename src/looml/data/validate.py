@@ -169,6 +169,16 @@ def _check_classes(column: ColumnProfile, declared: str, classes: dict[str, int]
             message=f"the holdout would have {n_test} rows for {len(classes)} classes",
             fix="raise split.test_size, or add rows",
         ))
+    if len(classes) == 2 and not singletons:
+        rarer, count = min(classes.items(), key=lambda item: item[1])
+        in_training = count - math.ceil(count * split.test_size)
+        if in_training < split.folds:
+            problems.append(Problem(
+                loc="split.folds", value=split.folds,
+                message=f"the rarer class {rarer!r} has {in_training} training rows, fewer than the "
+                        f"{split.folds} folds: some folds would have none and their ROC AUC is undefined",
+                fix=f"set split.folds to {max(2, in_training)} or fewer, or add rows of class {rarer!r}",
+            ))
     return problems
 
 

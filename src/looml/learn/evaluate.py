@@ -29,10 +29,6 @@ class Evaluation:
         """A JSON-able form."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
-        """Rebuild from `to_dict` output."""
-        return cls(**data)
 
 
 def evaluate(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, task: str) -> tuple[Evaluation, np.ndarray]:

@@ -19,14 +19,9 @@ from sklearn.metrics import (
     root_mean_squared_error,
 )
 
-from looml.spec import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
+from looml.spec import CLASSIFICATION_METRICS, LOWER_IS_BETTER
 
-__all__ = ["better", "metric_names", "primary_metric", "score", "scorers", "stable"]
-
-
-def metric_names(task: str) -> tuple[str, ...]:
-    """The metrics looml reports for a task."""
-    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+__all__ = ["better", "primary_metric", "score", "scorers", "stable"]
 
 
 def primary_metric(declared: str, task: str) -> str:

@@ -74,8 +74,9 @@ def cross_validate_candidates(
     if not ok:
         raise DataError([Problem(loc=f"models.candidates.{r.name}", message=f"training failed: {r.error}",
                                  fix="check the data and the candidate's params") for r in rows])
-    ranked = _rank(ok, primary)
-    return ranked + [r for r in rows if r.error]
+    # A candidate whose primary score is undefined (NaN) cannot win: it ranks after the rest.
+    defined = [r for r in ok if r.mean[primary] == r.mean[primary]]
+    return _rank(defined, primary) + [r for r in ok if r not in defined] + [r for r in rows if r.error]
 
 
 def _rank(rows: list[CandidateScore], primary: str) -> list[CandidateScore]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
     import polars as pl
     from sklearn.pipeline import Pipeline
 
-__all__ = ["Registration", "TrackedRun", "local_tracking_uri", "log_and_register"]
+__all__ = ["Registration", "TrackedRun", "local_tracking_uri", "log_and_register", "version_state"]
 
 CHAMPION = "champion"
 
@@ -188,3 +189,37 @@ def _unregister(client: Any, name: str, version: str) -> None:
 def _param(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, bool]:
+    """Whether a model version still exists, and whether it is the champion now.
+
+    On the embedded SQLite store this reads the registry tables directly (milliseconds,
+    no MLflow import), so a fully cached run stays fast; anywhere else, or if that schema
+    ever differs, it asks MLflow.
+    """
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):])
+        if not db.is_file():
+            return False, False
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                exists = conn.execute(
+                    "SELECT 1 FROM model_versions WHERE name = ? AND version = ? "
+                    "AND current_stage != 'Deleted_Internal'", (name, int(version))).fetchone()
+                alias = conn.execute(
+                    "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                    (name, CHAMPION)).fetchone()
+            return exists is not None, alias is not None and str(alias[0]) == version
+        except sqlite3.Error:
+            pass
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        return False, False
+    champion = _champion(client, name)
+    return True, champion is not None and str(champion.version) == version
