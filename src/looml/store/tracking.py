@@ -28,10 +28,7 @@ __all__ = ["Registration", "TrackedRun", "local_tracking_uri", "log_and_register
 
 CHAMPION = "champion"
 
-# MLflow's optional network calls and subprocesses are off: looml runs offline and fast.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
-os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+_SQLITE = "sqlite:///"
 
 
 @dataclass(frozen=True)
@@ -71,12 +68,29 @@ class TrackedRun:
 
 def local_tracking_uri(uri: str, project_dir: Path) -> str:
     """Make a relative `sqlite:///` URI absolute, relative to the project folder."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        path = (project_dir / uri[len(prefix):]).resolve()
+    if uri.startswith(_SQLITE) and not uri.startswith(_SQLITE + "/"):
+        path = (project_dir / uri[len(_SQLITE):]).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        return prefix + str(path)
+        return _SQLITE + str(path)
     return uri
+
+
+def _sqlite_db(uri: str) -> Path | None:
+    """The database file of an embedded SQLite tracking URI, else None."""
+    return Path(uri[len(_SQLITE):]) if uri.startswith(_SQLITE) else None
+
+
+def _import_mlflow() -> Any:
+    """Import MLflow with its network calls, subprocess checks and chatter turned off."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+    import mlflow
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted",
+                            category=UserWarning)
+    return mlflow
 
 
 def _requirements(pipeline: Pipeline) -> list[str]:
@@ -89,26 +103,21 @@ def _requirements(pipeline: Pipeline) -> list[str]:
 def log_and_register(run: TrackedRun) -> Registration:
     """Log params, metrics, lineage tags, the input dataset, artifacts and the model to one
     MLflow run, register a new model version, and make it champion if there is none."""
-    import mlflow
+    mlflow = _import_mlflow()
     import polars as pl
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
     from skops.io import dumps, get_untrusted_types
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted",
-                            category=UserWarning)
     mlflow.set_tracking_uri(run.tracking_uri)
     client = MlflowClient(run.tracking_uri)
     registered: tuple[str, str] | None = None
     try:
         experiment = client.get_experiment_by_name(run.experiment)
         if experiment is None:
-            location = None
-            if run.tracking_uri.startswith("sqlite:///"):
-                db = Path(run.tracking_uri[len("sqlite:///"):])
-                location = (db.parent / "mlartifacts").as_uri()
+            db = _sqlite_db(run.tracking_uri)
+            location = (db.parent / "mlartifacts").as_uri() if db else None
             experiment_id = client.create_experiment(run.experiment, artifact_location=location)
         else:
             experiment_id = experiment.experiment_id
@@ -198,8 +207,8 @@ def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, boo
     no MLflow import), so a fully cached run stays fast; anywhere else, or if that schema
     ever differs, it asks MLflow.
     """
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///"):])
+    db = _sqlite_db(tracking_uri)
+    if db is not None:
         if not db.is_file():
             return False, False
         try:
@@ -213,10 +222,10 @@ def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, boo
             return exists is not None, alias is not None and str(alias[0]) == version
         except sqlite3.Error:
             pass
-    from mlflow import MlflowClient
+    mlflow = _import_mlflow()
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri)
     try:
         client.get_model_version(name, version)
     except MlflowException:
