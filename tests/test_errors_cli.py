@@ -272,7 +272,7 @@ def test_init_writes_a_valid_spec_and_refuses_to_overwrite_it(
 
     assert first.returncode == 0, first.stderr
     loaded = load_spec(spec)
-    assert (loaded.data.source, loaded.data.task) == ("churn.csv", "classification")
+    assert (loaded.data.source.path, loaded.data.task) == ("churn.csv", "classification")
     assert loaded.data.id_columns == ["row"]
     assert loaded.registry.model_name == "churn"
     assert_user_error(again, 2, "a spec already exists here", "pass --force to overwrite it")

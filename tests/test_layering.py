@@ -58,7 +58,7 @@ def forbidden(names: set[str], prefixes: tuple[str, ...]) -> set[str]:
 def test_the_stage_packages_are_found() -> None:
     names = {module_name(p) for p in STAGE_MODULES}
 
-    assert {"looml.data.ingest", "looml.data.validate", "looml.learn.train",
+    assert {"looml.data.sources", "looml.data.sources.files", "looml.data.validate", "looml.learn.train",
             "looml.learn.zoo"} <= names
 
 

@@ -37,7 +37,7 @@ def test_minimal_spec_loads_with_defaults(tmp_path: Path) -> None:
     spec = load_spec(write(tmp_path, MINIMAL))
 
     assert spec.seed == 42
-    assert spec.data.task == "auto" and spec.data.format == "auto"
+    assert spec.data.task == "auto" and spec.data.source.format == "auto"
     assert spec.data.id_columns == [] and spec.data.drop_columns == []
     assert (spec.split.test_size, spec.split.folds) == (0.2, 5)
     assert [c.name for c in spec.models.candidates] == [
@@ -156,8 +156,11 @@ def test_misspelt_literal_suggests_the_close_value(tmp_path: Path) -> None:
 
 def test_unknown_literal_lists_the_choices(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace("  target: label\n", "  target: label\n  format: xls\n"))
-    with pytest.raises(SpecError, match=r"data\.format .*\(got 'xls'\)\n"
-                                        r"\s+fix: use one of auto, csv, parquet, ndjson$"):
+    with pytest.raises(SpecError, match=r"data\.format .*unknown key"):
+        load_spec(path)
+    path = write(tmp_path, MINIMAL.replace("  source: data.csv\n", "  source: {path: data.csv, format: xls}\n"))
+    with pytest.raises(SpecError, match=r"data\.source\.format \(line 2\): .*\(got 'xls'\)\n"
+                                        r"\s+fix: use one of auto, csv, parquet, ndjson, excel$"):
         load_spec(path)
 
 

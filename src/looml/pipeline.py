@@ -26,14 +26,14 @@ import numpy as np
 import polars as pl
 
 from looml import __version__
-from looml.data.ingest import read_table
 from looml.data.profile import Profile, profile
 from looml.data.validate import ValidationReport, validate
-from looml.errors import GateError, Problem
+from looml.errors import DataError, GateError, Problem
 from looml.learn.gate import check_gate, check_metrics_fit_task
 from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
+from looml.store.snapshots import SnapshotCatalog
 from looml.store.tracking import local_tracking_uri, version_state
 
 __all__ = ["DataCheck", "RunResult", "check", "run"]
@@ -85,13 +85,14 @@ class RunResult:
         return out
 
 
-def run(spec: Spec | str | Path, *, force: bool = False,
+def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = None,
         on_start: Callable[[str], None] | None = None,
         on_finish: Callable[[StageRecord], None] | None = None) -> RunResult:
     """Run the whole pipeline for a spec (or a path to looml.yaml); return a `RunResult`.
 
-    Raises `SpecError`, `DataError`, `GateError` or `RegistryError`; the registry is
-    changed only at the very end of a run that passed its gate.
+    `snapshot` (a digest or its prefix, see `looml data`) re-runs on a stored data snapshot
+    instead of reading the source. Raises `SpecError`, `DataError`, `GateError` or
+    `RegistryError`; the registry is changed only at the very end of a run that passed its gate.
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
@@ -100,7 +101,7 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
 
-    data_digest, frame, data_profile, report = _prepare(spec, runner, store)
+    data_digest, frame, data_profile, report = _prepare(spec, runner, store, snapshot)
     validation_digest = _digest(report.to_dict())
 
     split_out = runner.run(
@@ -157,6 +158,8 @@ def run(spec: Spec | str | Path, *, force: bool = False,
         still_valid=lambda out: version_state(tracking_uri, out["model_name"], out["version"])[0],
     )
     _, champion = version_state(tracking_uri, registered["model_name"], registered["version"])
+    SnapshotCatalog(home / "snapshots").record_use(data_digest, registered["run_id"],
+                                                   registered["model_name"], registered["version"])
     return RunResult(
         model_name=registered["model_name"], model_version=registered["version"],
         model_uri=registered["model_uri"], champion=champion,
@@ -171,7 +174,7 @@ def run(spec: Spec | str | Path, *, force: bool = False,
     )
 
 
-def check(spec: Spec | str | Path, *, on_start: Callable[[str], None] | None = None,
+def check(spec: Spec | str | Path, *, snapshot: str | None = None, on_start: Callable[[str], None] | None = None,
           on_finish: Callable[[StageRecord], None] | None = None) -> DataCheck:
     """Ingest, profile and validate only (what `looml validate` does); train nothing.
 
@@ -183,24 +186,18 @@ def check(spec: Spec | str | Path, *, on_start: Callable[[str], None] | None = N
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, on_start=on_start, on_finish=on_finish)
     _check_candidates(spec)
-    data_digest, _, data_profile, report = _prepare(spec, runner, store)
+    data_digest, _, data_profile, report = _prepare(spec, runner, store, snapshot)
     return DataCheck(profile=data_profile, report=report, data_digest=data_digest,
                      stages=list(runner.records))
 
 
-def _prepare(spec: Spec, runner: Runner,
-             store: ArtifactStore) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
+def _prepare(spec: Spec, runner: Runner, store: ArtifactStore,
+             snapshot: str | None = None) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
     """ingest -> profile -> validate: the snapshot digest, a frame loader, the profile, the report.
 
     Metrics of the other task are a spec problem found right after validation.
     """
-    source = spec.resolve(spec.data.source)
-    ingested = runner.run(
-        "ingest", code=[*_WIRING, "looml.data.ingest"], config=[spec.data.format, source.suffix.lower()],
-        inputs={"source": file_digest(source) if source.is_file() else "missing"},
-        compute=lambda: _ingest(source, spec.data.format, store),
-    )
-    data_digest = ingested["artifacts"]["snapshot"]
+    data_digest = _ingest(spec, runner, store, snapshot)
     frame = cache(lambda: pl.read_parquet(store.path(data_digest)))
 
     profiled = runner.run("profile", code=[*_WIRING, "looml.data.profile"], config=None,
@@ -227,10 +224,48 @@ def _check_candidates(spec: Spec) -> None:
         check_params(spec.models)
 
 
-def _ingest(source: Path, fmt: str, store: ArtifactStore) -> dict[str, Any]:
-    frame = read_table(source, fmt)
-    digest = store.put_file(lambda path: frame.write_parquet(path, statistics=False))
-    return {"artifacts": {"snapshot": digest}, "rows": frame.height, "columns": frame.columns}
+def _ingest(spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | None) -> str:
+    """The digest of the data snapshot this run trains on, recorded in the catalog.
+
+    Local files are digested without reading them, so unchanged files are a cache hit. Other
+    sources (SQL, HTTP, Python, remote URLs) are fetched every run and snapshotted; the
+    snapshot's digest is the data version, so unchanged rows still hit the cache downstream.
+    `snapshot` re-runs from a stored snapshot instead of the source.
+    """
+    from looml.data.sources import describe, fetch, local_paths
+
+    catalog = SnapshotCatalog(spec.project_dir / ".looml" / "snapshots")
+    source = spec.data.source
+    if snapshot is not None:
+        entry = catalog.get(snapshot)
+        if entry is None or not store.has(entry.digest):
+            known = ", ".join(e.digest[:12] for e in catalog.entries()[:10]) or "none yet"
+            raise DataError(Problem(loc="--snapshot", value=snapshot, message="no such data snapshot",
+                                    fix=f"see `looml data`; known snapshots: {known}"))
+        runner.note("ingest", "cached", f"from snapshot {entry.digest[:12]} ({entry.source})")
+        return entry.digest
+
+    def snapshot_of(frame: pl.DataFrame) -> dict[str, Any]:
+        digest = store.put_file(lambda path: frame.write_parquet(path, statistics=False))
+        return {"artifacts": {"snapshot": digest}, "rows": frame.height, "columns": frame.columns}
+
+    config = spec.data.source.model_dump(mode="json")
+    paths = local_paths(source, spec.project_dir)
+    if paths is not None:
+        fingerprint = hashlib.sha256("\0".join(
+            f"{p.name}:{file_digest(p) if p.is_file() else 'missing'}" for p in paths).encode()).hexdigest()
+        ingested = runner.run("ingest", code=[*_WIRING, "looml.data.sources", "looml.data.sources.files"],
+                              config=config, inputs={"source": fingerprint},
+                              compute=lambda: snapshot_of(fetch(source, spec.project_dir)))
+    else:
+        fetched = runner.uncached("fetch", f"read from {describe(source)} (rows are known only by reading)",
+                                  lambda: snapshot_of(fetch(source, spec.project_dir)))
+        ingested = runner.run("ingest", code=[*_WIRING], config=config,
+                              inputs={"snapshot": fetched["artifacts"]["snapshot"]},
+                              compute=lambda: fetched)
+    digest = ingested["artifacts"]["snapshot"]
+    catalog.record(digest, describe(source), ingested["rows"], ingested["columns"])
+    return digest
 
 
 def _split(frame: pl.DataFrame, report: ValidationReport, spec: Spec,

@@ -93,10 +93,28 @@ class Runner:
             record = StageRecord(name, "ran", reason, time.perf_counter() - started, key)
         latest = json.dumps({"key": key, "parts": parts}, sort_keys=True, default=str)
         atomic_write(stage_dir / "latest.json", lambda tmp: tmp.write_text(latest))
+        self._record(record)
+        return output
+
+    def uncached(self, name: str, reason: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run a step that cannot be cached (fetching a database's rows), and record it."""
+        if self.on_start:
+            self.on_start(name)
+        started = time.perf_counter()
+        output = compute()
+        self._record(StageRecord(name, "ran", reason, time.perf_counter() - started, ""))
+        return output
+
+    def note(self, name: str, status: str, reason: str) -> None:
+        """Record a stage that was decided without running anything."""
+        if self.on_start:
+            self.on_start(name)
+        self._record(StageRecord(name, status, reason, 0.0, ""))
+
+    def _record(self, record: StageRecord) -> None:
         self.records.append(record)
         if self.on_finish:
             self.on_finish(record)
-        return output
 
     def _load(self, manifest_path: Path) -> dict[str, Any] | None:
         try:

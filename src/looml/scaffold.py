@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from looml.data.ingest import read_table
+from looml.data.sources.files import read_table
 from looml.data.profile import profile
 from looml.data.validate import validate
 from looml.errors import DataError, Problem, SpecError

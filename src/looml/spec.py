@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -54,19 +54,124 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FileSource(_Section):
+    """One file, a glob, a folder of same-schema files, or a remote URL (s3://, gs://, https://)."""
+
+    kind: Literal["file"] = "file"
+    path: str = Field(description="A path relative to looml.yaml, a glob (data/*.parquet), a folder, "
+                                  "or an fsspec URL.")
+    format: Literal["auto", "csv", "parquet", "ndjson", "excel"] = Field(
+        "auto", description="File format; 'auto' decides by the file extension."
+    )
+    file_column: str | None = Field(
+        None, description="If set, a column of this name holds each row's source file name."
+    )
+    separator: str | None = Field(None, min_length=1, max_length=1,
+                                  description="CSV field separator; default ',' ('\\t' for .tsv).")
+    encoding: Literal["utf8", "utf8-lossy", "latin1", "cp1252", "utf16"] = Field(
+        "utf8", description="CSV text encoding."
+    )
+    skip_bad_lines: bool = Field(
+        False, description="Skip CSV lines with the wrong number of fields (counted and reported) "
+                           "instead of stopping."
+    )
+    sheet: str | None = Field(None, description="Excel sheet name; default the first sheet.")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="fsspec options for remote URLs; a value '${VAR}' is read from the environment.",
+    )
+
+
+class SqlSource(_Section):
+    """A table or query in a SQL database (PostgreSQL, SQLite; MySQL with its driver)."""
+
+    kind: Literal["sql"]
+    url: str = Field(description="SQLAlchemy URL; '${VAR}' parts are read from the environment at "
+                                 "run time and never logged.")
+    table: str | None = Field(None, description="A table (or schema.table) to read whole.")
+    query: str | None = Field(None, description="A SELECT query.")
+    password_env: str | None = Field(None, description="Environment variable holding the password.")
+    engine: Literal["auto", "adbc", "connectorx", "sqlalchemy"] = Field(
+        "auto", description="How rows are fetched; 'auto' takes the fastest that works for the URL."
+    )
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            _field_errors("SqlSource", [((), "give exactly one of `table` or `query`",
+                                         None, "add `table: NAME` or `query: SELECT ...`")])
+        return self
+
+
+class Pagination(_Section):
+    """How an HTTP source's pages are followed."""
+
+    kind: Literal["none", "next_link", "cursor", "offset", "page"] = "none"
+    next_path: str | None = Field(None, description="next_link / cursor: dotted path in the body to the "
+                                                    "next URL or cursor (default: the Link header).")
+    param: str | None = Field(None, description="cursor: query parameter for the cursor; offset: the "
+                                                "offset parameter; page: the page-number parameter.")
+    limit_param: str | None = Field(None, description="offset / page: the page-size parameter.")
+    limit: int = Field(100, ge=1, description="offset / page: rows per page.")
+    start: int = Field(0, ge=0, description="offset / page: the first offset or page number.")
+
+
+class HttpSource(_Section):
+    """A JSON or CSV HTTP API, followed page by page."""
+
+    kind: Literal["http"]
+    url: str = Field(pattern=r"^https?://", description="The first page's URL.")
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    body: dict[str, Any] | None = Field(None, description="JSON body for POST.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers; '${VAR}' is read "
+                                                                      "from the environment.")
+    format: Literal["json", "csv"] = "json"
+    records_path: str | None = Field(None, description="Dotted path to the list of records in each "
+                                                       "JSON body (default: the body is the list).")
+    pagination: Pagination = Pagination()
+    auth_env: str | None = Field(None, description="Environment variable with the token sent as "
+                                                   "'Authorization: Bearer <token>'.")
+    timeout: float = Field(30.0, gt=0, description="Seconds per request.")
+    retries: int = Field(4, ge=0, le=20, description="Retries on 429, 5xx and timeouts, with backoff.")
+    max_pages: int = Field(10_000, ge=1)
+    max_rows: int = Field(10_000_000, ge=1)
+    max_seconds: float = Field(600.0, gt=0, description="Bound on the whole fetch.")
+
+
+class PythonSource(_Section):
+    """Any other source: a function returning a DataFrame (Polars or pandas)."""
+
+    kind: Literal["python"]
+    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+                          description="'module:function'; the module is looked up beside looml.yaml "
+                                      "first.")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+Source = Annotated[FileSource | SqlSource | HttpSource | PythonSource, Field(discriminator="kind")]
+
+
 class DataSpec(_Section):
     """Where the data is and what the columns mean."""
 
-    source: str = Field(description="Path to a CSV, Parquet or NDJSON file, relative to looml.yaml.")
-    format: Literal["auto", "csv", "parquet", "ndjson"] = Field(
-        "auto", description="File format; 'auto' decides by the file extension."
-    )
+    source: Source = Field(description="A file path (shorthand for {kind: file, path: ...}) or a "
+                                       "mapping with kind: file | sql | http | python.")
     target: str = Field(description="The column to predict.")
     task: Task = Field("auto", description="'auto' infers it from the target column.")
     id_columns: list[str] = Field(
         default_factory=list, description="Row identifiers: kept in the data, never used as features."
     )
     drop_columns: list[str] = Field(default_factory=list, description="Columns never used as features.")
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _path_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"kind": "file", "path": value}
+        if isinstance(value, dict) and "kind" not in value:
+            return {"kind": "file", **value}
+        return value
 
 
 class SplitSpec(_Section):
@@ -313,13 +418,24 @@ def validate_spec(raw: dict[str, Any], project_dir: Path, lines: dict[tuple, int
         raise SpecError([_problem(err, lines or {}) for err in exc.errors()]) from exc
 
 
+_SOURCE_KINDS = ("file", "sql", "http", "python")
+_PATTERN_FIXES = {
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$": "use letters, digits, '_', '.' and '-' only, starting with a letter or digit",
+    r"^https?://": "give a full URL starting with http:// or https://",
+    r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$": "write it as 'module:function', e.g. 'loaders:load_orders'",
+}
+
+
 def _problem(err: Any, lines: dict[tuple, int]) -> Problem:
-    loc = tuple(err["loc"])
+    tagged = tuple(err["loc"])
+    # pydantic puts a union's tag in the location (data.source.sql.url); the YAML has no such key.
+    loc = tuple(p for i, p in enumerate(tagged)
+                if not (i and tagged[i - 1] == "source" and p in _SOURCE_KINDS))
     dotted = ".".join(str(part) for part in loc) or "(root)"
     line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
     kind = err["type"]
     if kind == "extra_forbidden":
-        allowed = _fields_at(Spec, loc[:-1])
+        allowed = _fields_at(Spec, tagged[:-1])
         hint = did_you_mean(str(loc[-1]), allowed)
         fix = hint or f"allowed keys here: {', '.join(allowed)}"
         return Problem(loc=dotted, line=line, message="unknown key", fix=fix)
@@ -329,6 +445,15 @@ def _problem(err: Any, lines: dict[tuple, int]) -> Problem:
         return Problem(loc=dotted, line=line, message="required key is missing",
                        fix=f"add `{loc[-1]}:` {where}")
     message = err["msg"]
+    if kind == "union_tag_invalid":
+        tag = str(err.get("ctx", {}).get("tag", ""))
+        return Problem(loc=f"{dotted}.kind", line=lines.get((*loc, "kind"), line),
+                       message="unknown source kind", value=tag,
+                       fix=did_you_mean(tag, _SOURCE_KINDS) or f"use one of {', '.join(_SOURCE_KINDS)}")
+    if kind in ("model_type", "model_attributes_type") and loc[-1:] == ("source",):
+        return Problem(loc=dotted, line=line, message="expected a file path, or a mapping with "
+                       f"kind: {' | '.join(_SOURCE_KINDS)}", value=err.get("input"),
+                       fix="e.g. `source: data.csv`, or `source: {kind: sql, url: ..., table: ...}`")
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         choices = re.findall(r"'([^']*)'", expected)
@@ -340,26 +465,39 @@ def _problem(err: Any, lines: dict[tuple, int]) -> Problem:
         value = None
     fix = err.get("ctx", {}).get("fix", "") if kind == "looml" else ""
     if kind == "string_pattern_mismatch":
-        fix = "use letters, digits, '_', '.' and '-' only, starting with a letter or digit"
+        fix = _PATTERN_FIXES.get(err.get("ctx", {}).get("pattern", ""), "")
     return Problem(loc=dotted, line=line, message=message.removeprefix("Value error, "),
                    value=value, fix=fix)
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The field names of the model found by walking `loc` down from `model`."""
+    """The field names of the model found by walking `loc` (union tags included) down from `model`."""
     current: Any = model
     for part in loc:
         if isinstance(part, int):
             continue
+        if not _is_model(current) and isinstance(current, tuple):  # a tagged union: pick by tag
+            current = next((m for m in current if m.model_fields["kind"].default == part
+                            or get_args(m.model_fields["kind"].annotation) == (part,)), None)
+            continue
         field = current.model_fields.get(part) if _is_model(current) else None
         if field is None:
             return []
-        current = _inner_model(field.annotation)
+        members = _union_models(field.annotation)
+        current = members if len(members) > 1 else _inner_model(field.annotation)
     return [n for n in current.model_fields if n != "project_dir"] if _is_model(current) else []
 
 
 def _is_model(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _union_models(annotation: Any) -> tuple:
+    """The models of a (possibly Annotated) union of models, or ()."""
+    args = get_args(annotation)
+    if args and get_origin(annotation) is Annotated:
+        return _union_models(args[0])
+    return tuple(a for a in args if _is_model(a))
 
 
 def _inner_model(annotation: Any) -> Any:

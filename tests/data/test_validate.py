@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from sklearn.datasets import load_diabetes, load_iris
 
-from looml.data.ingest import read_table
+from looml.data.sources.files import read_table
 from looml.data.profile import profile
 from looml.data.validate import ValidationReport, validate
 from looml.errors import DataError

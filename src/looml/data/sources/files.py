@@ -1,4 +1,4 @@
-"""Ingest: read a CSV, Parquet or NDJSON file into a Polars frame."""
+"""File sources: read a CSV, Parquet or NDJSON file into a Polars frame."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import polars as pl
 
 from looml.errors import DataError, Problem
+from looml.spec import FileSource
 
-__all__ = ["FORMATS", "detect_format", "read_table"]
+__all__ = ["FORMATS", "detect_format", "local_paths", "read_files", "read_table"]
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".ndjson": "ndjson", ".jsonl": "ndjson"}
@@ -21,9 +22,9 @@ def detect_format(path: Path, declared: str = "auto") -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(Problem(
-            loc="data.format", value=path.suffix or path.name,
+            loc="data.source.format", value=path.suffix or path.name,
             message="cannot tell the file format from the extension",
-            fix=f"set data.format to one of csv, parquet, ndjson (known extensions: "
+            fix=f"set data.source.format to one of csv, parquet, ndjson (known extensions: "
                 f"{', '.join(sorted(FORMATS))})",
         ))
     return fmt
@@ -52,7 +53,7 @@ def read_table(path: Path, fmt: str = "auto") -> pl.DataFrame:
         cause = str(exc).strip().split("\n\n")[0]
         raise DataError(Problem(
             loc="data.source", value=str(path), message=f"cannot read the file as {fmt}: {cause}",
-            fix=f"check that the file is valid {fmt}, or set data.format",
+            fix=f"check that the file is valid {fmt}, or set data.source.format",
         )) from exc
     if frame.height == 0:
         raise DataError(Problem(loc="data.source", value=str(path), message="the data file has no rows",
@@ -77,3 +78,20 @@ def _read_csv(path: Path) -> pl.DataFrame:
     except pl.exceptions.ComputeError:
         return pl.read_csv(path, separator=separator, try_parse_dates=True, null_values=_NULLS,
                            infer_schema_length=None)
+
+
+def local_paths(source: FileSource, base_dir: Path) -> list[Path] | None:
+    """The local files a source reads, in order; None for a remote URL (it must be fetched)."""
+    if "://" in source.path:
+        return None
+    path = Path(source.path).expanduser()
+    return [path if path.is_absolute() else base_dir / path]
+
+
+def read_files(source: FileSource, base_dir: Path) -> pl.DataFrame:
+    """Read every file a `FileSource` names into one frame."""
+    paths = local_paths(source, base_dir)
+    if paths is None:
+        raise DataError(Problem(loc="data.source.path", value=source.path,
+                                message="remote URLs are not supported yet", fix="use a local path"))
+    return pl.concat([read_table(p, source.format) for p in paths], how="vertical")

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from sklearn.datasets import load_iris
 
-from looml.data.ingest import detect_format, read_table
+from looml.data.sources.files import detect_format, read_table
 from looml.errors import DataError
 
 
@@ -92,8 +92,8 @@ def test_unknown_extension(tmp_path: Path) -> None:
     path = tmp_path / "book.xlsx"
     path.write_bytes(b"PK\x03\x04")
 
-    with pytest.raises(DataError, match=r"data\.format: cannot tell the file format from the "
-                                        r"extension \(got '\.xlsx'\)\n\s+fix: set data\.format to "
+    with pytest.raises(DataError, match=r"data\.source\.format: cannot tell the file format from the "
+                                        r"extension \(got '\.xlsx'\)\n\s+fix: set data\.source\.format to "
                                         r"one of csv, parquet, ndjson"):
         read_table(path)
 
@@ -130,7 +130,7 @@ def test_unreadable_file(tmp_path: Path, name: str, content: bytes, fmt: str) ->
 
     with pytest.raises(DataError, match=rf"data\.source: cannot read the file as {fmt}: .*\n"
                                         rf"\s+fix: check that the file is valid {fmt}, or set "
-                                        r"data\.format") as exc:
+                                        r"data\.source\.format") as exc:
         read_table(path)
     assert exc.value.problems[0].value == str(path)
 
