@@ -158,7 +158,8 @@ def test_unknown_literal_lists_the_choices(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace("  target: label\n", "  target: label\n  format: xls\n"))
     with pytest.raises(SpecError, match=r"data\.format .*unknown key"):
         load_spec(path)
-    path = write(tmp_path, MINIMAL.replace("  source: data.csv\n", "  source: {path: data.csv, format: xls}\n"))
+    path = write(tmp_path, MINIMAL.replace("  source: data.csv\n",
+                                           "  source: {path: data.csv, format: xls}\n"))
     with pytest.raises(SpecError, match=r"data\.source\.format \(line 2\): .*\(got 'xls'\)\n"
                                         r"\s+fix: use one of auto, csv, parquet, ndjson, excel$"):
         load_spec(path)

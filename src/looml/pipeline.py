@@ -174,7 +174,8 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     )
 
 
-def check(spec: Spec | str | Path, *, snapshot: str | None = None, on_start: Callable[[str], None] | None = None,
+def check(spec: Spec | str | Path, *, snapshot: str | None = None,
+          on_start: Callable[[str], None] | None = None,
           on_finish: Callable[[StageRecord], None] | None = None) -> DataCheck:
     """Ingest, profile and validate only (what `looml validate` does); train nothing.
 
@@ -191,8 +192,9 @@ def check(spec: Spec | str | Path, *, snapshot: str | None = None, on_start: Cal
                      stages=list(runner.records))
 
 
-def _prepare(spec: Spec, runner: Runner, store: ArtifactStore,
-             snapshot: str | None = None) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
+def _prepare(
+    spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | None = None,
+) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
     """ingest -> profile -> validate: the snapshot digest, a frame loader, the profile, the report.
 
     Metrics of the other task are a spec problem found right after validation.
@@ -232,7 +234,7 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | No
     snapshot's digest is the data version, so unchanged rows still hit the cache downstream.
     `snapshot` re-runs from a stored snapshot instead of the source.
     """
-    from looml.data.sources import describe, fetch, local_paths
+    from looml.data.sources import Fetched, describe, fetch, local_paths
 
     catalog = SnapshotCatalog(spec.project_dir / ".looml" / "snapshots")
     source = spec.data.source
@@ -245,9 +247,11 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | No
         runner.note("ingest", "cached", f"from snapshot {entry.digest[:12]} ({entry.source})")
         return entry.digest
 
-    def snapshot_of(frame: pl.DataFrame) -> dict[str, Any]:
+    def snapshot_of(fetched: Fetched) -> dict[str, Any]:
+        frame = fetched.frame
         digest = store.put_file(lambda path: frame.write_parquet(path, statistics=False))
-        return {"artifacts": {"snapshot": digest}, "rows": frame.height, "columns": frame.columns}
+        return {"artifacts": {"snapshot": digest}, "rows": frame.height, "columns": frame.columns,
+                "notes": fetched.notes}
 
     config = spec.data.source.model_dump(mode="json")
     paths = local_paths(source, spec.project_dir)

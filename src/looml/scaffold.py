@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from looml.data.sources.files import read_table
 from looml.data.profile import profile
+from looml.data.sources.files import read_table
 from looml.data.validate import validate
 from looml.errors import DataError, Problem, SpecError
 from looml.spec import DataSpec, PreprocessingSpec, SplitSpec, validate_spec

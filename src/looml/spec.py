@@ -420,7 +420,8 @@ def validate_spec(raw: dict[str, Any], project_dir: Path, lines: dict[tuple, int
 
 _SOURCE_KINDS = ("file", "sql", "http", "python")
 _PATTERN_FIXES = {
-    r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$": "use letters, digits, '_', '.' and '-' only, starting with a letter or digit",
+    r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$":
+        "use letters, digits, '_', '.' and '-' only, starting with a letter or digit",
     r"^https?://": "give a full URL starting with http:// or https://",
     r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$": "write it as 'module:function', e.g. 'loaders:load_orders'",
 }

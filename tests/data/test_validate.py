@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from sklearn.datasets import load_diabetes, load_iris
 
-from looml.data.sources.files import read_table
 from looml.data.profile import profile
+from looml.data.sources.files import read_table
 from looml.data.validate import ValidationReport, validate
 from looml.errors import DataError
 from looml.spec import DataSpec, PreprocessingSpec, SplitSpec

@@ -1,10 +1,12 @@
 """Sources: fetch the rows a spec's `data.source` names, whatever its kind, as one Polars frame.
 
-    fetch(source, base_dir)        -> pl.DataFrame   (file, sql, http or python)
+    fetch(source, base_dir)        -> Fetched        (rows from a file, sql, http or python source)
     local_paths(source, base_dir)  -> [Path] | None  (local files, which can be digested without reading)
     describe(source)               -> str            (for logs and the snapshot catalog; no secrets)
 
-Each kind lives in its own module and raises `DataError` naming the source and the cause.
+Each kind lives in its own module, returns `(frame, notes)` (notes: things the user should
+know that are not errors, such as "skipped 3 malformed lines: 17, 40, 41") and raises
+`DataError` naming the source and the cause, never a credential.
 Heavy clients (SQLAlchemy, httpx) are imported only by the kind that needs them.
 """
 
@@ -14,6 +16,7 @@ import importlib
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -21,26 +24,35 @@ import polars as pl
 from looml.errors import DataError, Problem
 from looml.spec import FileSource, HttpSource, PythonSource, SqlSource
 
-__all__ = ["describe", "fetch", "local_paths"]
+__all__ = ["Fetched", "describe", "fetch", "local_paths"]
 
 Source = FileSource | SqlSource | HttpSource | PythonSource
 
 
-def fetch(source: Source, base_dir: Path, env: Mapping[str, str] | None = None) -> pl.DataFrame:
+@dataclass(frozen=True)
+class Fetched:
+    """The rows a source gave, and notes for the user (skipped lines, truncation)."""
+
+    frame: pl.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def fetch(source: Source, base_dir: Path, env: Mapping[str, str] | None = None) -> Fetched:
     """All rows of `source`, with float NaN read as missing; raise `DataError` if there are none."""
     env = os.environ if env is None else env
+    notes: list[str] = []
     if isinstance(source, FileSource):
         from looml.data.sources.files import read_files
 
-        frame = read_files(source, base_dir)
+        frame, notes = read_files(source, base_dir)
     elif isinstance(source, SqlSource):
         from looml.data.sources.sql import fetch_sql
 
-        frame = fetch_sql(source, env)
+        frame, notes = fetch_sql(source, env)
     elif isinstance(source, HttpSource):
         from looml.data.sources.http import fetch_http
 
-        frame = fetch_http(source, env)
+        frame, notes = fetch_http(source, env)
     else:
         frame = _call(source, base_dir)
     if frame.height == 0:
@@ -48,7 +60,7 @@ def fetch(source: Source, base_dir: Path, env: Mapping[str, str] | None = None) 
                                 fix="point data.source at data with rows (check the query's filters)"))
     # A float NaN (Parquet, NDJSON, SQL) is a missing value, as "NaN" in a CSV already is: one
     # notion of missing, so profile, validate and split count and skip the same rows.
-    return frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))
+    return Fetched(frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None)), notes)
 
 
 def local_paths(source: Source, base_dir: Path) -> list[Path] | None:
@@ -84,7 +96,8 @@ def _call(source: PythonSource, base_dir: Path) -> pl.DataFrame:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise DataError(Problem(loc=loc, value=source.function, message=f"cannot import {module_name!r}: {exc}",
+        raise DataError(Problem(loc=loc, value=source.function,
+                                message=f"cannot import {module_name!r}: {exc}",
                                 fix="put the module beside looml.yaml or install it")) from exc
     finally:
         if added:

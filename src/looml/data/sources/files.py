@@ -88,10 +88,10 @@ def local_paths(source: FileSource, base_dir: Path) -> list[Path] | None:
     return [path if path.is_absolute() else base_dir / path]
 
 
-def read_files(source: FileSource, base_dir: Path) -> pl.DataFrame:
-    """Read every file a `FileSource` names into one frame."""
+def read_files(source: FileSource, base_dir: Path) -> tuple[pl.DataFrame, list[str]]:
+    """Read every file a `FileSource` names into one frame; also return notes for the user."""
     paths = local_paths(source, base_dir)
     if paths is None:
         raise DataError(Problem(loc="data.source.path", value=source.path,
                                 message="remote URLs are not supported yet", fix="use a local path"))
-    return pl.concat([read_table(p, source.format) for p in paths], how="vertical")
+    return pl.concat([read_table(p, source.format) for p in paths], how="vertical"), []
