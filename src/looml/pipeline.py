@@ -202,9 +202,11 @@ def _prepare(
     data_digest = _ingest(spec, runner, store, snapshot)
     frame = cache(lambda: pl.read_parquet(store.path(data_digest)))
 
-    profiled = runner.run("profile", code=[*_WIRING, "looml.data.profile"], config=None,
+    profiled = runner.run("profile", code=[*_WIRING, "looml.data.profile"],
+                          config=[spec.data.target, spec.seed],
                           inputs={"snapshot": data_digest},
-                          compute=lambda: {"profile": profile(frame()).to_dict()})
+                          compute=lambda: {"profile": profile(frame(), target=spec.data.target,
+                                                              seed=spec.seed).to_dict()})
     data_profile = Profile.from_dict(profiled["profile"])
 
     validated = runner.run(
@@ -353,6 +355,7 @@ def _report_context(spec: Spec, report: ValidationReport, data_profile: Profile,
         "task": report.task, "task_reason": report.task_reason, "target": report.target,
         "data": {"rows": data_profile.rows, "columns": columns, "dropped": report.dropped,
                  "warnings": report.warnings},
+        "profile": data_profile.to_dict(),
         "split": {"train_rows": split_out["train_rows"], "test_rows": split_out["test_rows"],
                   "folds": spec.split.folds},
         "primary_metric": trained["primary_metric"], "leaderboard": trained["leaderboard"],

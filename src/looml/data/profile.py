@@ -71,7 +71,7 @@ def _kind(dtype: pl.DataType) -> str:
     return "other"
 
 
-def profile(frame: pl.DataFrame) -> Profile:
+def profile(frame: pl.DataFrame, target: str | None = None, seed: int = 0) -> Profile:
     """Compute a `Profile` of `frame` in one pass of Polars expressions per statistic group."""
     kinds = {name: _kind(dtype) for name, dtype in frame.schema.items()}
     exprs: list[pl.Expr] = []
