@@ -26,7 +26,9 @@ import numpy as np
 import polars as pl
 
 from looml import __version__
+from looml.data.anomalies import Anomaly
 from looml.data.profile import Profile, profile
+from looml.data.schema import Schema, load_schema
 from looml.data.validate import ValidationReport, validate
 from looml.errors import DataError, GateError, Problem
 from looml.learn.gate import check_gate, check_metrics_fit_task
@@ -195,11 +197,15 @@ def check(spec: Spec | str | Path, *, snapshot: str | None = None,
 def _prepare(
     spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | None = None,
 ) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
-    """ingest -> profile -> validate: the snapshot digest, a frame loader, the profile, the report.
+    """ingest -> profile -> validate -> check: the snapshot digest, a frame loader, the profile,
+    and the validation report (with the notes and warnings of every step).
 
-    Metrics of the other task are a spec problem found right after validation.
+    validate decides the task and the columns' roles; check compares the data with the schema
+    file (inferred and written on the first run) and looks for duplicates, leakage and imbalance.
+    Every error of both is raised at once. Metrics of the other task are a spec problem found
+    right after.
     """
-    data_digest = _ingest(spec, runner, store, snapshot)
+    data_digest, notes = _ingest(spec, runner, store, snapshot)
     frame = cache(lambda: pl.read_parquet(store.path(data_digest)))
 
     profiled = runner.run("profile", code=[*_WIRING, "looml.data.profile"],
@@ -209,16 +215,64 @@ def _prepare(
                                                               seed=spec.seed).to_dict()})
     data_profile = Profile.from_dict(profiled["profile"])
 
-    validated = runner.run(
-        "validate", code=[*_WIRING, "looml.data.validate"],
-        config=[spec.section_hash("data", "split"), spec.preprocessing.drop_id_like],
-        inputs={"snapshot": data_digest, "profile": _digest(profiled)},
-        compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
-                                            spec.preprocessing).to_dict()},
-    )
+    try:
+        validated = runner.run(
+            "validate", code=[*_WIRING, "looml.data.validate"],
+            config=[spec.section_hash("data", "split"), spec.preprocessing.drop_id_like],
+            inputs={"snapshot": data_digest, "profile": _digest(profiled)},
+            compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
+                                                spec.preprocessing).to_dict()},
+        )
+    except DataError as exc:
+        # With a schema at hand, a renamed or corrupt column is reported with the rest.
+        schema_path = spec.resolve(spec.validation.schema_file)
+        if not schema_path.is_file():
+            raise
+        from looml.data.anomalies import check_batch
+
+        found = check_batch(frame(), load_schema(schema_path), spec.validation)
+        raise DataError([*exc.problems, *(a.to_problem() for a in found if a.severity == "error")]) from exc
     report = ValidationReport.from_dict(validated["report"])
+    schema = _schema(spec, runner, frame, data_profile, report, data_digest)
+    checked = runner.run(
+        "check", code=[*_WIRING, "looml.data.anomalies", "looml.data.schema"],
+        config=[spec.section_hash("validation"), spec.seed],
+        inputs={"snapshot": data_digest, "schema": schema.digest(), "validation": _digest(validated)},
+        compute=lambda: _check(frame(), schema, report, spec),
+    )
+    found = [Anomaly.from_dict(a) for a in checked["anomalies"]]
+    errors = [a.to_problem() for a in found if a.severity == "error"]
+    if errors:
+        raise DataError(errors)
+    report = replace(report, warnings=[*notes, *report.warnings,
+                                       *(a.render() for a in found if a.severity == "warning")])
     check_metrics_fit_task(spec.evaluation, report.task)
     return data_digest, frame, data_profile, report
+
+
+def _schema(spec: Spec, runner: Runner, frame: Callable[[], pl.DataFrame], data_profile: Profile,
+            report: ValidationReport, data_digest: str) -> Schema:
+    """The schema file's content; inferred from the data and written on the first run."""
+    path = spec.resolve(spec.validation.schema_file)
+    if path.is_file():
+        return load_schema(path)
+    from looml.data.schema import infer_schema, schema_yaml
+
+    schema = infer_schema(frame(), data_profile, report, spec.data.id_columns,
+                          spec.validation.range_margin)
+    text = schema_yaml(schema, f"data snapshot {data_digest[:12]}")
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    runner.note("schema", "ran", f"inferred from the data and written to {path.name}; edit it to pin, "
+                                 "relax or extend the checks")
+    return schema
+
+
+def _check(frame: pl.DataFrame, schema: Schema, report: ValidationReport, spec: Spec) -> dict[str, Any]:
+    from looml.data.anomalies import check_batch, check_dataset
+
+    found = check_batch(frame, schema, spec.validation) + check_dataset(frame, report, spec.validation,
+                                                                         spec.seed)
+    return {"anomalies": [a.to_dict() for a in found]}
 
 
 def _check_candidates(spec: Spec) -> None:
@@ -228,8 +282,10 @@ def _check_candidates(spec: Spec) -> None:
         check_params(spec.models)
 
 
-def _ingest(spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | None) -> str:
-    """The digest of the data snapshot this run trains on, recorded in the catalog.
+def _ingest(spec: Spec, runner: Runner, store: ArtifactStore,
+            snapshot: str | None) -> tuple[str, list[str]]:
+    """The digest of the data snapshot this run trains on (recorded in the catalog), and the
+    source's notes for the user.
 
     Local files are digested without reading them, so unchanged files are a cache hit. Other
     sources (SQL, HTTP, Python, remote URLs) are fetched every run and snapshotted; the
@@ -247,7 +303,7 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | No
             raise DataError(Problem(loc="--snapshot", value=snapshot, message="no such data snapshot",
                                     fix=f"see `looml data`; known snapshots: {known}"))
         runner.note("ingest", "cached", f"from snapshot {entry.digest[:12]} ({entry.source})")
-        return entry.digest
+        return entry.digest, []
 
     def snapshot_of(fetched: Fetched) -> dict[str, Any]:
         frame = fetched.frame
@@ -271,7 +327,7 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | No
                               compute=lambda: fetched)
     digest = ingested["artifacts"]["snapshot"]
     catalog.record(digest, describe(source), ingested["rows"], ingested["columns"])
-    return digest
+    return digest, ingested.get("notes", [])
 
 
 def _split(frame: pl.DataFrame, report: ValidationReport, spec: Spec,

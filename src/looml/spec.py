@@ -25,6 +25,7 @@ __all__ = [
     "Spec",
     "load_spec",
     "spec_json_schema",
+    "yaml_lines",
 ]
 
 Task = Literal["auto", "classification", "regression"]
@@ -113,7 +114,19 @@ class Pagination(_Section):
                                                 "offset parameter; page: the page-number parameter.")
     limit_param: str | None = Field(None, description="offset / page: the page-size parameter.")
     limit: int = Field(100, ge=1, description="offset / page: rows per page.")
-    start: int = Field(0, ge=0, description="offset / page: the first offset or page number.")
+    start: int | None = Field(None, ge=0, description="offset / page: the first offset or page number "
+                                                      "(default 0 for offset, 1 for page).")
+
+    @model_validator(mode="after")
+    def _needed_fields(self) -> Pagination:
+        needs = {"cursor": ("next_path", "param"), "offset": ("param",), "page": ("param",)}
+        _field_errors("Pagination", [
+            ((name,), f"pagination kind {self.kind!r} needs `{name}`", None,
+             "set `next_path` to the dotted path of the next cursor in the body" if name == "next_path"
+             else f"set `param` to the query parameter that carries the {self.kind}")
+            for name in needs.get(self.kind, ()) if getattr(self, name) is None
+        ])
+        return self
 
 
 class HttpSource(_Section):
@@ -137,6 +150,23 @@ class HttpSource(_Section):
     max_pages: int = Field(10_000, ge=1)
     max_rows: int = Field(10_000_000, ge=1)
     max_seconds: float = Field(600.0, gt=0, description="Bound on the whole fetch.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpSource:
+        errors: list[tuple[tuple, str, Any, str]] = []
+        if self.body is not None and self.method != "POST":
+            errors.append((("body",), "a body is sent only with method POST", None,
+                           "add `method: POST`, or move the fields to `params`"))
+        if self.format == "csv" and self.records_path is not None:
+            errors.append((("records_path",), "records_path applies to JSON bodies, not CSV",
+                           self.records_path, "remove records_path, or set format: json"))
+        if self.format == "csv" and self.pagination.next_path is not None:
+            errors.append((("pagination", "next_path"), "a CSV body has no path to read the next page "
+                           "from", self.pagination.next_path,
+                           "use pagination kind next_link without next_path (the Link header), "
+                           "offset or page"))
+        _field_errors("HttpSource", errors)
+        return self
 
 
 class PythonSource(_Section):
@@ -172,6 +202,63 @@ class DataSpec(_Section):
         if isinstance(value, dict) and "kind" not in value:
             return {"kind": "file", **value}
         return value
+
+
+class CheckSpec(_Section):
+    """One data check: how serious a finding is, and from which level it counts."""
+
+    severity: Literal["error", "warning", "off"]
+    threshold: float = Field(ge=0.0, description="The level above which the check fires (its meaning "
+                                                 "is the check's; see docs/spec.md).")
+
+
+def _check(severity: str, threshold: float, meaning: str) -> Any:
+    return Field(default_factory=lambda: CheckSpec(severity=severity, threshold=threshold),
+                 description=f"Default {severity}, threshold {threshold}: {meaning}.")
+
+
+class ValidationSpec(_Section):
+    """Data checks against the schema and on the data itself. A finding of severity error stops
+    the run (nothing is trained or registered); a warning goes to the report."""
+
+    schema_file: str = Field("looml.schema.yaml", description="The editable schema, beside looml.yaml; "
+                             "inferred from the data on the first run.")
+    range_margin: float = Field(0.1, ge=0.0, description="Numeric ranges inferred from the data are "
+                                "widened by this share of their span on each side.")
+    missing_column: CheckSpec = _check("error", 0, "a required schema column is absent")
+    extra_column: CheckSpec = _check("warning", 0, "a column the schema does not know")
+    type_change: CheckSpec = _check("error", 0, "a column's type differs from the schema's")
+    new_category: CheckSpec = _check("error", 0.0, "share of rows with a category outside the schema's "
+                                     "domain")
+    out_of_range: CheckSpec = _check("error", 0.0, "share of rows outside the schema's min / max")
+    unexpected_nulls: CheckSpec = _check("error", 0.0, "share of missing values in a column the schema "
+                                         "marks nullable: false")
+    missing_rate: CheckSpec = _check("warning", 0.1, "rise of a column's missing rate over the "
+                                     "schema's reference rate")
+    constant_column: CheckSpec = _check("warning", 0, "a column with one value, or none")
+    duplicate_rows: CheckSpec = _check("warning", 0.05, "share of rows that repeat an earlier row")
+    id_like: CheckSpec = _check("warning", 0, "a column that looks like a row identifier")
+    target_leakage: CheckSpec = _check("error", 0.98, "how well one feature alone predicts the target "
+                                       "(0: not at all, 1: perfectly)")
+    class_imbalance: CheckSpec = _check("warning", 0.02, "share of the rarest class, below which it "
+                                        "fires")
+    train_test_skew: CheckSpec = _check("warning", 0.1, "population stability index between the "
+                                        "training and holdout rows of a feature")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _severity_shorthand(cls, value: Any, info: Any) -> Any:
+        # `new_category: warning` is short for {severity: warning} with the check's own threshold.
+        field = cls.model_fields[info.field_name]
+        if isinstance(value, str) and field.annotation is CheckSpec:
+            return {"severity": value, "threshold": field.default_factory().threshold}
+        if isinstance(value, dict) and field.annotation is CheckSpec and "threshold" not in value:
+            return {"threshold": field.default_factory().threshold, **value}
+        return value
+
+    def checks(self) -> dict[str, CheckSpec]:
+        """Every check by name."""
+        return {n: getattr(self, n) for n, f in type(self).model_fields.items() if f.annotation is CheckSpec}
 
 
 class SplitSpec(_Section):
@@ -304,6 +391,7 @@ class Spec(_Section):
 
     seed: int = Field(42, ge=0, description="The one seed for splits, folds and models.")
     data: DataSpec
+    validation: ValidationSpec = ValidationSpec()
     split: SplitSpec = SplitSpec()
     preprocessing: PreprocessingSpec = PreprocessingSpec()
     models: ModelsSpec = ModelsSpec()
@@ -399,7 +487,7 @@ def load_spec(path: str | Path) -> Spec:
         ))
     duplicates = _duplicate_keys(node)
     try:
-        spec = validate_spec(raw, project_dir=path.parent.resolve(), lines=_line_index(node))
+        spec = validate_spec(raw, project_dir=path.parent.resolve(), lines=yaml_lines(node))
     except SpecError as exc:
         raise SpecError([*duplicates, *exc.problems]) from exc.__cause__
     if duplicates:
@@ -538,7 +626,7 @@ def _duplicate_keys(node: yaml.Node | None) -> list[Problem]:
     return problems
 
 
-def _line_index(node: yaml.Node | None) -> dict[tuple, int]:
+def yaml_lines(node: yaml.Node | None) -> dict[tuple, int]:
     """Map each YAML path (keys and list indexes) to its 1-based line number."""
     index: dict[tuple, int] = {}
 
