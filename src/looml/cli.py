@@ -36,6 +36,8 @@ def _fail(exc: LoomlError, as_json: bool) -> None:
 def run(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
     force: bool = typer.Option(False, "--force", help="Ignore the cache and re-run every stage."),
+    snapshot: str | None = typer.Option(None, "--snapshot", help="Re-run on a stored data snapshot "
+                                        "(a digest or its first characters; see `looml data`)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Run the pipeline: ingest, validate, split, train, evaluate, report, register."""
@@ -44,7 +46,7 @@ def run(
     progress = _StageProgress(enabled=not as_json)
     try:
         with progress:
-            result = run_pipeline(spec, force=force, on_start=progress.start,
+            result = run_pipeline(spec, force=force, snapshot=snapshot, on_start=progress.start,
                                   on_finish=progress.finish)
     except LoomlError as exc:
         _fail(exc, as_json)
@@ -57,11 +59,19 @@ def run(
 @app.command()
 def validate(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    data: str | None = typer.Option(None, "--data", help="Check this batch (a file, glob or URL, or "
+                                    "an inline source mapping such as '{kind: sql, url: ..., query: "
+                                    "...}') against the champion's schema instead."),
+    version: str | None = typer.Option(None, "--version", help="With --data: the model version whose "
+                                       "schema to use (default: the champion)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Check the spec and the data (ingest, profile, validate) without training anything."""
     from looml.pipeline import check
 
+    if data is not None:
+        _validate_batch(spec, data, version, as_json)
+        return
     try:
         result = check(spec)
     except LoomlError as exc:
@@ -86,6 +96,71 @@ def validate(
     for warning in report.warnings:
         out_console.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
     out_console.print("[green]valid[/]: the spec and the data are ready for `looml run`")
+
+
+def _validate_batch(spec: Path, data: str, version: str | None, as_json: bool) -> None:
+    from looml.datasets import validate_batch
+
+    try:
+        result = validate_batch(spec, data, version)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        out = _stdout()
+        out.print(f"{result.rows} rows from {escape(result.source)}, checked against the schema of "
+                  f"{escape(result.schema_origin)}", highlight=False)
+        if result.anomalies:
+            table = Table(title=f"{len(result.anomalies)} anomalies")
+            for name in ("severity", "column", "check", "observed", "expected"):
+                table.add_column(name)
+            for a in result.anomalies:
+                colour = "red" if a.severity == "error" else "yellow"
+                table.add_row(f"[{colour}]{a.severity}[/]", escape(a.column or "(table)"), a.check,
+                              escape(a.observed), escape(a.expected))
+            out.print(table)
+            for a in result.anomalies:
+                out.print(f"[dim]fix for {escape(a.column or 'the table')} ({a.check}):[/] {escape(a.fix)}",
+                          highlight=False)
+        if not result.errors:
+            out.print("[green]valid[/]: no anomaly of severity error")
+    if result.errors:
+        if not as_json:
+            console.print(f"[bold red]error[/]: {len(result.errors)} anomalies of severity error")
+        raise typer.Exit(_EXIT[DataError])
+
+
+@app.command()
+def data(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    as_json: bool = typer.Option(False, "--json", help="Print the snapshots as JSON on stdout."),
+) -> None:
+    """List the data snapshots (data versions) and the runs and model versions that used each."""
+    from dataclasses import asdict
+
+    from looml.datasets import snapshots
+
+    try:
+        entries = snapshots(spec)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps([asdict(e) for e in entries], indent=2) + "\n")
+        return
+    out = _stdout()
+    if not entries:
+        out.print("no snapshots yet: `looml run` or `looml validate` ingests the data")
+        return
+    table = Table(title="Data snapshots, newest first (re-run one with `looml run --snapshot DIGEST`)")
+    for name, justify in (("digest", "left"), ("source", "left"), ("rows", "right"),
+                          ("columns", "right"), ("first seen", "left"), ("used by", "left")):
+        table.add_column(name, justify=justify)
+    for e in entries:
+        used = ", ".join(f"{u['model']} v{u['version']} (run {u['run_id'][:8]})" for u in e.used_by) or "-"
+        table.add_row(e.digest[:12], escape(e.source), str(e.rows), str(len(e.columns)),
+                      e.first_seen[:19].replace("T", " "), escape(used))
+    out.print(table)
 
 
 @app.command()

@@ -103,14 +103,21 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
 
-    data_digest, frame, data_profile, report = _prepare(spec, runner, store, snapshot)
+    data_digest, frame, data_profile, report, schema = _prepare(spec, runner, store, snapshot)
+    schema_digest = schema.digest()
+    schema_text = cache(lambda: spec.resolve(spec.validation.schema_file).read_text(encoding="utf-8"))
     validation_digest = _digest(report.to_dict())
 
     split_out = runner.run(
-        "split", code=[*_WIRING, "looml.data.split"], config=[spec.split.test_size, spec.seed],
+        "split", code=[*_WIRING, "looml.data.split", "looml.data.anomalies"],
+        config=[spec.split.test_size, spec.seed, spec.validation.train_test_skew.model_dump()],
         inputs={"snapshot": data_digest, "validation": validation_digest},
         compute=lambda: _split(frame(), report, spec, store),
     )
+    skew = [Anomaly.from_dict(a) for a in split_out["skew"]]
+    if any(a.severity == "error" for a in skew):
+        raise DataError([a.to_problem() for a in skew if a.severity == "error"])
+    report = replace(report, warnings=[*report.warnings, *(a.render() for a in skew)])
     split_digest = split_out["artifacts"]["indices"]
     indices = cache(lambda: np.load(io.BytesIO(store.get_bytes(split_digest))))
 
@@ -153,10 +160,12 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     registered = runner.run(
         "register", code=[*_WIRING, "looml.store.tracking"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
-        inputs={"pipeline": pipeline_digest, "snapshot": data_digest,
+        inputs={"pipeline": pipeline_digest, "snapshot": data_digest, "schema": schema_digest,
                 "evaluation": _digest(evaluated), "report": reported["artifacts"]["html"]},
         compute=lambda: _register(spec, tracking_uri, fitted(), frame(), store.path(data_digest),
-                                  data_digest, report, trained, evaluated, report_path),
+                                  data_digest, report, trained, evaluated, report_path, schema_digest,
+                                  {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(
+                                      data_profile.to_dict())}),
         still_valid=lambda out: version_state(tracking_uri, out["model_name"], out["version"])[0],
     )
     _, champion = version_state(tracking_uri, registered["model_name"], registered["version"])
@@ -189,16 +198,16 @@ def check(spec: Spec | str | Path, *, snapshot: str | None = None,
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, on_start=on_start, on_finish=on_finish)
     _check_candidates(spec)
-    data_digest, _, data_profile, report = _prepare(spec, runner, store, snapshot)
+    data_digest, _, data_profile, report, _ = _prepare(spec, runner, store, snapshot)
     return DataCheck(profile=data_profile, report=report, data_digest=data_digest,
                      stages=list(runner.records))
 
 
 def _prepare(
     spec: Spec, runner: Runner, store: ArtifactStore, snapshot: str | None = None,
-) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport]:
+) -> tuple[str, Callable[[], pl.DataFrame], Profile, ValidationReport, Schema]:
     """ingest -> profile -> validate -> check: the snapshot digest, a frame loader, the profile,
-    and the validation report (with the notes and warnings of every step).
+    the validation report (with the notes and warnings of every step) and the schema.
 
     validate decides the task and the columns' roles; check compares the data with the schema
     file (inferred and written on the first run) and looks for duplicates, leakage and imbalance.
@@ -247,7 +256,7 @@ def _prepare(
     report = replace(report, warnings=[*notes, *report.warnings,
                                        *(a.render() for a in found if a.severity == "warning")])
     check_metrics_fit_task(spec.evaluation, report.task)
-    return data_digest, frame, data_profile, report
+    return data_digest, frame, data_profile, report, schema
 
 
 def _schema(spec: Spec, runner: Runner, frame: Callable[[], pl.DataFrame], data_profile: Profile,
@@ -332,13 +341,16 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore,
 
 def _split(frame: pl.DataFrame, report: ValidationReport, spec: Spec,
            store: ArtifactStore) -> dict[str, Any]:
+    from looml.data.anomalies import check_skew
     from looml.data.split import split
 
     train, test = split(frame.get_column(report.target), report.task, spec.split.test_size, spec.seed)
     buffer = io.BytesIO()
     np.save(buffer, np.concatenate([[len(train)], train, test]))  # [n_train, *train, *test]
+    features = frame.select(list(report.features))
+    skew = check_skew(features[train], features[test], report.features, spec.validation.train_test_skew)
     return {"artifacts": {"indices": store.put_bytes(buffer.getvalue())},
-            "train_rows": len(train), "test_rows": len(test)}
+            "train_rows": len(train), "test_rows": len(test), "skew": [a.to_dict() for a in skew]}
 
 
 def _rows(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
@@ -431,7 +443,8 @@ def _report(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
 
 def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, snapshot_path: Path,
               data_digest: str, report: ValidationReport, trained: dict[str, Any],
-              evaluated: dict[str, Any], report_path: Path) -> dict[str, Any]:
+              evaluated: dict[str, Any], report_path: Path, schema_digest: str,
+              documents: dict[str, str]) -> dict[str, Any]:
     from looml.store.tracking import TrackedRun, log_and_register
 
     # Numbers as float64 and dates as datetimes, so the signature admits missing values.
@@ -452,7 +465,7 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
                "folds": spec.split.folds, "test_size": spec.split.test_size,
                "primary_metric": trained["primary_metric"]}
     tags = {"looml.version": __version__, "looml.spec_hash": spec.spec_hash,
-            "looml.data_digest": data_digest, "looml.task": report.task}
+            "looml.data_digest": data_digest, "looml.task": report.task, "looml.schema_digest": schema_digest}
     commit = _git_commit(spec.project_dir)
     if commit:
         tags["looml.git_commit"] = commit
@@ -460,7 +473,7 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
         tracking_uri=tracking_uri, experiment=spec.tracking.experiment,
         model_name=spec.registry.model_name, pipeline=fitted, input_example=example,
         snapshot=frame, snapshot_path=snapshot_path, data_digest=data_digest, target=report.target,
-        params=params, metrics=metrics, tags=tags, artifacts=[report_path],
+        params=params, metrics=metrics, tags=tags, artifacts=[report_path], documents=documents,
     ))
     return registration.to_dict()
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -24,11 +25,14 @@ if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
     import polars as pl
     from sklearn.pipeline import Pipeline
 
-__all__ = ["Registration", "TrackedRun", "local_tracking_uri", "log_and_register", "version_state"]
+__all__ = ["PROFILE_ARTIFACT", "SCHEMA_ARTIFACT", "Registration", "TrackedRun", "local_tracking_uri",
+           "log_and_register", "model_documents", "version_state"]
 
 CHAMPION = "champion"
 
 _SQLITE = "sqlite:///"
+SCHEMA_ARTIFACT = "data/schema.yaml"
+PROFILE_ARTIFACT = "data/profile.json"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class TrackedRun:
     metrics: dict[str, float]
     tags: dict[str, str]
     artifacts: list[Path]
+    documents: dict[str, str]  # artifact path -> text (the schema and the reference profile)
 
 
 def local_tracking_uri(uri: str, project_dir: Path) -> str:
@@ -136,6 +141,8 @@ def log_and_register(run: TrackedRun) -> Registration:
             mlflow.log_input(dataset, context="training")
             for path in run.artifacts:
                 mlflow.log_artifact(str(path))
+            for artifact_path, text in run.documents.items():
+                mlflow.log_text(text, artifact_path)
             info = mlflow.sklearn.log_model(
                 run.pipeline, name="model", signature=signature, input_example=run.input_example,
                 serialization_format="skops", skops_trusted_types=trusted,
@@ -232,3 +239,31 @@ def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, boo
         return False, False
     champion = _champion(client, name)
     return True, champion is not None and str(champion.version) == version
+
+
+def model_documents(tracking_uri: str, name: str, version: str | None = None) -> tuple[str, dict[str, str]]:
+    """The version (default: the champion) of a registered model and the documents logged with it
+    (`data/schema.yaml`, `data/profile.json`), by artifact path.
+
+    Raises `RegistryError` naming the model when there is no such version or no champion.
+    """
+    mlflow = _import_mlflow()
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        found = (client.get_model_version(name, version) if version is not None
+                 else client.get_model_version_by_alias(name, CHAMPION))
+    except MlflowException as exc:
+        what = f"version {version}" if version is not None else f"a {CHAMPION!r} alias"
+        raise RegistryError(Problem(
+            loc="registry.model_name", value=name, message=f"the registered model has no {what}",
+            fix="run `looml run` until a model passes the gate, or pass an existing version")) from exc
+    documents: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="looml-") as tmp:
+        for artifact_path in (SCHEMA_ARTIFACT, PROFILE_ARTIFACT):
+            with contextlib.suppress(MlflowException, OSError):
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=found.run_id, artifact_path=artifact_path, dst_path=tmp, tracking_uri=tracking_uri)
+                documents[artifact_path] = Path(local).read_text(encoding="utf-8")
+    return str(found.version), documents
