@@ -320,7 +320,7 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore,
         return {"artifacts": {"snapshot": digest}, "rows": frame.height, "columns": frame.columns,
                 "notes": fetched.notes}
 
-    config = spec.data.source.model_dump(mode="json")
+    config = _digest(spec.data.source.model_dump(mode="json"))  # a hash: the URL may hold a password
     paths = local_paths(source, spec.project_dir)
     if paths is not None:
         fingerprint = hashlib.sha256("\0".join(
