@@ -22,6 +22,7 @@ lint: $(STAMP)
 
 test: lint
 	scripts/ensure-chromium.sh
+	scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
