@@ -82,7 +82,8 @@ def main() -> None:
     lines = clean.read_bytes().split(b"\n")
     bad_rows = set(np.random.default_rng(1).choice(np.arange(1, args.rows), 20, replace=False).tolist())
     ragged = args.out / "ragged.csv"
-    ragged.write_bytes(b"\n".join(line + b",extra" if i in bad_rows else line for i, line in enumerate(lines)))
+    ragged.write_bytes(b"\n".join(line + b",extra" if i in bad_rows else line
+                                  for i, line in enumerate(lines)))
     fixed = args.out / "ragged-fixed.csv"
     fixed.write_bytes(b"\n".join(line for i, line in enumerate(lines) if i not in bad_rows))
     print(f"{args.rows:,} rows, {clean.stat().st_size / 1e6:.1f} MB; best of {args.repeats}")
