@@ -47,7 +47,8 @@ def _next_body(q: dict[str, str], server: Api) -> Reply:
 def _link(q: dict[str, str], server: Api) -> Reply:
     page = int(q.get("page", 1))
     links = [f'</link?page={page + 1}>; rel="next"'] if page * 150 < len(RECORDS) else []
-    return 200, _window(q, (page - 1) * 150, 150), {"Link": ", ".join([*links, '</link?page=1>; rel="first"'])}
+    links.append('</link?page=1>; rel="first"')
+    return 200, _window(q, (page - 1) * 150, 150), {"Link": ", ".join(links)}
 
 
 def _cursor(q: dict[str, str], server: Api) -> Reply:
@@ -130,6 +131,20 @@ def _search(q: dict[str, str], server: Api) -> Reply:
     return 200, {"hits": RECORDS[:server.bodies[-1]["n"]]}, {}
 
 
+def _hop(q: dict[str, str], server: Api) -> Reply:
+    """Page 1 links to the same server under another host name: another origin."""
+    auth = server.headers_seen[-1].get("Authorization")
+    other = f"http://localhost:{server.server_address[1]}/hop?page=2"
+    return 200, {"data": [{"auth": auth}], "next": other if q.get("page") != "2" else None}, {}
+
+
+def _csv_columns(q: dict[str, str], server: Api) -> Reply:
+    page = int(q.get("page", 1))
+    body = b"id,name\n1,a\n" if page == 1 else b"id,title\n2,b\n"
+    return 200, body, {"Content-Type": "text/csv", **({"Link": "</csv_columns?page=2>; rel=next"}
+                                                       if page == 1 else {})}
+
+
 def _table(q: dict[str, str], server: Api) -> Reply:
     offset, size = int(q["offset"]), int(q["limit"])
     return 200, server.table[offset:offset + size], {}
@@ -146,6 +161,11 @@ ROUTES: dict[str, Callable[[dict[str, str], Api], Reply]] = {
     "/ambiguous": lambda q, s: (200, {"a": [{"x": 1}], "b": [{"y": 2}]}, {}),
     "/cursor_loop": lambda q, s: (200, {"items": RECORDS[:2], "next": "same"}, {}),
     "/ignored": lambda q, s: (200, RECORDS[:10], {}),
+    "/hop": _hop, "/csv_columns": _csv_columns,
+    "/object": lambda q, s: (200, {"status": "ok", "count": 0}, {}),
+    "/number_link": lambda q, s: (200, {"data": RECORDS[:2], "next": 2}, {}),
+    "/bad_csv": lambda q, s: (200, b"a,b\n1,2\n3,4,5,6\n", {"Content-Type": "text/csv"}),
+    "/redirect": lambda q, s: (302, b"", {"Location": "/redirect"}),
     "/dates": lambda q, s: (200, [{"day": "2024-01-31", "at": "2024-01-31T08:30:00Z", "code": "2024"},
                                   {"day": None, "at": "2024-02-01T09:00:00Z", "code": "12"}], {}),
 }
@@ -195,6 +215,13 @@ class Handler(BaseHTTPRequestHandler):
             self.server.headers_seen.append(dict(self.headers))
         if url.path == "/search" and self.command != "POST":
             status, body, headers = 405, b"POST only", {}
+        elif url.path == "/truncated":  # promises 1,000 bytes, sends 10 and hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'[{"id": 1,')
+            self.close_connection = True
+            return
         else:
             status, body, headers = ROUTES[url.path](q, self.server)
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -316,11 +343,19 @@ def test_header_variables_come_from_env_and_the_token_is_a_bearer_header(api: Ap
     assert frame.height == 5
 
 
+def test_credentials_are_not_sent_to_a_next_link_on_another_origin(api: Api) -> None:
+    source = http(api, "/hop", auth_env="API_TOKEN", records_path="data",
+                  pagination={"kind": "next_link", "next_path": "next"})
+    frame, _ = fetch_http(source, {"API_TOKEN": TOKEN})
+    assert frame["auth"].to_list() == [f"Bearer {TOKEN}", None]
+
+
 def test_missing_environment_variables_are_all_reported(api: Api) -> None:
     source = http(api, "/headers", headers={"X-Api-Key": "${MY_KEY}"}, auth_env="API_TOKEN")
     with pytest.raises(DataError, match="MY_KEY is not set") as exc:
         fetch_http(source, {})
     assert len(exc.value.problems) == 2
+    assert exc.value.problems[1].message == "environment variable API_TOKEN (the API token) is not set"
     assert "export MY_KEY=..." in exc.value.render() and "export API_TOKEN=..." in exc.value.render()
 
 
@@ -352,6 +387,17 @@ def test_transient_5xx_are_retried_and_the_attempts_counted(api: Api) -> None:
                                         r"attempts"):
         fetch(http(api, "/flaky", params={"fail": 5, "key": "no"}, retries=1))
     assert api.hits[("/flaky", "no")] == 2
+
+    with pytest.raises(DataError, match=r"answered 429 Too Many Requests: 'slow down', with retries: 0"
+                       ) as exc:
+        fetch(http(api, "/ratelimit", params={"after": 0, "key": "once"}, retries=0))
+    assert "the API limits the request rate" in exc.value.problems[0].fix
+
+
+def test_a_connection_lost_mid_body_is_retried_then_fails(api: Api) -> None:
+    port = api.server_address[1]
+    with pytest.raises(DataError, match=rf"lost the connection to 127.0.0.1:{port} \(.+\), on all 2 "):
+        fetch(http(api, "/truncated", retries=1))
 
 
 def test_429_waits_as_long_as_retry_after_says(api: Api) -> None:
@@ -411,6 +457,14 @@ def test_max_rows_and_max_pages_keep_the_rows_read_with_a_note(api: Api) -> None
     ("/next_body", {"pagination": {"kind": "next_link", "next_path": "links.next"}, "records_path": "data"},
      r"pagination.next_path 'links.next' is not in the JSON body: the body has keys 'data', 'next'"),
     ("/scalars", {}, r"record 0 in the JSON body is a number \(1\), not an object"),
+    ("/object", {}, r"the JSON body is an object \(keys 'status', 'count'\) with no list of objects"),
+    ("/cursor", {"records_path": "meta"}, r"records_path 'meta' is an object, not a list of records"),
+    ("/number_link", {"records_path": "data", "pagination": {"kind": "next_link", "next_path": "next"}},
+     r"the next link at 'next' is 2, not a URL"),
+    ("/bad_csv", {"format": "csv"}, r"cannot read the response as CSV: "),
+    ("/csv_columns", {"format": "csv", "pagination": {"kind": "next_link"}},
+     r"page 2's CSV header \(id, title\) differs from page 1's \(id, name\)"),
+    ("/redirect", {}, r"the request failed: Exceeded maximum allowed redirects"),
     ("/ambiguous", {}, r"the JSON body is an object \(keys 'a', 'b'\) with lists of objects at 'a', 'b'"),
     ("/loop?page=1", {"records_path": "data", "pagination": {"kind": "next_link", "next_path": "next"}},
      r"page 2: pagination loop: the next link .*/loop\?page=1 was already read"),
@@ -427,12 +481,18 @@ def test_bad_responses_are_clear_errors(api: Api, path: str, fields: dict, match
     assert exc.value.problems[0].loc == "data.source"
 
 
-def test_spec_rejects_inconsistent_http_sources() -> None:
-    with pytest.raises(ValueError, match="pagination kind 'cursor' needs `param`"):
-        HttpSource.model_validate({"kind": "http", "url": "http://h/x",
-                                   "pagination": {"kind": "cursor", "next_path": "next"}})
-    with pytest.raises(ValueError, match="a body is sent only with method POST"):
-        HttpSource.model_validate({"kind": "http", "url": "http://h/x", "body": {"a": 1}})
+@pytest.mark.parametrize(("fields", "match"), [
+    ({"pagination": {"kind": "cursor", "next_path": "next"}}, "pagination kind 'cursor' needs `param`"),
+    ({"pagination": {"kind": "cursor", "param": "c"}}, "pagination kind 'cursor' needs `next_path`"),
+    ({"pagination": {"kind": "offset"}}, "pagination kind 'offset' needs `param`"),
+    ({"body": {"a": 1}}, "a body is sent only with method POST"),
+    ({"format": "csv", "records_path": "data"}, "records_path applies to JSON bodies, not CSV"),
+    ({"format": "csv", "pagination": {"kind": "next_link", "next_path": "next"}},
+     "a CSV body has no path to read the next page from"),
+])
+def test_spec_rejects_inconsistent_http_sources(fields: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        HttpSource.model_validate({"kind": "http", "url": "http://h/x", **fields})
 
 
 def test_pipeline_retrains_only_when_the_api_rows_change(api: Api, tmp_path: Path,

@@ -29,7 +29,8 @@ and how to raise the bound. `max_seconds`: a `DataError`, since a partial snapsh
 extent is not a data version. Every error is raised before a frame is returned.
 
 Retries. 429, 5xx, timeouts and connection errors are retried `retries` times with exponential
-backoff and jitter, honouring `Retry-After` (seconds or an HTTP date, capped); other 4xx fail at once.
+backoff and jitter, honouring `Retry-After` (seconds or an HTTP date, capped at 60 s); other 4xx
+fail at once, as do redirect loops.
 
 Secrets. The token (`auth_env`) and every `${VAR}` expanded into a header are scrubbed from every
 message; query parameters with secret-looking names are shown as `REDACTED`. Credentials are not
@@ -137,8 +138,8 @@ def _headers(source: HttpSource, env: Mapping[str, str]) -> tuple[dict[str, str]
         return value
 
     headers = {k: _VAR.sub(lambda m, k=k: expand(m, k), v) for k, v in source.headers.items()}
+    token = env.get(source.auth_env) if source.auth_env else None
     if source.auth_env is not None:
-        token = env.get(source.auth_env)
         if token:
             secrets.append(token)
             headers["Authorization"] = f"Bearer {token}"
@@ -148,8 +149,10 @@ def _headers(source: HttpSource, env: Mapping[str, str]) -> tuple[dict[str, str]
                                             "not set", fix=f"export {source.auth_env}=..."))
     if problems:
         raise DataError(problems)
-    # Short values ("1", "v2") are not scrubbed: they are not secrets, and would mangle messages.
-    return headers, sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+    # Short header values ("1", "v2") are not scrubbed: they are not secrets, and would mangle
+    # messages. The token always is.
+    secrets = [s for s in secrets if len(s) >= 4 or s == token]
+    return headers, sorted(set(secrets), key=len, reverse=True)
 
 
 def _follow(client: httpx.Client, run: _Fetch) -> list[Any]:
@@ -189,27 +192,8 @@ def _follow(client: httpx.Client, run: _Fetch) -> list[Any]:
                             f"seems to ignore the {pagination.param!r} parameter",
                             "check pagination.param against the API's documentation", request.url)
         next_page: tuple[str, dict[str, Any]] | None = None
-        if kind == "next_link":
-            link = (_at(body, pagination.next_path, run, request.url) if pagination.next_path
-                    else response.links.get("next", {}).get("url"))
-            if link not in (None, "", _MISSING):
-                if not isinstance(link, str):
-                    raise run.error(f"the next link at {pagination.next_path!r} is {link!r}, not a URL",
-                                    "point pagination.next_path at the next page's URL", request.url)
-                next_url = str(response.url.join(link))
-                if next_url in seen:
-                    raise run.error(f"pagination loop: the next link {_redact(httpx.URL(next_url), [])} "
-                                    "was already read", "check pagination.next_path", request.url)
-                next_page = (next_url, {})
-        elif kind == "cursor":
-            cursor = _at(body, pagination.next_path, run, request.url)
-            if cursor not in (None, "", _MISSING):
-                cursor = str(cursor)
-                if cursor in seen:
-                    raise run.error(f"pagination loop: the API returned cursor {cursor!r} twice",
-                                    "check pagination.next_path", request.url)
-                seen.add(cursor)
-                next_page = (source.url, {**source.params, pagination.param: cursor})
+        if kind in ("next_link", "cursor"):
+            next_page = _linked_page(response, body, seen, run)
         elif kind == "offset":
             if probing and count:
                 capped = True
@@ -244,6 +228,33 @@ def _follow(client: httpx.Client, run: _Fetch) -> list[Any]:
     return pages
 
 
+def _linked_page(response: httpx.Response, body: Any, seen: set[str],
+                 run: _Fetch) -> tuple[str, dict[str, Any]] | None:
+    """The next page's URL and params from a next link or cursor; None at the end; a repeat is a loop."""
+    pagination, url = run.source.pagination, response.request.url
+    if pagination.kind == "cursor":
+        cursor = _at(body, pagination.next_path, run, url)
+        if cursor in (None, "", _MISSING):
+            return None
+        if str(cursor) in seen:
+            raise run.error(f"pagination loop: the API returned cursor {str(cursor)!r} twice",
+                            "check pagination.next_path and param against the API's documentation", url)
+        seen.add(str(cursor))
+        return run.source.url, {**run.source.params, pagination.param: str(cursor)}
+    link = (_at(body, pagination.next_path, run, url) if pagination.next_path
+            else response.links.get("next", {}).get("url"))
+    if link in (None, "", _MISSING):
+        return None
+    if not isinstance(link, str):
+        raise run.error(f"the next link at {pagination.next_path!r} is {link!r}, not a URL",
+                        "point pagination.next_path at the next page's URL", url)
+    next_url = str(response.url.join(link))
+    if next_url in seen:
+        raise run.error(f"pagination loop: the next link {_redact(httpx.URL(next_url), [])} was already "
+                        "read", "check data.source.pagination against the API's documentation", url)
+    return next_url, {}
+
+
 def _send(client: httpx.Client, request: httpx.Request, run: _Fetch) -> tuple[httpx.Response, bytes]:
     """The response to `request` and its body, retrying 429, 5xx, timeouts and connection errors."""
     source = run.source
@@ -264,13 +275,20 @@ def _send(client: httpx.Client, request: httpx.Request, run: _Fetch) -> tuple[ht
         except httpx.TimeoutException as exc:
             if time.monotonic() >= run.deadline:
                 raise run.too_slow(request.url) from exc
-            status, cause = 0, f"no response within timeout={source.timeout:g} s"
+            cause = f"no response within timeout={source.timeout:g} s"
             fix = "raise data.source.timeout, or ask for smaller pages"
         except httpx.TransportError as exc:
             port = request.url.port or (443 if request.url.scheme == "https" else 80)
             reason = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)) or type(exc).__name__
-            status, cause = 0, f"cannot connect to {request.url.host}:{port} ({reason})"
-            fix = "check that the server is up and data.source.url's host and port"
+            if isinstance(exc, httpx.ConnectError):
+                cause = f"cannot connect to {request.url.host}:{port} ({reason})"
+                fix = "check that the server is up and data.source.url's host and port"
+            else:
+                cause = f"lost the connection to {request.url.host}:{port} ({reason})"
+                fix = "the server or a proxy dropped the response: try again later, or raise " \
+                      "data.source.retries"
+        except httpx.RequestError as exc:  # too many redirects, an undecodable body: not transient
+            raise run.error(f"the request failed: {exc}", "check data.source.url", request.url) from exc
         else:
             status = response.status_code
             if status < 400:
@@ -283,8 +301,8 @@ def _send(client: httpx.Client, request: httpx.Request, run: _Fetch) -> tuple[ht
             fix = ("the API limits the request rate: raise data.source.retries, or try later"
                    if status == 429 else "the API is failing: try again later, or raise data.source.retries")
         if attempt == attempts:
-            raise run.error(f"{cause}, on all {attempts} attempt{'s' if attempts > 1 else ''}", fix,
-                            request.url)
+            tries = f"on all {attempts} attempts" if attempts > 1 else "with retries: 0"
+            raise run.error(f"{cause}, {tries}", fix, request.url)
         if wait is None:
             # Exponential backoff with "equal jitter": half the delay fixed, half random.
             wait = run.backoff * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
@@ -428,14 +446,16 @@ def _csv_page(content: bytes, run: _Fetch, url: httpx.URL) -> pl.DataFrame:
 
 
 def _csv_frame(pages: list[pl.DataFrame], run: _Fetch) -> pl.DataFrame:
-    pages = [p for p in pages if p.width]
-    if not pages:
+    numbered = [(number, page) for number, page in enumerate(pages, start=1) if page.width]
+    if not numbered:
         return pl.DataFrame()
-    for number, page in enumerate(pages[1:], start=2):
-        if page.columns != pages[0].columns:
+    first, header = numbered[0][0], numbered[0][1].columns
+    for number, page in numbered[1:]:
+        if page.columns != header:
             raise run.error(f"page {number}'s CSV header ({', '.join(page.columns)}) differs from page "
-                            f"1's ({', '.join(pages[0].columns)})",
+                            f"{first}'s ({', '.join(header)})",
                             "ask the API for the same columns on every page", run.source.url, at_page=False)
+    pages = [page for _, page in numbered]
     buffer = io.BytesIO()
     pl.concat(pages, how="vertical").write_csv(buffer)
     buffer.seek(0)
