@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import sqlite3
 from datetime import UTC, date, datetime
@@ -96,6 +97,15 @@ def test_every_engine_gives_the_same_frame(pg: Postgres, engine: str) -> None:
 def test_a_schema_qualified_table(pg: Postgres) -> None:
     frame, _ = fetch_sql(sql(pg.url, table="sales.orders"), {})
     assert frame.to_dict(as_series=False) == {"id": [1, 2], "amount": [10.5, 20.0]}
+
+
+@pytest.mark.parametrize("engine", ["auto", "sqlalchemy"])
+def test_unbounded_numeric_arrives_as_float(pg: Postgres, engine: str) -> None:
+    query = "SELECT v FROM (VALUES (1e30::numeric), ('NaN'::numeric), (NULL), (0.1)) AS t(v)"
+    frame, _ = fetch_sql(sql(pg.url, query=query, engine=engine), {})
+    assert frame.schema == pl.Schema({"v": pl.Float64})
+    values = frame["v"].to_list()
+    assert values[0] == 1e30 and math.isnan(values[1]) and values[2] is None and values[3] == 0.1
 
 
 def test_types_only_sqlalchemy_reads_fall_back_with_a_note(pg: Postgres) -> None:
@@ -300,6 +310,7 @@ def test_sqlite_column_of_mixed_types_falls_back_to_text(sqlite_file: Path) -> N
     frame, notes = fetch_sql(sql(f"sqlite:///{sqlite_file}", table="mixed"), {})
     assert frame.schema == pl.Schema({"v": pl.String}) and frame["v"][-1] == "text"
     assert notes[0].startswith("adbc could not read this source (Type mismatch in column 0")
+    assert notes[1] == "column 'v' holds values of several types and is read as text"
 
 
 def test_sqlite_missing_file(tmp_path: Path) -> None:

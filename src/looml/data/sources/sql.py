@@ -27,6 +27,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
@@ -100,8 +101,9 @@ def fetch_sql(source: SqlSource, env: Mapping[str, str]) -> tuple[pl.DataFrame, 
         try:
             if engine == "connectorx":
                 _preflight(url)
-            frame, converted = _to_polars(_FETCH[engine](url, sql))
-            return frame, [*notes, *converted]
+            rows, read_notes = _FETCH[engine](url, sql)
+            frame, converted = _to_polars(rows)
+            return frame, [*notes, *read_notes, *converted]
         except DataError:
             raise
         except BaseException as exc:  # connectorx panics are BaseExceptions; let ^C and exit through
@@ -138,11 +140,11 @@ def _resolve_url(source: SqlSource, env: Mapping[str, str], where: str) -> tuple
     expanded = _VAR.sub(lambda m: env[m.group(1)], source.url)
     try:
         url = make_url(expanded)
-    except (ArgumentError, ValueError) as exc:
+    except (ArgumentError, ValueError):
         raise DataError(Problem(loc="data.source.url", value=redact_url(source.url),
                                 message="not a database URL",
                                 fix="write it as DIALECT://USER@HOST:PORT/DATABASE, e.g. "
-                                    "postgresql://me@db.example.com:5432/shop or sqlite:///data.db")) from exc
+                                    "postgresql://me@db:5432/shop or sqlite:///data.db")) from None
     if source.password_env is not None:
         url = url.set(password=env[source.password_env])
     password = url.password or ""
@@ -198,7 +200,7 @@ def _server_url(url: URL) -> str:
     return url.set(drivername=url.get_backend_name(), query=query).render_as_string(hide_password=False)
 
 
-def _fetch_adbc(url: URL, sql: str) -> pa.Table:
+def _fetch_adbc(url: URL, sql: str) -> tuple[pa.Table, list[str]]:
     if url.get_backend_name() == "postgresql":
         import adbc_driver_postgresql.dbapi as driver
 
@@ -209,20 +211,20 @@ def _fetch_adbc(url: URL, sql: str) -> pa.Table:
         target = url.database or ":memory:"
     with driver.connect(target) as connection, connection.cursor() as cursor:
         cursor.execute(sql)
-        return cursor.fetch_arrow_table()
+        return cursor.fetch_arrow_table(), []
 
 
-def _fetch_connectorx(url: URL, sql: str) -> pa.Table:
+def _fetch_connectorx(url: URL, sql: str) -> tuple[pa.Table, list[str]]:
     import connectorx
 
     if url.get_backend_name() == "sqlite":
         target = "sqlite://" + quote(str(Path(url.database or "").resolve()))
     else:
         target = _server_url(url)
-    return connectorx.read_sql(target, sql, return_type="arrow")
+    return connectorx.read_sql(target, sql, return_type="arrow"), []
 
 
-def _fetch_sqlalchemy(url: URL, sql: str) -> pl.DataFrame:
+def _fetch_sqlalchemy(url: URL, sql: str) -> tuple[pl.DataFrame, list[str]]:
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
@@ -254,10 +256,13 @@ def _fetch_sqlalchemy(url: URL, sql: str) -> pl.DataFrame:
         engine.dispose()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     _refuse_duplicates(names)
-    return pl.DataFrame([_series(name, values) for name, values in zip(names, columns, strict=True)])
+    series = [_series(name, values) for name, values in zip(names, columns, strict=True)]
+    notes = [f"column {s.name!r} holds values of several types and is read as text" for s, mixed in series
+             if mixed]
+    return pl.DataFrame([s for s, _ in series]), notes
 
 
-_FETCH: dict[str, Callable[[URL, str], Any]] = {
+_FETCH: dict[str, Callable[[URL, str], tuple[Any, list[str]]]] = {
     "adbc": _fetch_adbc, "connectorx": _fetch_connectorx, "sqlalchemy": _fetch_sqlalchemy}
 
 
@@ -274,20 +279,22 @@ def _preflight(url: URL) -> None:
             return
 
 
-def _series(name: str, values: Sequence[Any]) -> pl.Series:
-    """One column from DBAPI values: JSON and arrays as JSON text, anything mixed or odd as text."""
+def _series(name: str, values: Sequence[Any]) -> tuple[pl.Series, bool]:
+    """One column from DBAPI values (decimals as floats, JSON and arrays as JSON text, other objects
+    as text), and whether it mixed types that only text can hold."""
     sample = next((v for v in values if v is not None), None)
-    if isinstance(sample, dict | list | tuple):
-        return pl.Series(name, [None if v is None else json.dumps(v, default=str, separators=(",", ":"))
-                                 for v in values],
-                         dtype=pl.String)
     try:
+        if isinstance(sample, Decimal):
+            return pl.Series(name, [None if v is None else float(v) for v in values], dtype=pl.Float64), False
+        if isinstance(sample, dict | list | tuple):
+            return pl.Series(name, [None if v is None else json.dumps(v, default=str, separators=(",", ":"))
+                                    for v in values], dtype=pl.String), False
         series = pl.Series(name, values)
     except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
-        series = pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.String)
+        return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.String), True
     if series.dtype == pl.Object:
         series = pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.String)
-    return series
+    return series, False
 
 
 def _refuse_duplicates(names: Sequence[str]) -> None:
@@ -427,7 +434,7 @@ def _table_names(url: URL, engines: Sequence[str]) -> list[str]:
     if backend not in _CATALOG:
         return []
     try:
-        rows = _FETCH[engines[0]](url, _CATALOG[backend])
+        rows, _ = _FETCH[engines[0]](url, _CATALOG[backend])
         frame = rows if isinstance(rows, pl.DataFrame) else pl.from_arrow(rows)
         assert isinstance(frame, pl.DataFrame)
         return [str(v) for v in frame.to_series(0).to_list()]
