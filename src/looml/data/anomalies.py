@@ -22,15 +22,18 @@ import polars as pl
 
 from looml.data.schema import ColumnSchema, Schema
 from looml.data.validate import ValidationReport
-from looml.errors import Problem
+from looml.errors import Problem, did_you_mean
 from looml.spec import CheckSpec, ValidationSpec
 
 __all__ = ["Anomaly", "check_batch", "check_dataset", "check_skew"]
 
 _EXAMPLES = 5
-_LEAKAGE_SAMPLE = 200_000
-_ROWS_PER_BIN = 30  # a univariate score needs this many rows per bin not to be luck
+_LEAKAGE_SAMPLE = 100_000
+_LEAKAGE_CHANCES = 10  # class changes expected by chance below which a perfect order can be luck
+_MIN_LEAKAGE_ROWS = 20
 _MIN_SKEW_ROWS = 200
+_SKEW_BUCKETS = 10
+_SKEW_ROWS_PER_BUCKET = 50  # of n1 n2 / (n1 + n2): keeps chance PSI of 10 buckets under 0.1 (chi-squared)
 
 
 @dataclass(frozen=True)
@@ -88,13 +91,15 @@ def check_batch(frame: pl.DataFrame, schema: Schema, checks: ValidationSpec, *,
         if name not in schema.columns:
             found += _found(checks.extra_column, "extra_column", name, "a column the schema does not list",
                             f"only the schema's {len(schema.columns)} columns",
-                            "add it to the schema file if it is meant to be there (it is not used as a "
-                            "feature until then)")
+                            "add it to the schema file if it belongs in the data, or drop it upstream")
     rows = frame.height
     if not rows:
         return found
-    typed = {n: c for n, c in schema.columns.items() if n in present and _type_fits(frame.schema[n], c)}
-    for name in sorted(present & set(schema.columns) - set(typed), key=frame.columns.index):
+    # A batch to predict on may carry an empty target column: its values are not checked.
+    checked = {n: c for n, c in schema.columns.items()
+               if n in present and not (scoring and c.role == "target")}
+    typed = {n: c for n, c in checked.items() if _type_fits(frame.get_column(n), c)}
+    for name in [n for n in frame.columns if n in checked and n not in typed]:
         col = schema.columns[name]
         found += _found(checks.type_change, "type_change", name,
                         f"{frame.schema[name]}{_bad_values(frame.get_column(name), col)}",
@@ -111,13 +116,14 @@ def check_batch(frame: pl.DataFrame, schema: Schema, checks: ValidationSpec, *,
         elif share - col.missing_rate > checks.missing_rate.threshold:
             found += _found(checks.missing_rate, "missing_rate", name,
                             f"{share:.1%} of rows missing", f"about {col.missing_rate:.1%} as in the "
-                            f"reference data (threshold +{checks.missing_rate.threshold:.0%})",
-                            "check the source for a broken join or field")
+                            f"reference data (threshold +{_percent(checks.missing_rate.threshold)})",
+                            "check the source for a broken join or field, or raise `missing_rate:` for "
+                            "it in the schema file")
         if col.categories is not None:
             outside = stats[f"{name}\0new"]
             if outside and outside / rows > checks.new_category.threshold:
-                values = frame.get_column(name).cast(pl.String).filter(
-                    ~frame.get_column(name).cast(pl.String).is_in(col.categories)).drop_nulls().unique()
+                text = frame.get_column(name).cast(pl.String)
+                values = text.filter(text.is_not_null() & ~text.is_in(col.categories)).unique()
                 found += _found(checks.new_category, "new_category", name,
                                 f"{outside} rows ({outside / rows:.1%}) with values not in the schema: "
                                 f"{_listing(sorted(values.to_list()))}",
@@ -130,8 +136,8 @@ def check_batch(frame: pl.DataFrame, schema: Schema, checks: ValidationSpec, *,
             if outside and outside / rows > checks.out_of_range.threshold:
                 found += _found(checks.out_of_range, "out_of_range", name,
                                 f"{outside} rows ({outside / rows:.1%}) outside the range, from "
-                                f"{low:g} to {high:g}",
-                                f"values from {_bound(col.min)} to {_bound(col.max)}",
+                                f"{_number(low)} to {_number(high)}",
+                                f"values from {_bound(col.min, '-inf')} to {_bound(col.max, 'inf')}",
                                 "fix the values upstream, or widen `min:` / `max:` in the schema file")
     return found
 
@@ -146,7 +152,7 @@ def _batch_stats(frame: pl.DataFrame, typed: dict[str, ColumnSchema]) -> dict[st
             s = c.cast(pl.String)
             exprs.append((s.is_not_null() & ~s.is_in(col.categories)).sum().alias(f"{name}\0new"))
         if col.type == "numeric" and (col.min is not None or col.max is not None):
-            x = c.cast(pl.Float64)
+            x = c.cast(pl.Float64).fill_nan(None)  # NaN is a gap, not a value beyond the range
             low = x < col.min if col.min is not None else pl.lit(False)
             high = x > col.max if col.max is not None else pl.lit(False)
             exprs += [(low | high).sum().alias(f"{name}\0range"), x.min().alias(f"{name}\0min"),
@@ -154,7 +160,10 @@ def _batch_stats(frame: pl.DataFrame, typed: dict[str, ColumnSchema]) -> dict[st
     return frame.select(exprs).row(0, named=True) if exprs else {}
 
 
-def _type_fits(dtype: pl.DataType, col: ColumnSchema) -> bool:
+def _type_fits(series: pl.Series, col: ColumnSchema) -> bool:
+    dtype = series.dtype
+    if dtype == pl.Null or series.null_count() == len(series):
+        return True  # no values, none of the wrong type (a CSV reads an empty column as text)
     if col.type == "numeric":
         return dtype.is_numeric()
     if col.type == "datetime":
@@ -166,18 +175,23 @@ def _type_fits(dtype: pl.DataType, col: ColumnSchema) -> bool:
 
 def _bad_values(series: pl.Series, col: ColumnSchema) -> str:
     """' with values such as ...' for the values that do not read as the schema's type."""
-    if series.dtype != pl.String or col.type not in ("numeric", "datetime"):
+    if series.dtype != pl.String or col.type not in ("numeric", "datetime", "boolean"):
         return ""
     text = series.drop_nulls()
-    parsed = (text.cast(pl.Float64, strict=False) if col.type == "numeric"
-              else text.str.to_datetime(strict=False))
+    if col.type == "numeric":
+        parsed = text.str.strip_chars().cast(pl.Float64, strict=False)
+    elif col.type == "boolean":
+        parsed = text.str.to_lowercase().replace_strict({"true": True, "false": False}, default=None)
+    else:
+        try:
+            parsed = text.str.to_datetime(strict=False)
+        except pl.exceptions.PolarsError:  # no format fits the first value: show the first ones
+            parsed = pl.Series([None] * len(text), dtype=pl.Datetime)
     bad = text.filter(parsed.is_null()).unique(maintain_order=True).head(_EXAMPLES).to_list()
     return f" with values such as {_listing(bad)}" if bad else ""
 
 
 def _renamed_hint(name: str, unknown: list[str]) -> str:
-    from looml.errors import did_you_mean
-
     hint = did_you_mean(name, unknown)
     return f"{hint} If the column was renamed, rename it back or update the schema file" if hint else ""
 
@@ -187,8 +201,17 @@ def _listing(values: list[Any]) -> str:
     return shown + (f" and {len(values) - _EXAMPLES} more" if len(values) > _EXAMPLES else "")
 
 
-def _bound(value: float | None) -> str:
-    return "-inf" if value is None else f"{value:g}"
+def _number(value: float) -> str:
+    """Whole numbers in full (1500000, not 1.5e+06), others to six significant digits."""
+    return str(int(value)) if value == int(value) and abs(value) < 1e15 else f"{value:.6g}"
+
+
+def _bound(value: float | None, open_side: str) -> str:
+    return open_side if value is None else _number(value)
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.4g}%"
 
 
 def check_dataset(frame: pl.DataFrame, report: ValidationReport, checks: ValidationSpec,
@@ -235,66 +258,65 @@ def check_dataset(frame: pl.DataFrame, report: ValidationReport, checks: Validat
 
 
 def _univariate_power(frame: pl.DataFrame, report: ValidationReport, seed: int) -> dict[str, float]:
-    """How well each feature alone predicts the target, from 0 (no better than the base rate) to 1.
+    """How well each feature alone predicts the target, from 0 (no better than chance) to 1.
 
-    The feature is cut into bins (quantiles for numbers, its values for categories, a bin for
-    missing). Classification: how much the bins' majority classes beat the overall majority.
-    Regression: the share of the target's variance explained by the bin means (eta squared).
+    Each feature orders the rows (missing values first, ties in a seeded random order), and the
+    score says how alike the targets of neighbouring rows are: a nearest-neighbour prediction
+    from that feature alone, judged on rows other than the one predicted, so that it needs no
+    bins and does not reward luck with many distinct values. Classification: the class changes
+    between neighbours, scaled from the number expected by chance (0) to the fewest possible
+    (1, each class in one run). Regression: the correlation of neighbours' target ranks (1 when
+    the target is a function of the feature, monotone or not).
     """
-    data = frame.filter(pl.col(report.target).is_not_null())
+    features = list(report.features)
+    data = frame.select(*features, report.target).filter(pl.col(report.target).is_not_null())
     if data.height > _LEAKAGE_SAMPLE:
         data = data.sample(_LEAKAGE_SAMPLE, seed=seed)
     rows = data.height
-    bins = min(20, rows // _ROWS_PER_BIN)
-    if bins < 2:
+    if rows < _MIN_LEAKAGE_ROWS or not features:
         return {}
-    scores: dict[str, float] = {}
-    for name, kind in report.features.items():
-        column = data.get_column(name)
-        if kind == "categorical":
-            if column.n_unique() > rows // _ROWS_PER_BIN:
-                continue
-            key = column.cast(pl.String)
-        else:
-            numbers = column.cast(pl.Int64 if kind == "datetime" else pl.Float64)
-            if numbers.n_unique() <= bins:
-                key = numbers.cast(pl.String)
-            else:
-                ranks = numbers.rank("ordinal").cast(pl.Float64)
-                key = (ranks * bins / (numbers.drop_nulls().len() + 1)).floor().cast(pl.String)
-        table = pl.DataFrame({"bin": key, "y": data.get_column(report.target)})
-        if report.task == "classification":
-            counts = table.group_by("bin", "y").len()
-            best = counts.group_by("bin").agg(pl.col("len").max()).get_column("len").sum()
-            base = table.get_column("y").value_counts().get_column("count").max()
-            score = (best - base) / (rows - base) if rows > base else 0.0
-        else:
-            total = float(table.select((pl.col("y") - pl.col("y").mean()).pow(2).sum()).item())
-            within = float(table.select((pl.col("y") - pl.col("y").mean().over("bin")).pow(2).sum()).item())
-            score = 1.0 - within / total if total > 0 else 0.0
-        scores[name] = float(np.clip(score, 0.0, 1.0))
-    return scores
+    y = data.get_column(report.target)
+    classification = report.task == "classification"
+    if classification:
+        y = y.cast(pl.String).rank("dense")
+        counts = y.value_counts().get_column("count").cast(pl.Float64).to_numpy()
+        fewest = len(counts) - 1
+        # Expected class changes between neighbours when the order says nothing about the target.
+        chance = (rows - 1) * (1 - float((counts * (counts - 1)).sum()) / (rows * (rows - 1)))
+        if chance - fewest < _LEAKAGE_CHANCES:  # too few rows of the rarer classes to tell
+            return {}
+    else:
+        y = y.rank("average")
+    order = pl.Series(np.random.default_rng(seed).permutation(rows))
+    keyed = data.select(features).with_columns(y.alias("\0y"), order.alias("\0order"))
+    ordered = keyed.select(pl.col("\0y").sort_by([pl.col(n), pl.col("\0order")]).alias(n) for n in features)
+    if classification:
+        changes = ordered.select((pl.col(n) != pl.col(n).shift(1)).sum() for n in features).row(0)
+        scores = [(chance - c) / (chance - fewest) for c in changes]
+    else:
+        scores = ordered.select(pl.corr(pl.col(n).slice(1), pl.col(n).slice(0, rows - 1))
+                                for n in features).row(0)
+    return {n: float(np.clip(s, 0.0, 1.0)) if s is not None and s == s else 0.0
+            for n, s in zip(features, scores, strict=True)}
 
 
 def check_skew(train: pl.DataFrame, test: pl.DataFrame, features: dict[str, str],
                check: CheckSpec) -> list[Anomaly]:
-    """Features whose distribution differs between the training and holdout rows (PSI)."""
+    """Features whose distribution differs between the training and holdout rows (PSI).
+
+    Numbers and dates are cut at quantiles of the training rows, categories keep their most
+    frequent training values apart and pool the rest; missing values get a bucket of their own.
+    There are fewer buckets for fewer rows (at most 10): the PSI of two samples of one
+    distribution grows with the buckets and shrinks with the rows, and should stay well under
+    the threshold.
+    """
     if check.severity == "off" or min(train.height, test.height) < _MIN_SKEW_ROWS:
         return []
+    effective = train.height * test.height / (train.height + test.height)
+    buckets = int(np.clip(effective // _SKEW_ROWS_PER_BUCKET, 2, _SKEW_BUCKETS))
     found: list[Anomaly] = []
     for name, kind in features.items():
-        a, b = train.get_column(name), test.get_column(name)
-        if kind == "categorical":
-            a, b = a.cast(pl.String).fill_null("\0missing"), b.cast(pl.String).fill_null("\0missing")
-        else:
-            a = a.cast(pl.Int64 if kind == "datetime" else pl.Float64)
-            b = b.cast(pl.Int64 if kind == "datetime" else pl.Float64)
-            present = a.drop_nulls().to_numpy()
-            if not len(present):
-                continue
-            edges = np.unique(np.quantile(present, np.linspace(0.1, 0.9, 9)))
-            a, b = _bucket(a, edges), _bucket(b, edges)
-        psi = _psi(a, b)
+        psi = _psi(*_buckets(train.get_column(name), test.get_column(name), kind, buckets))
         if psi > check.threshold:
             found += _found(check, "train_test_skew", name, f"population stability index {psi:.3f} "
                             "between training and holdout rows", f"at most {check.threshold}",
@@ -303,16 +325,35 @@ def check_skew(train: pl.DataFrame, test: pl.DataFrame, features: dict[str, str]
     return found
 
 
-def _bucket(series: pl.Series, edges: np.ndarray) -> pl.Series:
-    values = series.cast(pl.Float64).fill_null(np.nan).to_numpy()
-    codes = np.searchsorted(edges, values, side="right").astype(str)
-    return pl.Series(np.where(np.isnan(values), "missing", codes))
+def _buckets(a: pl.Series, b: pl.Series, kind: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples as bucket numbers (-1: missing); numbers are cut at the first's quantiles."""
+    if kind == "categorical":
+        a, b = a.cast(pl.String).rename("value"), b.cast(pl.String).rename("value")
+        # Chosen on both samples: the values most frequent in one sample alone are over-represented
+        # there by the choice, and would look like a shift.
+        counts = pl.concat([a, b]).drop_nulls().value_counts(name="rows")
+        top = counts.sort(["rows", "value"], descending=[True, False]).get_column("value").head(count - 1)
+        # 0 .. k-1 for the frequent values, k for the others
+        codes = [np.where(s.is_null().to_numpy(), -1, s.replace_strict(
+            top, list(range(len(top))), default=len(top), return_dtype=pl.Int64).to_numpy()) for s in (a, b)]
+        return codes[0], codes[1]
+    physical = pl.Int64 if kind == "datetime" else pl.Float64
+    x, z = (s.cast(physical).cast(pl.Float64).fill_nan(None) for s in (a, b))
+    present = x.drop_nulls().to_numpy()
+    cuts = np.linspace(0.0, 1.0, count + 1)[1:-1]
+    edges = np.unique(np.quantile(present, cuts)) if len(present) else np.array([])
+
+    def bucket(s: pl.Series) -> np.ndarray:
+        values = s.to_numpy(allow_copy=True).astype(float)  # nulls become NaN
+        return np.where(np.isnan(values), -1, np.searchsorted(edges, values, side="right"))
+
+    return bucket(x), bucket(z)
 
 
-def _psi(a: pl.Series, b: pl.Series) -> float:
-    pa = a.value_counts(name="n").with_columns(pl.col("n") / a.len())
-    pb = b.value_counts(name="n").with_columns(pl.col("n") / b.len())
-    joined = pa.join(pb, on=a.name, how="full", coalesce=True, suffix="_b").fill_null(0.0)
-    p = np.clip(joined.get_column("n").to_numpy(), 1e-4, None)
-    q = np.clip(joined.get_column("n_b").to_numpy(), 1e-4, None)
+def _psi(a: np.ndarray, b: np.ndarray) -> float:
+    low = min(a.min(), b.min())
+    p = np.bincount(a - low) / len(a)
+    q = np.bincount(b - low, minlength=len(p)) / len(b)
+    p = np.clip(np.pad(p, (0, len(q) - len(p))), 1e-4, None)
+    q = np.clip(q, 1e-4, None)
     return float(np.sum((p - q) * np.log(p / q)))

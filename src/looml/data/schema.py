@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import polars as pl
 import yaml
@@ -83,14 +84,17 @@ def infer_schema(frame: pl.DataFrame, profile: Profile, report: ValidationReport
             role = "ignored"
         kind = _type(col.kind, report.features.get(name))
         low = high = None
-        # Dates are not bounded: new data is expected to be later than the training data.
-        if kind == "numeric" and col.min is not None and col.max is not None:
+        # Dates are not bounded: new data is expected to be later than the training data. Nor are
+        # ids (new rows get new ones) or ignored columns (the model never sees them).
+        bounded = role in ("feature", "target")
+        if bounded and kind == "numeric" and col.min is not None and col.max is not None:
             pad = (col.max - col.min) * range_margin
-            low, high = _round(col.min - pad, col.integral), _round(col.max + pad, col.integral)
+            low, high = _round(col.min - pad, col.integral, down=True), _round(col.max + pad, col.integral,
+                                                                                down=False)
         columns[name] = ColumnSchema(
-            type=kind, role=role, required=role != "ignored", nullable=col.missing > 0,
+            type=kind, role=role, required=role != "ignored", nullable=col.missing > 0 or role == "ignored",
             missing_rate=round(col.missing_rate(profile.rows), 6),
-            min=low, max=high, categories=domains.get(name), cardinality=col.n_unique,
+            min=low, max=high, categories=domains.get(name) if bounded else None, cardinality=col.n_unique,
         )
     return Schema(target=report.target, columns=columns)
 
@@ -111,16 +115,22 @@ def _domains(frame: pl.DataFrame, names: list[str]) -> dict[str, list[str]]:
     return {n: sorted(values) for n, values in zip(names, uniques, strict=True)}
 
 
-def _round(value: float, integral: bool) -> float:
-    # Six significant digits keep the YAML readable; integral columns get whole-number bounds.
+def _round(value: float, integral: bool, down: bool) -> float:
+    """A readable bound that still includes `value`: whole numbers for integral columns, else six
+    significant digits, rounded away from the data so that the training data is always in range."""
     if integral:
-        return float(round(value))
-    return float(f"{value:.6g}")
+        return float(math.floor(value) if down else math.ceil(value))
+    rounded = float(f"{value:.6g}")
+    if rounded > value if down else rounded < value:
+        step = 10.0 ** (math.floor(math.log10(abs(rounded))) - 5) if rounded else 1e-6
+        rounded = float(f"{rounded - step if down else rounded + step:.6g}")
+    return rounded + 0.0  # no negative zero in the file
 
 
 def schema_yaml(schema: Schema, source: str) -> str:
-    """The schema as commented YAML, for people to read and edit."""
+    """The schema as commented YAML, for people to read and edit; `load_schema` reads it back equal."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    source = " ".join(source.split())  # one comment line, whatever the source's name holds
     head = (f"# looml data schema, inferred on {stamp} from {source}.\n"
             "# Edit it to pin, relax or extend what a good batch looks like: remove `categories:` or\n"
             "# `min:` / `max:` to stop checking them, set `nullable: true` to allow gaps, `required: false`\n"
@@ -129,32 +139,101 @@ def schema_yaml(schema: Schema, source: str) -> str:
     body: dict[str, Any] = {"version": schema.version, "target": schema.target, "columns": {}}
     for name, col in schema.columns.items():
         body["columns"][name] = {k: v for k, v in col.model_dump(mode="json").items() if v is not None}
-    return head + yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
+    text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
+    if yaml.safe_load(text) != body:
+        # PyYAML mangles a few characters (U+0085) when writing them unescaped.
+        text = yaml.safe_dump(body, sort_keys=False, allow_unicode=False, width=100)
+    return head + text
 
 
 def load_schema(path: Path) -> Schema:
-    """Read a schema file; raise `DataError` listing every problem with its line."""
+    """Read a schema file; raise `DataError` listing every problem with its YAML path and line."""
     try:
         text = path.read_text(encoding="utf-8")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DataError(Problem(loc=str(path), message=f"cannot read the schema file: {exc}",
-                                fix="fix the YAML, or delete the file to infer it again")) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(Problem(loc=path.name, message=f"cannot read the schema file: {exc}",
+                                fix="save it as UTF-8 text, or delete it to infer it again")) from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DataError(Problem(
+            loc=path.name, line=mark.line + 1 if mark is not None else None,
+            message=f"malformed YAML: {getattr(exc, 'problem', None) or exc}",
+            fix="check indentation and quoting near that line, or delete the file to infer it again",
+        )) from exc
+    if not isinstance(raw, dict):
+        raise DataError(Problem(loc=path.name, value=None if raw is None else type(raw).__name__,
+                                message="expected a mapping with version:, target: and columns:",
+                                fix="delete the file to infer it again from the data"))
+    lines = yaml_lines(node)
+    problems = _duplicate_keys(node, path.name)
     try:
-        return Schema.model_validate(raw)
+        schema = Schema.model_validate(raw)
     except ValidationError as exc:
-        lines = yaml_lines(node)
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
-            fix = "delete the file to infer it again from the data"
-            if err["type"] == "extra_forbidden":
-                fix = did_you_mean(str(loc[-1]), ColumnSchema.model_fields) or (
-                    f"allowed keys: {', '.join(ColumnSchema.model_fields)}")
-            value = err.get("input") if not isinstance(err.get("input"), dict | list) else None
-            problems.append(Problem(loc=f"{path.name}: {'.'.join(map(str, loc))}", line=line,
-                                    message=err["msg"], value=value, fix=fix))
-        raise DataError(problems) from exc
+        raise DataError([*problems, *(_problem(err, lines, path.name) for err in exc.errors())]) from exc
+    problems += _inconsistencies(schema, lines, path.name)
+    if problems:
+        raise DataError(problems)
+    return schema
 
+
+_CHOICES = {"type": get_args(ColumnType), "role": get_args(Role)}
+
+
+def _problem(err: Any, lines: dict[tuple, int], file: str) -> Problem:
+    loc = tuple(err["loc"])
+    where = f"{file}: {'.'.join(map(str, loc)) or '(root)'}"
+    line = next((lines[loc[:i]] for i in range(len(loc), 0, -1) if loc[:i] in lines), None)
+    value = err.get("input") if not isinstance(err.get("input"), dict | list) else None
+    if err["type"] == "extra_forbidden":
+        allowed = list(ColumnSchema.model_fields if len(loc) == 3 else Schema.model_fields)
+        return Problem(loc=where, line=line, message="unknown key",
+                       fix=did_you_mean(str(loc[-1]), allowed) or f"allowed keys here: {', '.join(allowed)}")
+    if err["type"] == "missing":
+        return Problem(loc=where, line=line, message="required key is missing",
+                       fix="add it, or delete the file to infer it again from the data")
+    if err["type"] == "literal_error" and str(loc[-1]) in _CHOICES:
+        choices = _CHOICES[str(loc[-1])]
+        return Problem(loc=where, line=line, message=f"expected one of {', '.join(choices)}", value=value,
+                       fix=did_you_mean(str(value), choices) or f"use one of {', '.join(choices)}")
+    return Problem(loc=where, line=line, message=err["msg"], value=value,
+                   fix="correct the value, or delete the file to infer it again from the data")
+
+
+def _inconsistencies(schema: Schema, lines: dict[tuple, int], file: str) -> list[Problem]:
+    """What each key allows but the keys together do not: the target's column, min above max."""
+    problems = []
+    if schema.target not in schema.columns:
+        problems.append(Problem(loc=f"{file}: target", line=lines.get(("target",)), value=schema.target,
+                                message="the target is not one of the columns",
+                                fix=did_you_mean(schema.target, schema.columns)
+                                or "list the target under columns:, or correct target:"))
+    for name, col in schema.columns.items():
+        if col.min is not None and col.max is not None and col.min > col.max:
+            problems.append(Problem(loc=f"{file}: columns.{name}.min", value=col.min,
+                                    line=lines.get(("columns", name, "min")),
+                                    message=f"min is above max ({col.max:g})",
+                                    fix="swap them, or remove one to leave that side open"))
+    return problems
+
+
+def _duplicate_keys(node: yaml.Node | None, file: str) -> list[Problem]:
+    """A key given twice in one mapping (a column listed twice): YAML keeps the last silently."""
+    problems: list[Problem] = []
+
+    def walk(n: yaml.Node, path: tuple) -> None:
+        if isinstance(n, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in n.value:
+                line = key.start_mark.line + 1
+                if key.value in first:
+                    problems.append(Problem(loc=f"{file}: {'.'.join(map(str, (*path, key.value)))}",
+                                            line=line, message=f"duplicate key (first on line "
+                                            f"{first[key.value]})", fix="keep one of the two"))
+                first.setdefault(key.value, line)
+                walk(value, (*path, key.value))
+
+    if node is not None:
+        walk(node, ())
+    return problems
