@@ -131,8 +131,8 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
 
 
 def test_unknown_key_with_nothing_close_lists_the_allowed_keys(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=r"fix: allowed keys here: seed, data, split, "
-                                        r"preprocessing, models, evaluation, registry, tracking"):
+    with pytest.raises(SpecError, match=r"fix: allowed keys here: seed, data, validation, "
+                                        r"split, preprocessing, models, evaluation, registry, tracking"):
         load_spec(write(tmp_path, MINIMAL + "owner: me\n"))
 
 
@@ -299,8 +299,8 @@ def test_schema_command_prints_the_sections_and_no_project_dir() -> None:
     assert result.exit_code == 0, result.output
     schema = json.loads(result.stdout)
     assert schema["title"] == "looml.yaml"
-    assert set(schema["properties"]) == {"seed", "data", "split", "preprocessing", "models",
-                                         "evaluation", "registry", "tracking"}
+    assert set(schema["properties"]) == {"seed", "data", "validation", "split", "preprocessing",
+                                         "models", "evaluation", "registry", "tracking"}
     assert "project_dir" not in result.stdout
     assert set(schema["required"]) == {"data", "registry"}
     assert schema == spec_json_schema()
