@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -312,6 +313,10 @@ def test_class_imbalance_fires_below_the_threshold() -> None:
     at_share = checks(class_imbalance={"severity": "error", "threshold": 0.015})
     above_share = checks(class_imbalance={"severity": "error", "threshold": 0.0151})
     assert check_dataset(frame, report, at_share) == []
+    five_percent = checks(class_imbalance={"severity": "warning", "threshold": 0.05})
+    assert [a.expected for a in check_dataset(frame, report, five_percent)] == ["at least 5% per class"]
+    assert [a.expected for a in check_dataset(frame, report, checks(
+        class_imbalance={"severity": "warning", "threshold": 0.0155}))] == ["at least 1.55% per class"]
     assert [a.severity for a in check_dataset(frame, report, above_share)] == ["error"]
 
 
@@ -413,7 +418,8 @@ def test_leakage_needs_enough_rows_of_the_rarer_class() -> None:
                               features={"copy": "categorical"}, dropped={})
 
     assert _univariate_power(frame, report, seed=0) == {}  # 4 rare rows: a perfect order can be luck
-    bigger = leaky_classification(rows=200, positive=0.3)
+    bigger = leaky_classification(rows=200, positive=0.3).rename({"label": "count"})
+    report = replace(report, target="count")  # a target named like value_counts' column
     assert _univariate_power(bigger, report, seed=0) == {"copy": 1.0}
 
 

@@ -234,7 +234,7 @@ def check_dataset(frame: pl.DataFrame, report: ValidationReport, checks: Validat
     if rows and duplicates / rows > checks.duplicate_rows.threshold:
         found += _found(checks.duplicate_rows, "duplicate_rows", None,
                         f"{duplicates} rows ({duplicates / rows:.1%}) repeat an earlier row",
-                        f"at most {checks.duplicate_rows.threshold:.0%}",
+                        f"at most {_percent(checks.duplicate_rows.threshold)}",
                         "remove duplicates upstream; repeated rows can land in both the training and "
                         "the holdout split and flatter the scores")
     if report.task == "classification" and report.classes:
@@ -243,7 +243,7 @@ def check_dataset(frame: pl.DataFrame, report: ValidationReport, checks: Validat
         if count / total < checks.class_imbalance.threshold:
             found += _found(checks.class_imbalance, "class_imbalance", report.target,
                             f"the rarest class {rarest!r} is {count / total:.2%} of rows ({count} rows)",
-                            f"at least {checks.class_imbalance.threshold:.0%} per class",
+                            f"at least {_percent(checks.class_imbalance.threshold)} per class",
                             "collect more rows of the rare class, merge rare classes, or rank models by "
                             "a metric that weighs classes (roc_auc, f1)")
     if checks.target_leakage.severity != "off":
@@ -278,8 +278,8 @@ def _univariate_power(frame: pl.DataFrame, report: ValidationReport, seed: int) 
     y = data.get_column(report.target)
     classification = report.task == "classification"
     if classification:
-        y = y.cast(pl.String).rank("dense")
-        counts = y.value_counts().get_column("count").cast(pl.Float64).to_numpy()
+        y = y.cast(pl.String).rank("dense").rename("class")
+        counts = y.value_counts(name="rows").get_column("rows").cast(pl.Float64).to_numpy()
         fewest = len(counts) - 1
         # Expected class changes between neighbours when the order says nothing about the target.
         chance = (rows - 1) * (1 - float((counts * (counts - 1)).sum()) / (rows * (rows - 1)))
