@@ -311,3 +311,13 @@ def test_spec_models_refuse_unknown_fields_from_python_too() -> None:
     with pytest.raises(ValueError, match="Extra inputs are not permitted"):
         Spec.model_validate({"data": {"source": "d.csv", "target": "y"},
                              "registry": {"model_name": "m"}, "sede": 1})
+
+
+def test_a_check_given_only_a_threshold_keeps_its_default_severity(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, MINIMAL + "validation:\n  duplicate_rows: {threshold: 0.2}\n"
+                                               "  out_of_range: warning\n"))
+
+    assert (spec.validation.duplicate_rows.severity, spec.validation.duplicate_rows.threshold) == (
+        "warning", 0.2)
+    assert (spec.validation.out_of_range.severity, spec.validation.out_of_range.threshold) == (
+        "warning", 0.001)

@@ -142,13 +142,13 @@ def test_a_type_change_shows_the_offending_values(schema: Schema) -> None:
 
 
 def test_a_column_with_no_values_is_not_a_type_change(schema: Schema) -> None:
-    batch = churn(50, seed=1).with_columns(tenure=pl.lit(None, dtype=pl.String),
+    batch = churn(120, seed=1).with_columns(tenure=pl.lit(None, dtype=pl.String),
                                            charges=pl.lit(None, dtype=pl.Null))
 
     found = check_batch(batch, schema, CHECKS)
 
     assert [(a.check, a.column, a.observed) for a in found] == [
-        ("unexpected_nulls", "tenure", "50 missing values (100.0% of rows)"),
+        ("unexpected_nulls", "tenure", "120 missing values (100.0% of rows)"),
         ("missing_rate", "charges", "100.0% of rows missing")]
 
 
@@ -489,3 +489,9 @@ def test_shifted_features_are_found() -> None:
     assert check_skew(train, test, FEATURES, CheckSpec(severity="off", threshold=0.1)) == []
     assert check_skew(train.head(150), test, FEATURES, SKEW) == []  # too few rows to tell
 
+
+
+def test_a_missing_rate_needs_a_hundred_rows(schema: Schema) -> None:
+    one_row = churn(1000, seed=1).head(1).with_columns(pl.lit(None, dtype=pl.Float64).alias("charges"))
+
+    assert [a.check for a in check_batch(one_row, schema, CHECKS)] == []

@@ -32,6 +32,7 @@ _LEAKAGE_SAMPLE = 100_000
 _LEAKAGE_CHANCES = 10  # class changes expected by chance below which a perfect order can be luck
 _MIN_LEAKAGE_ROWS = 20
 _MIN_SKEW_ROWS = 200
+_MIN_RATE_ROWS = 100  # a missing rate of a handful of rows (one served request) is not a rate
 _SKEW_BUCKETS = 10
 _SKEW_ROWS_PER_BUCKET = 50  # of n1 n2 / (n1 + n2): keeps chance PSI of 10 buckets under 0.1 (chi-squared)
 
@@ -113,7 +114,7 @@ def check_batch(frame: pl.DataFrame, schema: Schema, checks: ValidationSpec, *,
             found += _found(checks.unexpected_nulls, "unexpected_nulls", name,
                             f"{nulls} missing values ({share:.1%} of rows)", "no missing values",
                             "fill the gaps upstream, or set `nullable: true` for it in the schema file")
-        elif share - col.missing_rate > checks.missing_rate.threshold:
+        elif rows >= _MIN_RATE_ROWS and share - col.missing_rate > checks.missing_rate.threshold:
             found += _found(checks.missing_rate, "missing_rate", name,
                             f"{share:.1%} of rows missing", f"about {col.missing_rate:.1%} as in the "
                             f"reference data (threshold +{_percent(checks.missing_rate.threshold)})",
