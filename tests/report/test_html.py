@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import datetime as dt
+import json
 import math
 import re
 import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 
+from looml.data.profile import profile
 from looml.report import render_report
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -23,6 +29,28 @@ def _roc(positive: np.ndarray, score: np.ndarray) -> dict[str, list[float]]:
     tpr = np.concatenate([[0.0], np.cumsum(hits) / hits.sum()])
     fpr = np.concatenate([[0.0], np.cumsum(~hits) / (~hits).sum()])
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+
+
+SCRIPT = '<script>alert("pwned")</script>'
+
+
+@cache
+def _profile() -> dict[str, Any]:
+    """A real profile of a small seeded frame whose column names need escaping."""
+    rng = np.random.default_rng(11)
+    rows = 300
+    x = rng.normal(size=rows)
+    frame = pl.DataFrame({
+        "<b>x</b>": x,
+        "city": rng.choice(["Oslo", "Lima", "Pune"], rows),
+        "row_id": np.arange(rows),
+        SCRIPT: 2 * x + rng.normal(size=rows),
+        'a&b "q"': rng.choice(["u", "v"], rows),
+        "seen": [dt.datetime(2024, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 400, rows)],
+        "flag": rng.random(rows) < 0.3,
+        "y": np.where(x + rng.normal(size=rows) > 0, "yes", "no"),
+    })
+    return profile(frame, target="y", seed=1).to_dict()
 
 
 def _base(task: str, primary: str, metrics: tuple[str, ...]) -> dict[str, Any]:
@@ -55,6 +83,7 @@ def _base(task: str, primary: str, metrics: tuple[str, ...]) -> dict[str, Any]:
         "data": {"rows": 569, "columns": columns,
                  "dropped": {"row_id": "unique per row (an identifier)"},
                  "warnings": ["column 'city' has a rare level"]},
+        "profile": copy.deepcopy(_profile()),
         "split": {"train_rows": 455, "test_rows": 114, "folds": 5},
         "primary_metric": primary,
         "leaderboard": [
@@ -116,7 +145,7 @@ def case(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any], str]:
 def test_page_has_every_section(case: tuple[str, dict[str, Any], str]) -> None:
     _, _, page = case
     assert page.lstrip().startswith("<!DOCTYPE html>")
-    for heading in ("Data summary", "Leaderboard", "Test metrics on the holdout", "Gate",
+    for heading in ("Data summary", "Data profile", "Leaderboard", "Test metrics on the holdout", "Gate",
                     "Plots", "Pipeline stages", "Dropped columns", "Warnings"):
         assert f">{heading}<" in page, heading
     for name in ("lightgbm", "random_forest", "linear", "ingest", "profile", "churn"):
@@ -148,8 +177,14 @@ def test_nan_and_none_render_as_a_dash(case: tuple[str, dict[str, Any], str]) ->
     assert ">None<" not in page
 
 
+def _section(page: str, section: str) -> str:
+    start = page.index(f'<section id="{section}">')
+    return page[start: page.index("</section>", start)]
+
+
 def test_one_svg_per_plot(case: tuple[str, dict[str, Any], str]) -> None:
-    kind, _, page = case
+    kind, _, whole = case
+    page = _section(whole, "plots")
     assert page.count("<svg") == 2
     assert page.count("</svg>") == 2
     if kind == "regression":
@@ -186,7 +221,7 @@ def test_class_labels_in_svg_are_escaped() -> None:
 
 def test_confusion_matrix_scales_to_thirty_classes() -> None:
     page = render_report(_classification(30))
-    assert page.count("<svg") == 2
+    assert _section(page, "plots").count("<svg") == 2
     svg = page[page.index("Confusion matrix</figcaption>"):]
     assert svg[: svg.index("</svg>")].count("<rect") == 30 * 30
     assert len(page) < 600_000
@@ -215,3 +250,99 @@ def test_chromium_draws_the_page(kind: str, tmp_path: Path) -> None:
     )
     assert shot.exists(), "chromium wrote no screenshot"
     assert shot.stat().st_size > 10_000
+
+
+# --- the data profile section --------------------------------------------------------------
+
+
+def test_profile_section_draws_each_column_and_the_matrices() -> None:
+    page = _section(render_report(_classification(2)), "profile")
+
+    assert len(re.findall(r'aria-label="[^"]*bins from', page)) == 3  # a histogram per number column
+    assert len(re.findall(r'aria-label="[^"]*most frequent values', page)) == 4  # bars per category
+    for caption in ("Pearson correlation", "Spearman rank correlation",
+                    "Cramér&#39;s V (categorical association)", "Mutual information with the target"):
+        assert caption in page, caption
+    assert "Duplicate rows (equal to an earlier row): 0." in page
+    assert "2024-01-" in page and "median 2024-" in page  # the datetime's range
+    assert "p5 " in page and "p50 " in page and "p95 " in page
+    assert "on 300 sampled rows" in page
+    assert ">None<" not in page and "nan" not in page.lower().replace("nans", "")
+
+
+def test_column_names_are_escaped_in_the_profile() -> None:
+    page = render_report(_classification(2))
+
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page
+    assert "a&amp;b &#34;q&#34;" in page and 'a&b "q"' not in page
+    assert "<b>x</b>" not in page
+
+
+def test_a_run_without_a_profile_still_renders() -> None:
+    ctx = _classification(2)
+    ctx.pop("profile")
+    assert "No detailed profile for this run" in render_report(ctx)
+
+    old = copy.deepcopy(_profile())
+    old = {"rows": old["rows"], "columns": [
+        {k: c[k] for k in ("name", "dtype", "kind", "missing", "n_unique", "integral", "min", "max",
+                           "mean", "std", "top_values")} for c in old["columns"]]}
+    ctx["profile"] = old  # cached before the profile had distributions and associations
+    page = _section(render_report(ctx), "profile")
+
+    assert "city" in page and "<svg" in page  # top values still draw as bars
+    assert "bins from" not in page and "Pearson" not in page and ">None<" not in page
+
+
+def test_wide_tables_are_capped_and_say_what_was_left_out() -> None:
+    rng = np.random.default_rng(12)
+    frame = pl.DataFrame({f"n{i:03d}": rng.normal(size=40) for i in range(130)})
+    ctx = _classification(2)
+    ctx["profile"] = profile(frame).to_dict()
+
+    whole = render_report(ctx)
+    page = _section(whole, "profile")
+
+    assert len(re.findall(r'aria-label="[^"]*bins from', page)) == 100
+    assert "30 more column(s) not shown" in page and "<code>n129</code>" in page
+    pearson = page[page.index("Pearson correlation"):page.index("Spearman")]
+    assert pearson.count("<rect") == 30 * 30 + 9  # the matrix and its legend
+    assert "Not shown (100)" in pearson  # 20 past the drawing cap, 80 past the profile's
+    assert len(whole) < 1_000_000
+
+
+def _page_requests(page: str, tmp_path: Path) -> list[str]:
+    """The URLs headless Chromium fetched for `page`, from its NetLog.
+
+    Chromium itself talks to Google (update checks, time, accounts) whatever the flags; those
+    requests have no initiating document ("not an origin"), the page's own have one.
+    """
+    tmp_path.mkdir()
+    html, netlog = tmp_path / "report.html", tmp_path / "net.json"
+    html.write_text(page, encoding="utf-8")
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--log-net-log={netlog}",
+         "--virtual-time-budget=3000", f"--screenshot={tmp_path / 'shot.png'}",
+         "--window-size=1200,3000", html.as_uri()],
+        check=False, capture_output=True, timeout=60,
+    )
+    log = json.loads(netlog.read_text(encoding="utf-8"))
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    starts = [e.get("params", {}) for e in log["events"] if e["type"] == start]
+    return [p["url"] for p in starts if p.get("initiator", "not an origin") != "not an origin"]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+def test_the_page_makes_no_request_but_its_own(tmp_path: Path) -> None:
+    page = render_report(_classification(3))
+    leaky = page.replace("</body>", '<img src="http://example.invalid/pixel.png"></body>')
+
+    seen = _page_requests(page, tmp_path / "clean")
+    control = _page_requests(leaky, tmp_path / "leaky")
+
+    assert (tmp_path / "clean" / "shot.png").exists(), "chromium drew nothing"
+    assert seen == []
+    assert control == ["http://example.invalid/pixel.png"]  # the check does see a page's request

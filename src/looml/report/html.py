@@ -22,6 +22,10 @@ __all__ = ["render_report"]
 
 _DASH = "—"
 _MAX_POINTS = 1000
+_MAX_PROFILE_ROWS = 100  # columns listed in the data profile; wider tables say which were left out
+_MAX_MATRIX = 30  # columns drawn in a heatmap
+_MAX_BARS = 30  # features in the mutual-information chart
+_TOP_BARS = 5  # values drawn for a categorical column
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
             "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -29,9 +33,10 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
 def render_report(context: dict[str, Any]) -> str:
     """Render the report context of one run as a self-contained HTML page.
 
-    `context` holds JSON-able values (title, task, data profile, leaderboard, test metrics,
-    gate, plot data and stage records). User-provided text is escaped; missing or NaN
-    numbers show as an em dash.
+    `context` holds JSON-able values (title, task, data summary, the data profile's
+    `Profile.to_dict()`, leaderboard, test metrics, gate, plot data and stage records).
+    User-provided text is escaped; missing or NaN numbers show as an em dash; a key an older
+    run lacks (such as the profile) leaves its part of the page out.
     """
     primary = context.get("primary_metric", "")
     return _env().get_template("report.html").render(
@@ -40,6 +45,7 @@ def render_report(context: dict[str, Any]) -> str:
         leaderboard=_leaderboard(context.get("leaderboard") or [], primary),
         test_metrics=_ordered(context.get("test_metrics") or {}, primary),
         plots=_plots(context.get("task", ""), context.get("plots") or {}),
+        profile=_profile(context.get("profile")),
         lower_is_better=LOWER_IS_BETTER,
     )
 
@@ -299,3 +305,194 @@ def _residual_svg(actual: np.ndarray, predicted: np.ndarray) -> Markup:
     body.append(_line(f, [f.x0, f.x1], [0, 0], 'stroke="#d62728" stroke-dasharray="5 4"'))
     body.append(_dots(f, predicted, residual))
     return _svg(f.w, f.h, "Residuals against predicted, with the zero line", body)
+
+
+# --- data profile --------------------------------------------------------------------------
+
+
+def _short(text: Any, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _profile(profile: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the "Data profile" section shows, from `Profile.to_dict()`; None without a profile."""
+    if not isinstance(profile, dict) or not profile.get("columns"):
+        return None
+    rows = profile.get("rows") or 0
+    columns = profile["columns"]
+    matrices = []
+    for key, title, diverging in (("pearson", "Pearson correlation", True),
+                                  ("spearman", "Spearman rank correlation", True),
+                                  ("cramers_v", "Cramér's V (categorical association)", False)):
+        matrix = profile.get(key) or {}
+        if len(matrix.get("columns") or []) >= 2:
+            names = matrix["columns"]
+            hidden = names[_MAX_MATRIX:] + list(matrix.get("left_out") or [])
+            n = min(len(names), _MAX_MATRIX)
+            values = [row[:n] for row in matrix["values"][:n]]
+            matrices.append({"title": title, "svg": _heatmap_svg(names[:n], values, diverging, title),
+                             "hidden": hidden})
+    target = profile.get("target") or {}
+    scores = target.get("mutual_information") or {}
+    return {
+        "rows": rows, "duplicates": profile.get("duplicates"),
+        "duplicate_rate": (profile.get("duplicates") or 0) / rows if rows else None,
+        "pairwise_rows": profile.get("pairwise_rows"),
+        "columns": [_profile_row(c, rows) for c in columns[:_MAX_PROFILE_ROWS]],
+        "hidden": [c.get("name", "") for c in columns[_MAX_PROFILE_ROWS:]],
+        "matrices": matrices,
+        "target": {"name": target.get("target"), "task": target.get("task"), "rows": target.get("rows"),
+                   "svg": _mi_svg(dict(list(scores.items())[:_MAX_BARS])),
+                   "hidden": max(0, len(scores) - _MAX_BARS)} if scores else None,
+    }
+
+
+def _profile_row(col: dict[str, Any], rows: int) -> dict[str, Any]:
+    """One column's line: its chart and a few summary lines, all plain text or escaped SVG."""
+    kind, name = col.get("kind", ""), col.get("name", "")
+    missing = col.get("missing") or 0
+    present = rows - missing
+    quantiles = col.get("quantiles") or {}
+    chart: Markup | str = ""
+    lines: list[str] = []
+    if kind == "numeric":
+        hist = col.get("histogram") or {}
+        if hist.get("edges") and len(hist.get("counts") or []) == len(hist["edges"]) + 1:
+            chart = _histogram_svg(name, hist["edges"], hist["counts"])
+        if quantiles:
+            lines.append(" · ".join(f"{k} {_fmt(quantiles.get(k))}" for k in ("p5", "p50", "p95")))
+        if col.get("mean") is not None:
+            lines.append(f"mean {_fmt(col.get('mean'))} ± {_fmt(col.get('std'))}")
+        counts = [(col.get("zeros"), "zero"), (col.get("negatives"), "negative"),
+                  (col.get("infinite"), "infinite"), (col.get("nans"), "NaN")]
+        notes = [f"{_fmt(n)} {label}" for n, label in counts if n]
+        if notes:
+            lines.append(" · ".join(notes))
+    elif kind in ("string", "boolean"):
+        frequent = col.get("frequent") or col.get("top_values") or {}
+        if frequent and present > 0:
+            chart = _bars_svg(name, dict(list(frequent.items())[:_TOP_BARS]), present)
+        if col.get("frequent_share") is not None and (col.get("n_unique") or 0) > len(frequent):
+            lines.append(f"top {len(frequent)} cover {_pct(col['frequent_share'])}")
+        if col.get("length_min") is not None and col["length_min"] == col.get("length_max"):
+            lines.append(f"length {_fmt(col['length_min'])}")
+        elif col.get("length_min") is not None:
+            lines.append(f"length {_fmt(col['length_min'])} to {_fmt(col.get('length_max'))} "
+                         f"(mean {_fmt(col.get('length_mean'))})")
+    elif kind == "datetime":
+        if col.get("earliest"):
+            lines.append(f"{col['earliest']} → {col.get('latest')}")
+        if quantiles.get("p50"):
+            lines.append(f"median {quantiles['p50']}")
+    return {"name": name, "kind": kind, "dtype": col.get("dtype", ""), "missing": missing,
+            "missing_rate": missing / rows if rows else None, "n_unique": col.get("n_unique"),
+            "chart": chart, "lines": lines}
+
+
+def _histogram_svg(name: str, edges: Sequence[float], counts: Sequence[int]) -> Markup:
+    """A small bar chart of the bins; the outer bins (beyond the edges) are grey at the ends."""
+    width, height, outer = 150, 34, 6
+    inner = list(counts[1:-1])
+    peak = max(max(counts), 1)
+    slot = (width - 2 * (outer + 2)) / max(len(inner), 1)
+    bars = []
+
+    def bar(x: float, w: float, count: int, colour: str) -> str:
+        h = max(1.0, (height - 2) * count / peak) if count else 0.0
+        return f'<rect x="{_r(x)}" y="{_r(height - h)}" width="{_r(w)}" height="{_r(h)}" fill="{colour}"/>'
+
+    bars.append(bar(0, outer, counts[0], "#9aa5b1"))
+    for i, count in enumerate(inner):
+        bars.append(bar(outer + 2 + i * slot, max(slot - 1, 0.5), count, _PALETTE[0]))
+    bars.append(bar(width - outer, outer, counts[-1], "#9aa5b1"))
+    label = (f"{name}: {len(inner)} bins from {_fmt(edges[0])} to {_fmt(edges[-1])}; "
+             f"{_fmt(counts[0])} below, {_fmt(counts[-1])} at or above")
+    return _svg(width, height, label, bars)
+
+
+def _bars_svg(name: str, counts: dict[str, int], present: int) -> Markup:
+    """Horizontal bars of a column's most frequent values, as shares of its present values."""
+    row, label_w, bar_w = 14, 100, 70
+    peak = max(counts.values()) / present
+    body = []
+    for i, (value, count) in enumerate(counts.items()):
+        share = count / present
+        w = bar_w * share / peak
+        y = i * row
+        body.append(f'<text x="{label_w - 4}" y="{y + 10}" text-anchor="end" font-size="11">'
+                    f'{escape(_short(value, 16))}</text>'
+                    f'<rect x="{label_w}" y="{y + 2}" width="{_r(max(0.5, w))}" height="10" '
+                    f'fill="{_PALETTE[0]}"><title>{escape(value)}: {count:,}</title></rect>'
+                    f'<text x="{_r(label_w + w + 4)}" y="{y + 11}" font-size="10" '
+                    f'class="axis">{_pct(share)}</text>')
+    label = f"{name}: most frequent values and their share of present rows"
+    return _svg(label_w + bar_w + 44, row * len(counts) + 2, label, body)
+
+
+def _diverging(value: float) -> str:
+    """White at 0, red towards +1 and blue towards -1."""
+    end = (178, 24, 43) if value > 0 else (33, 102, 172)
+    t = min(abs(value), 1.0)
+    return "#" + "".join(f"{round(255 + (e - 255) * t):02x}" for e in end)
+
+
+def _heatmap_svg(names: Sequence[str], values: Sequence[Sequence[float | None]], diverging: bool,
+                 title: str) -> Markup:
+    """A matrix of a pair-wise statistic; grey where it is undefined, the value in each tooltip."""
+    n = len(names)
+    labels = [_short(s, 14) for s in names]
+    cell = min(40, max(12, 420 // n))
+    left = 12 + 6 * max(len(s) for s in labels)
+    top = 8
+    size = cell * n
+    bottom = 12 + int(4.4 * max(len(s) for s in labels))
+    font = _r(min(11.0, max(7.0, cell * 0.32)))
+    body = []
+    for i in range(n):
+        for j in range(n):
+            v = values[i][j] if j < len(values[i]) else None
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            fill = (_diverging(v) if diverging else _blue(min(max(v, 0.0), 1.0))) if ok else "#e9ecef"
+            x, y = left + j * cell, top + i * cell
+            text = f"{v:.2f}" if ok else "undefined"
+            body.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{fill}" stroke="#fff">'
+                        f'<title>{escape(names[i])} and {escape(names[j])}: {text}</title></rect>')
+            if ok and cell >= 30:
+                ink = "#fff" if abs(v) > 0.6 else "#222"
+                body.append(f'<text x="{_r(x + cell / 2)}" y="{_r(y + cell / 2)}" dy="0.35em" '
+                            f'text-anchor="middle" fill="{ink}" font-size="{font}">{v:.2f}</text>')
+    for k, name in enumerate(labels):
+        mid = k * cell + cell / 2
+        body.append(f'<text x="{left - 4}" y="{_r(top + mid)}" dy="0.35em" text-anchor="end" '
+                    f'font-size="10">{escape(name)}</text>')
+        x, y = _r(left + mid), top + size + 10
+        body.append(f'<text x="{x}" y="{y}" text-anchor="end" font-size="10" '
+                    f'transform="rotate(-45 {x} {y - 4})">{escape(name)}</text>')
+    legend_y = top + size + bottom
+    steps = [-1 + k * 0.25 for k in range(9)] if diverging else [k / 8 for k in range(9)]
+    for k, v in enumerate(steps):
+        fill = _diverging(v) if diverging else _blue(v)
+        body.append(f'<rect x="{left + 14 * k}" y="{legend_y}" width="14" height="10" fill="{fill}"/>')
+    body.append(f'<text x="{left - 4}" y="{legend_y + 9}" text-anchor="end" font-size="10">'
+                f'{steps[0]:g}</text><text x="{left + 14 * 9 + 4}" y="{legend_y + 9}" font-size="10">'
+                f'{steps[-1]:g}</text><text x="{left + 14 * 9 + 24}" y="{legend_y + 9}" font-size="10" '
+                f'class="axis">grey: undefined</text>')
+    return _svg(max(left + size + 12, left + 14 * 9 + 120), legend_y + 16, title, body)
+
+
+def _mi_svg(scores: dict[str, float]) -> Markup:
+    """Features' mutual information with the target, highest first, as horizontal bars."""
+    row, label_w, bar_w = 18, 150, 300
+    peak = max([v for v in scores.values() if isinstance(v, int | float)] + [1e-12])
+    body = []
+    for i, (name, value) in enumerate(scores.items()):
+        y = i * row
+        w = bar_w * max(float(value), 0.0) / peak
+        body.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{escape(_short(name, 22))}'
+                    f'<title>{escape(name)}</title></text>'
+                    f'<rect x="{label_w}" y="{y + 3}" width="{_r(max(w, 0.5))}" height="12" '
+                    f'fill="{_PALETTE[2]}"/>'
+                    f'<text x="{_r(label_w + w + 5)}" y="{y + 13}" class="axis">{_fmt(float(value))}</text>')
+    return _svg(label_w + bar_w + 70, row * len(scores) + 4,
+                "Mutual information of each feature with the target, highest first", body)
