@@ -407,7 +407,7 @@ def test_excel_stray_text_in_a_numeric_column_gets_a_note(tmp_path: Path) -> Non
 
     frame, notes = read(tmp_path, "book.xlsx")
 
-    assert frame.height == 300 and frame["age"][150] == "unknown"  # not silently nulled
+    assert frame.height == 300 and frame["age"][149] == "unknown"  # not silently nulled
     assert notes == ["column 'age' of book.xlsx was read as text because of 1 value(s) such as 'unknown' "
                      "(row 151); clean them or they become a categorical feature"]
 
