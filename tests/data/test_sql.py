@@ -45,9 +45,9 @@ def pg(postgres: Postgres) -> Postgres:
         "DROP TABLE IF EXISTS kinds, odd", "DROP SCHEMA IF EXISTS sales CASCADE", KINDS, KIND_ROWS,
         "CREATE SCHEMA sales", "CREATE TABLE sales.orders (id int, amount numeric)",
         "INSERT INTO sales.orders VALUES (1, 10.5), (2, 20)",
-        "CREATE TABLE odd (id int, ip inet, u uuid, doc jsonb, tags text[], span interval)",
+        "CREATE TABLE odd (id int, ip inet, u uuid, doc jsonb, tags text[], span interval, cash money)",
         "INSERT INTO odd VALUES (1, '10.0.0.1', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": 1}', "
-        "'{x,y}', '1 day 00:00:30'), (2, NULL, NULL, NULL, NULL, NULL)",
+        "'{x,y}', '1 day 00:00:30', 12.5), (2, NULL, NULL, NULL, NULL, NULL, NULL)",
     )
     return postgres
 
@@ -113,8 +113,15 @@ def test_types_only_sqlalchemy_reads_fall_back_with_a_note(pg: Postgres) -> None
     assert any(n.startswith("adbc could not read this source (unsupported column type: ip (inet))")
                and n.endswith("read with sqlalchemy") for n in notes)
     assert frame.row(0) == (1, "10.0.0.1", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", '{"a":1}', '["x","y"]',
-                            86430.0)
+                            86430.0, "$12.50")
     assert "column 'span' (interval) is read as seconds, a month as 30 days" in notes
+
+
+def test_a_forced_engine_that_cannot_read_a_type_says_so(pg: Postgres) -> None:
+    message = r"adbc could not read the rows: unsupported column type: ip \(inet\)"
+    with pytest.raises(DataError, match=message) as exc:
+        fetch_sql(sql(pg.url, table="odd", engine="adbc"), {})
+    assert "fix: set data.source.engine: auto (it falls back to SQLAlchemy), or cast" in rendered(exc)
 
 
 def test_uuid_json_arrays_and_intervals_read_the_same_through_adbc(pg: Postgres) -> None:
@@ -126,6 +133,7 @@ def test_uuid_json_arrays_and_intervals_read_the_same_through_adbc(pg: Postgres)
     assert fast.row(0)[:2] == slow.row(0)[:2] and fast["span"].to_list() == [86430.0, None]
     assert fast["tags"].to_list() == slow["tags"].to_list() == ['["x","y"]', None]
     assert "column 'tags' (array) is read as JSON text" in notes
+    assert fetch_sql(sql(pg.url, query="SELECT cash FROM odd", engine="adbc"), {})[0]["cash"][0] == 12.5
 
 
 def test_duplicate_column_names_are_refused(pg: Postgres) -> None:
