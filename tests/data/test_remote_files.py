@@ -191,6 +191,15 @@ def test_s3_unreachable_endpoint(s3: dict[str, str]) -> None:
     assert s3["secret"] not in str(exc.value)
 
 
+def test_storage_option_the_filesystem_does_not_take(s3: dict[str, str]) -> None:
+    source = FileSource(path=f"s3://{BUCKET}/csv/data.csv", storage_options={"endpoint": s3["endpoint"]})
+
+    with pytest.raises(DataError, match=r"data\.source\.storage_options: an option this filesystem does "
+                                        r"not take \(.*unexpected keyword argument 'endpoint'\) .*\n"
+                                        r"\s+fix: check the option names; s3:// takes endpoint_url"):
+        read_files(source, Path("/nowhere"), {})
+
+
 def test_storage_option_from_an_unset_variable() -> None:
     source = FileSource(path="s3://bucket/data.csv", storage_options={"secret": "${LOOML_UNSET_SECRET}"})
 
@@ -259,9 +268,13 @@ def test_http_encoding_error_names_the_url(http_root: str) -> None:
     assert frame["name"].to_list() == ["Zoë"]
 
 
-def test_http_not_found(http_root: str) -> None:
-    with pytest.raises(DataError, match=rf"not found \(.*\) \(got '{http_root}/gone\.csv'\)"):
-        read_files(FileSource(path=f"{http_root}/gone.csv"), Path("/nowhere"), {})
+def test_http_not_found_hides_the_password_in_the_url(http_root: str) -> None:
+    url = http_root.replace("http://", "http://reader:hunter2secret@") + "/gone.csv"
+
+    with pytest.raises(DataError, match=r"not found \(http://\*\*\*@127\.0\.0\.1:\d+/gone\.csv\) "
+                                        r"\(got 'http://\*\*\*@127\.0\.0\.1:\d+/gone\.csv'\)") as exc:
+        read_files(FileSource(path=url), Path("/nowhere"), {})
+    assert "hunter2secret" not in str(exc.value)
 
 
 def test_http_forbidden_hides_the_password_in_the_url(http_root: str) -> None:

@@ -244,9 +244,15 @@ def _keys(entries: Any, base: str, wanted: Callable[[str], bool]) -> list[tuple[
 
 
 def _remote_error(exc: Exception, shown: str, secrets: list[str]) -> DataError:
-    cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    cause = _redact((str(exc).strip().splitlines() or [type(exc).__name__])[0])
     for secret in secrets:
         cause = cause.replace(secret, "***")
+    if isinstance(exc, TypeError) and "unexpected keyword argument" in cause:
+        return DataError(Problem(
+            loc="data.source.storage_options", value=shown,
+            message=f"an option this filesystem does not take ({cause})",
+            fix="check the option names; s3:// takes endpoint_url, key, secret, token, anon, "
+                "region_name among others (see the s3fs / fsspec docs)"))
     if isinstance(exc, FileNotFoundError):
         message, fix = f"not found ({cause})", "check the bucket and key, or the URL, in data.source.path"
     elif isinstance(exc, PermissionError) or getattr(exc, "status", None) in (401, 403):
@@ -339,18 +345,19 @@ def _read_csv(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str]]
         text = file.path if file.data is None else file.data  # type: ignore[assignment]
     encoding = "utf8-lossy" if source.encoding == "utf8-lossy" else "utf8"
     frame: pl.DataFrame | None = None
+    failure: pl.exceptions.ComputeError | None = None
     try:
         frame = _parse_csv(text, separator, encoding)
-        padded = frame.get_column(frame.columns[-1]).is_null().arg_true()
-        if frame.width < 2 or padded.len() == 0 or _whole(text, file, separator, padded, frame):
-            return frame, _text_notes(frame, file.name, lambda: _record_lines(file, text, separator))
-        failure: pl.exceptions.ComputeError | None = None
     except pl.exceptions.ComputeError as exc:
         if "invalid utf-8" in str(exc):
             raise _not_utf8(file) from exc
         if "found more fields" not in str(exc):
             raise
         failure = exc
+    if frame is not None:
+        padded = frame.get_column(frame.columns[-1]).is_null().arg_true()
+        if frame.width < 2 or padded.len() == 0 or _whole(text, file, separator, padded, frame):
+            return frame, _text_notes(frame, file.name, lambda: _record_lines(file, text, separator))
     raw = text if isinstance(text, bytes) else file.raw()
     layout = _Layout.scan(raw, separator)
     body = np.arange(layout.fields.size) > 0
@@ -395,7 +402,8 @@ def _whole(text: Path | bytes, file: _File, separator: str, rows: pl.Series, fra
     starts = np.concatenate([[0], breaks + 1])
     sep = separator.encode()
     for row in rows.to_list():
-        start, end = int(starts[row + 1]), int(starts[row + 2]) - 1 if row + 2 < starts.size else len(raw)
+        start = int(starts[row + 1])
+        end = int(starts[row + 2]) - 1 if row + 2 < starts.size else len(raw)
         if raw.count(sep, start, end) != frame.width - 1 or raw[start:end] in (b"", b"\r"):
             return False
     return True
