@@ -323,8 +323,10 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore,
     config = _digest(spec.data.source.model_dump(mode="json"))  # a hash: the URL may hold a password
     paths = local_paths(source, spec.project_dir)
     if paths is not None:
+        # Each file's place and content: moving a file between folders can change file_column.
         fingerprint = hashlib.sha256("\0".join(
-            f"{p.name}:{file_digest(p) if p.is_file() else 'missing'}" for p in paths).encode()).hexdigest()
+            f"{_relative(p, spec.project_dir)}:{file_digest(p) if p.is_file() else 'missing'}"
+            for p in paths).encode()).hexdigest()
         ingested = runner.run("ingest", code=[*_WIRING, "looml.data.sources", "looml.data.sources.files"],
                               config=config, inputs={"source": fingerprint},
                               compute=lambda: snapshot_of(fetch(source, spec.project_dir)))
@@ -337,6 +339,13 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore,
     digest = ingested["artifacts"]["snapshot"]
     catalog.record(digest, describe(source), ingested["rows"], ingested["columns"])
     return digest, ingested.get("notes", [])
+
+
+def _relative(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)
 
 
 def _split(frame: pl.DataFrame, report: ValidationReport, spec: Spec,

@@ -44,7 +44,7 @@ def fetch(source: Source, base_dir: Path, env: Mapping[str, str] | None = None) 
     if isinstance(source, FileSource):
         from looml.data.sources.files import read_files
 
-        frame, notes = read_files(source, base_dir)
+        frame, notes = read_files(source, base_dir, env)
     elif isinstance(source, SqlSource):
         from looml.data.sources.sql import fetch_sql
 
