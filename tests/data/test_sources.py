@@ -78,3 +78,15 @@ def test_only_local_files_can_be_digested_without_fetching(tmp_path: Path) -> No
     assert local_paths(FileSource(path="a.csv"), tmp_path) == [tmp_path / "a.csv"]
     assert local_paths(FileSource(path="s3://bucket/a.csv"), tmp_path) is None
     assert local_paths(python("m:f"), tmp_path) is None
+
+
+def test_a_relative_sqlite_path_starts_at_the_spec_folder(tmp_path: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "shop.db") as conn:
+        conn.execute("CREATE TABLE items (id INTEGER, price REAL)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [(i, i / 2) for i in range(5)])
+
+    source = SqlSource(kind="sql", url="sqlite:///shop.db", table="items")
+
+    assert fetch(source, tmp_path).frame["price"].to_list() == [0.0, 0.5, 1.0, 1.5, 2.0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ def fetch(source: Source, base_dir: Path, env: Mapping[str, str] | None = None) 
     elif isinstance(source, SqlSource):
         from looml.data.sources.sql import fetch_sql
 
-        frame, notes = fetch_sql(source, env)
+        frame, notes = fetch_sql(_anchored(source, base_dir), env)
     elif isinstance(source, HttpSource):
         from looml.data.sources.http import fetch_http
 
@@ -71,6 +72,17 @@ def local_paths(source: Source, base_dir: Path) -> list[Path] | None:
     from looml.data.sources.files import local_paths as file_paths
 
     return file_paths(source, base_dir)
+
+
+_RELATIVE_SQLITE = re.compile(r"^(sqlite(\+\w+)?:///)(?![/:])(.+)$")
+
+
+def _anchored(source: SqlSource, base_dir: Path) -> SqlSource:
+    """A relative SQLite path starts at the spec's folder, as every other path in the spec does."""
+    match = _RELATIVE_SQLITE.match(source.url)
+    if match is None:
+        return source
+    return source.model_copy(update={"url": f"{match.group(1)}{base_dir / match.group(3)}"})
 
 
 def describe(source: Source) -> str:
