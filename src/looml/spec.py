@@ -25,6 +25,7 @@ __all__ = [
     "Spec",
     "load_spec",
     "spec_json_schema",
+    "yaml_duplicate_keys",
     "yaml_lines",
 ]
 
@@ -487,7 +488,7 @@ def load_spec(path: str | Path) -> Spec:
             value=None if raw is None else type(raw).__name__,
             fix="see `looml init` for a starter spec",
         ))
-    duplicates = _duplicate_keys(node)
+    duplicates = yaml_duplicate_keys(node)
     try:
         spec = validate_spec(raw, project_dir=path.parent.resolve(), lines=yaml_lines(node))
     except SpecError as exc:
@@ -602,8 +603,10 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def _duplicate_keys(node: yaml.Node | None) -> list[Problem]:
-    """A key given twice in one mapping: YAML keeps the last silently, looml refuses."""
+def yaml_duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[Problem]:
+    """A key given twice in one mapping: YAML keeps the last silently, looml refuses.
+
+    `prefix` starts each location (a file name, say)."""
     problems: list[Problem] = []
 
     def walk(n: yaml.Node, path: tuple) -> None:
@@ -613,7 +616,7 @@ def _duplicate_keys(node: yaml.Node | None) -> list[Problem]:
                 line = key.start_mark.line + 1
                 if key.value in first:
                     problems.append(Problem(
-                        loc=".".join(str(p) for p in (*path, key.value)), line=line,
+                        loc=prefix + ".".join(str(p) for p in (*path, key.value)), line=line,
                         message=f"duplicate key (first on line {first[key.value]}); YAML would "
                                 "silently keep only the last one",
                         fix="merge the two into one key"))

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from looml.data.profile import Profile
 from looml.data.validate import ValidationReport
 from looml.errors import DataError, Problem, did_you_mean
-from looml.spec import yaml_lines
+from looml.spec import yaml_duplicate_keys, yaml_lines
 
 __all__ = ["ColumnSchema", "Schema", "infer_schema", "load_schema", "schema_yaml"]
 
@@ -167,7 +167,7 @@ def load_schema(path: Path) -> Schema:
                                 message="expected a mapping with version:, target: and columns:",
                                 fix="delete the file to infer it again from the data"))
     lines = yaml_lines(node)
-    problems = _duplicate_keys(node, path.name)
+    problems = yaml_duplicate_keys(node, f"{path.name}: ")
     try:
         schema = Schema.model_validate(raw)
     except ValidationError as exc:
@@ -215,25 +215,4 @@ def _inconsistencies(schema: Schema, lines: dict[tuple, int], file: str) -> list
                                     line=lines.get(("columns", name, "min")),
                                     message=f"min is above max ({col.max:g})",
                                     fix="swap them, or remove one to leave that side open"))
-    return problems
-
-
-def _duplicate_keys(node: yaml.Node | None, file: str) -> list[Problem]:
-    """A key given twice in one mapping (a column listed twice): YAML keeps the last silently."""
-    problems: list[Problem] = []
-
-    def walk(n: yaml.Node, path: tuple) -> None:
-        if isinstance(n, yaml.MappingNode):
-            first: dict[str, int] = {}
-            for key, value in n.value:
-                line = key.start_mark.line + 1
-                if key.value in first:
-                    problems.append(Problem(loc=f"{file}: {'.'.join(map(str, (*path, key.value)))}",
-                                            line=line, message=f"duplicate key (first on line "
-                                            f"{first[key.value]})", fix="keep one of the two"))
-                first.setdefault(key.value, line)
-                walk(value, (*path, key.value))
-
-    if node is not None:
-        walk(node, ())
     return problems
