@@ -419,3 +419,35 @@ def test_a_profile_cached_before_the_new_statistics_still_loads() -> None:
     result = Profile.from_dict(old)
 
     assert result.column("x").quantiles == {} and result.pearson is None and result.duplicates is None
+
+
+def test_numbers_numpy_cannot_hold_are_profiled_as_floats_and_counted_by_their_text() -> None:
+    import decimal
+
+    frame = pl.DataFrame({
+        "price": pl.Series([decimal.Decimal("1.50"), decimal.Decimal("2.25"), None], dtype=pl.Decimal(10, 2)),
+        "big": pl.Series([1, 2, 3], dtype=pl.Int128),
+        "u64": pl.Series([2**64 - 1, 0, 5], dtype=pl.UInt64),
+    })
+
+    result = profile(frame)
+
+    price = result.column("price")
+    assert price.top_values == {"1.50": 1, "2.25": 1} and price.quantiles["p50"] == pytest.approx(1.875)
+    assert result.column("big").top_values == {"1": 1, "2": 1, "3": 1}
+    assert result.column("big").integral is True
+    assert result.column("u64").top_values == {"0": 1, "18446744073709551615": 1, "5": 1}
+
+
+def test_zoned_datetimes_and_categoricals() -> None:
+    stamps = pl.Series([dt.datetime(2024, 1, 1), dt.datetime(2024, 3, 1), None])
+    frame = pl.DataFrame({"t": stamps.dt.replace_time_zone("Europe/Oslo"),
+                          "c": pl.Series(["ab", "c", "ab"], dtype=pl.Categorical)})
+
+    result = profile(frame)
+
+    t = result.column("t")
+    assert (t.earliest, t.latest) == ("2024-01-01T00:00:00+01:00", "2024-03-01T00:00:00+01:00")
+    assert t.quantiles["p50"] == "2024-01-31T00:00:00+01:00"
+    c = result.column("c")
+    assert c.kind == "string" and c.frequent == {"ab": 2, "c": 1} and c.length_max == 2

@@ -29,6 +29,8 @@ _MI_ROWS = 5_000  # rows of that sample used for mutual information (k-NN estima
 _MAX_NUMERIC_PAIRS = 50  # numeric columns in the correlation matrices
 _MAX_CATEGORICAL_PAIRS = 30  # categorical columns in the Cramér's V matrix
 _MAX_CLASSES = 20  # a whole-number target with at most this many values is a class label (as validate)
+_NUMPY_NUMBERS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
+                  pl.Float32, pl.Float64)
 _COUNT = "\0count"  # the count field of value_counts: a name no column has
 
 
@@ -162,7 +164,9 @@ def profile(frame: pl.DataFrame, target: str | None = None, seed: int = 0) -> Pr
     columns = []
     for name, kind in kinds.items():
         fields = {**stats[name], **sorted_stats.get(name, {})}
-        if kind == "other" and fields["n_unique"] <= _TOP_VALUES:
+        # Decimals were sorted as floats: their counts are keyed by their own text, as before.
+        exact = kind == "other" or (kind == "numeric" and frame.schema[name] not in _NUMPY_NUMBERS)
+        if exact and fields["n_unique"] <= _TOP_VALUES:
             counts = frame.get_column(name).drop_nulls().value_counts()
             fields["top_values"] = _ordered_counts(counts.rows())
         columns.append(ColumnProfile(name=name, dtype=str(frame.schema[name]), kind=kind, **fields))
@@ -243,10 +247,12 @@ def _sorted_stats(frame: pl.DataFrame, names: list[str]) -> dict[str, dict[str, 
     column at a time each: only a few sorted copies exist at once.
     """
     def stats(name: str) -> dict[str, Any]:
-        values = np.sort(frame.get_column(name).to_physical().drop_nulls().to_numpy())
-        if frame.schema[name].is_temporal():
-            return _datetime_stats(values, frame.schema[name])
-        return _numeric_stats(values)
+        column, dtype = frame.get_column(name).drop_nulls(), frame.schema[name]
+        if dtype.is_temporal():
+            return _datetime_stats(np.sort(column.to_physical().to_numpy()), dtype)
+        if dtype not in _NUMPY_NUMBERS:  # decimals and 128-bit integers: numpy has no such type
+            column = column.cast(pl.Float64)
+        return _numeric_stats(np.sort(column.to_numpy()))
 
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
         return dict(zip(names, pool.map(stats, names), strict=True))

@@ -330,7 +330,8 @@ def _profile(profile: dict[str, Any] | None) -> dict[str, Any] | None:
             names = matrix["columns"]
             hidden = names[_MAX_MATRIX:] + list(matrix.get("left_out") or [])
             n = min(len(names), _MAX_MATRIX)
-            values = [row[:n] for row in matrix["values"][:n]]
+            values = [list(row[:n]) for row in (matrix.get("values") or [])[:n]]
+            values += [[] for _ in range(n - len(values))]  # a malformed matrix draws as undefined
             matrices.append({"title": title, "svg": _heatmap_svg(names[:n], values, diverging, title),
                              "hidden": hidden})
     target = profile.get("target") or {}
