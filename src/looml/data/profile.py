@@ -259,7 +259,8 @@ def _sorted_stats(frame: pl.DataFrame, names: list[str]) -> dict[str, dict[str, 
 
 
 def _workers() -> int:
-    return max(1, min(8, os.cpu_count() or 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores))
 
 
 def _numeric_stats(values: np.ndarray) -> dict[str, Any]:
