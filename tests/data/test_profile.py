@@ -322,10 +322,11 @@ def test_mutual_information_ranks_an_informative_feature_above_noise() -> None:
 
 
 def test_mutual_information_without_a_usable_target_is_none() -> None:
-    frame = pl.DataFrame({"x": [1.0, 2.0, 3.0] * 10, "y": pl.Series([None] * 30, dtype=pl.String),
-                          "one": ["a"] * 30})
+    frame = pl.DataFrame({"x": [1.0, 2.0, 3.0] * 20, "y": pl.Series([None] * 60, dtype=pl.String),
+                          "one": ["a"] * 60, "many": [f"k{i}" for i in range(60)]})
 
     assert profile(frame).target is None
+    assert profile(frame, target="many").target is None  # 60 classes: not a class label
     assert profile(frame, target="missing_column").target is None
     assert profile(frame, target="y").target is None  # all null
     assert profile(frame, target="one").target is None  # a single class

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -102,7 +103,8 @@ class Profile:
 
     `pairwise_rows` is the size of the seeded row sample behind `pearson`, `spearman` and
     `cramers_v` (all rows when the frame is small); `duplicates` counts rows equal to an
-    earlier row.
+    earlier row. `target` is None without a usable target: none given, no such column, all
+    null or one value, a datetime or other type, more than 50 classes, or under 10 rows.
     """
 
     rows: int
@@ -461,11 +463,15 @@ def _target_association(sample: pl.DataFrame, columns: dict[str, ColumnProfile],
     plug-in estimate, and to the k-NN one's cost for a numeric target). Continuous features use
     the rows where they are finite.
     """
+    from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
+
     spec = columns.get(target or "")
     if spec is None or spec.kind not in ("numeric", "string", "boolean") or spec.n_unique < 2:
         return None
     task = "regression" if spec.kind == "numeric" and not (
         spec.integral and spec.n_unique <= _MAX_CLASSES) else "classification"
+    if task == "classification" and spec.n_unique > _TOP_VALUES:
+        return None  # too many classes for a class label (validation says so); each costs a k-NN fit
     y_col = pl.col(spec.name)
     usable = y_col.cast(pl.Float64).is_finite() if task == "regression" else y_col.is_not_null()
     rows = _sample(sample.filter(usable), _MI_ROWS, seed)
@@ -478,19 +484,18 @@ def _target_association(sample: pl.DataFrame, columns: dict[str, ColumnProfile],
     features = [c for name, c in columns.items() if name != spec.name
                 and c.kind in ("numeric", "string", "boolean", "datetime")]
     # The estimators spend their time in scikit-learn's tree code, which releases the GIL.
+    estimate = mutual_info_regression if task == "regression" else mutual_info_classif
     with ThreadPoolExecutor(max_workers=_workers()) as pool:
         scores = dict(zip([c.name for c in features], pool.map(
-            lambda c: _mutual_information(rows, c, y, task, seed), features), strict=True))
+            lambda c: _mutual_information(rows, c, y, estimate, seed), features), strict=True))
     kept = {name: score for name, score in scores.items() if score is not None}
     return TargetAssociation(target=spec.name, task=task, rows=rows.height,
                              mutual_information=dict(sorted(kept.items(), key=lambda kv: (-kv[1], kv[0]))))
 
 
-def _mutual_information(rows: pl.DataFrame, column: ColumnProfile, y: np.ndarray, task: str,
-                        seed: int) -> float | None:
+def _mutual_information(rows: pl.DataFrame, column: ColumnProfile, y: np.ndarray,
+                        estimate: Callable[..., np.ndarray], seed: int) -> float | None:
     """One feature's mutual information with `y` (nats), or None with fewer than 10 usable rows."""
-    from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
-
     discrete = column.kind in ("string", "boolean") or (column.integral and column.n_unique <= _MAX_CLASSES)
     if discrete:
         col = pl.col(column.name).cast(pl.String)
@@ -503,7 +508,6 @@ def _mutual_information(rows: pl.DataFrame, column: ColumnProfile, y: np.ndarray
         keep = ~np.isnan(x[:, 0])
     if keep.sum() < 10:
         return None
-    estimate = mutual_info_regression if task == "regression" else mutual_info_classif
     score = estimate(x[keep], y[keep], discrete_features=[discrete], random_state=seed)[0]
     return round(max(0.0, float(score)), 6)
 
