@@ -27,6 +27,10 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/csv_read.py
+	scripts/ensure-postgres.sh
+	$(BIN)/python bench/ingest_sql.py
 
 clean:
 	rm -rf $(VENV) examples/churn/.looml
