@@ -132,7 +132,8 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
 
 def test_unknown_key_with_nothing_close_lists_the_allowed_keys(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"fix: allowed keys here: seed, data, validation, "
-                                        r"split, preprocessing, models, evaluation, registry, tracking"):
+                                        r"split, preprocessing, models, evaluation, registry, tracking, "
+                                        r"serve"):
         load_spec(write(tmp_path, MINIMAL + "owner: me\n"))
 
 
@@ -300,7 +301,7 @@ def test_schema_command_prints_the_sections_and_no_project_dir() -> None:
     schema = json.loads(result.stdout)
     assert schema["title"] == "looml.yaml"
     assert set(schema["properties"]) == {"seed", "data", "validation", "split", "preprocessing",
-                                         "models", "evaluation", "registry", "tracking"}
+                                         "models", "evaluation", "registry", "tracking", "serve"}
     assert "project_dir" not in result.stdout
     assert set(schema["required"]) == {"data", "registry"}
     assert schema == spec_json_schema()

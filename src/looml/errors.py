@@ -5,7 +5,8 @@ LoomlError                 code="looml"       anything looml raises on purpose
 ├── SpecError              code="spec"        looml.yaml is unreadable or invalid
 ├── DataError              code="data"        the data cannot be read or fails validation
 ├── GateError              code="gate"        the model did not pass the evaluation gate
-└── RegistryError          code="registry"    tracking / registry refused a change
+├── RegistryError          code="registry"    tracking / registry refused a change
+└── RequestError           code="request"     a served request is malformed or fails its schema
 ```
 
 Every error carries a list of `Problem`s, so that all problems are reported at once,
@@ -25,6 +26,7 @@ __all__ = [
     "LoomlError",
     "Problem",
     "RegistryError",
+    "RequestError",
     "SpecError",
     "did_you_mean",
 ]
@@ -112,6 +114,21 @@ class RegistryError(LoomlError):
 
     code = "registry"
     title = "registry error"
+
+
+class RequestError(LoomlError):
+    """A request to the server is malformed, too large, or fails the model's input schema.
+
+    `status` is the HTTP status to answer with (400 malformed, 413 too large, 415 media type,
+    422 schema, 404 unknown model, 401 unauthorized).
+    """
+
+    code = "request"
+    title = "invalid request"
+
+    def __init__(self, problems: Problem | Sequence[Problem] | str, status: int = 400) -> None:
+        self.status = status
+        super().__init__(problems)
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

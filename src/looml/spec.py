@@ -389,6 +389,43 @@ class TrackingSpec(_Section):
     experiment: str = Field("looml", min_length=1)
 
 
+class BatchingSpec(_Section):
+    """Adaptive micro-batching: concurrent requests are scored in one call."""
+
+    enabled: bool = True
+    max_batch_rows: int = Field(256, ge=1, description="Rows per scoring call at most.")
+    max_wait_ms: float = Field(2.0, ge=0.0, description="How long a request may wait for others "
+                                                       "while a scoring call is already running.")
+
+
+class PredictionLogSpec(_Section):
+    """The prediction log: every served row, appended in batches to Parquet under .looml/logs/."""
+
+    enabled: bool = True
+    flush_rows: int = Field(10_000, ge=1, description="Write a file when this many rows are buffered.")
+    flush_seconds: float = Field(5.0, gt=0, description="... or when the oldest buffered row is this old.")
+    max_buffer_rows: int = Field(200_000, ge=1, description="Rows held in memory at most; beyond, rows "
+                                                            "are dropped and counted, never blocking.")
+
+
+class ServeSpec(_Section):
+    """`looml serve`: the REST server of the registered model."""
+
+    host: str = Field("127.0.0.1", description="Bind address; the default serves this machine only.")
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    version: str | None = Field(None, description="Serve this version; default: the champion, followed "
+                                                  "when the alias moves.")
+    reload_seconds: float = Field(5.0, gt=0, description="How often the champion alias is checked.")
+    max_rows: int = Field(100_000, ge=1, description="Rows per request at most (413 beyond).")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Request body size at most.")
+    auth_token_env: str | None = Field(None, description="If set, predict, feedback and admin endpoints "
+                                                         "require 'Authorization: Bearer <the value of "
+                                                         "this environment variable>'.")
+    batching: BatchingSpec = BatchingSpec()
+    log: PredictionLogSpec = PredictionLogSpec()
+
+
 class Spec(_Section):
     """The whole looml.yaml."""
 
@@ -401,6 +438,7 @@ class Spec(_Section):
     evaluation: EvaluationSpec = EvaluationSpec()
     registry: RegistrySpec
     tracking: TrackingSpec = TrackingSpec()
+    serve: ServeSpec = ServeSpec()
     project_dir: Path = Field(Path("."), exclude=True, description="Set by load_spec; not a YAML key.")
 
     @model_validator(mode="after")

@@ -25,8 +25,17 @@ if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
     import polars as pl
     from sklearn.pipeline import Pipeline
 
-__all__ = ["PROFILE_ARTIFACT", "SCHEMA_ARTIFACT", "Registration", "TrackedRun", "local_tracking_uri",
-           "log_and_register", "model_documents", "version_state"]
+__all__ = [
+    "PROFILE_ARTIFACT",
+    "SCHEMA_ARTIFACT",
+    "Registration",
+    "TrackedRun",
+    "load_pipeline",
+    "local_tracking_uri",
+    "log_and_register",
+    "model_documents",
+    "version_state",
+]
 
 CHAMPION = "champion"
 
@@ -267,3 +276,21 @@ def model_documents(tracking_uri: str, name: str, version: str | None = None) ->
                     run_id=found.run_id, artifact_path=artifact_path, dst_path=tmp, tracking_uri=tracking_uri)
                 documents[artifact_path] = Path(local).read_text(encoding="utf-8")
     return str(found.version), documents
+
+
+def load_pipeline(tracking_uri: str, name: str, version: str) -> tuple[Any, str]:
+    """The fitted pipeline of a registered model version (read from its skops file, with the
+    trusted types it was saved with) and the id of the run that made it."""
+    mlflow = _import_mlflow()
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        found = client.get_model_version(name, version)
+        pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(Problem(loc="registry.model_name", value=f"{name} v{version}",
+                                    message=f"cannot load the model: {exc}",
+                                    fix="check the tracking URI and that the version exists")) from exc
+    return pipeline, found.run_id
