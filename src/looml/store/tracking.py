@@ -30,6 +30,7 @@ __all__ = [
     "SCHEMA_ARTIFACT",
     "Registration",
     "TrackedRun",
+    "champion_version",
     "load_pipeline",
     "local_tracking_uri",
     "log_and_register",
@@ -294,3 +295,22 @@ def load_pipeline(tracking_uri: str, name: str, version: str) -> tuple[Any, str]
                                     message=f"cannot load the model: {exc}",
                                     fix="check the tracking URI and that the version exists")) from exc
     return pipeline, found.run_id
+
+
+def champion_version(tracking_uri: str, name: str) -> str | None:
+    """The version the champion alias points at now, or None; milliseconds on SQLite.
+
+    The server polls this to follow the alias, so it avoids MLflow where it can.
+    """
+    db = _sqlite_db(tracking_uri)
+    if db is not None and db.is_file():
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                row = conn.execute("SELECT version FROM registered_model_aliases "
+                                   "WHERE name = ? AND alias = ?", (name, CHAMPION)).fetchone()
+            return str(row[0]) if row else None
+        except sqlite3.Error:
+            pass
+    mlflow = _import_mlflow()
+    champion = _champion(mlflow.MlflowClient(tracking_uri), name)
+    return str(champion.version) if champion is not None else None
