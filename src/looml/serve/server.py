@@ -1,0 +1,61 @@
+"""Start uvicorn on `create_app`: one process, or several workers sharing the port.
+
+Workers are separate processes started by uvicorn from an import string, so the spec path and
+the options travel in environment variables; each worker builds its own app. With more than
+one worker, Prometheus values are shared through a temporary `PROMETHEUS_MULTIPROC_DIR`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from looml.spec import load_spec
+
+__all__ = ["app_from_environment", "serve"]
+
+_SPEC_ENV = "LOOML_SERVE_SPEC"
+_VERSION_ENV = "LOOML_SERVE_VERSION"
+
+
+def serve(spec_path: str | Path, *, host: str | None = None, port: int | None = None,
+          workers: int | None = None, version: str | None = None) -> None:
+    """Serve the model of the spec at `spec_path` until interrupted; the options override the
+    spec's `serve:` section. Raises `SpecError` / `RegistryError` before binding the port."""
+    import uvicorn
+
+    spec = load_spec(spec_path)
+    settings = spec.serve
+    host = host or settings.host
+    port = settings.port if port is None else port
+    workers = workers or settings.workers
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if workers == 1:
+        from looml.serve.app import create_app
+
+        uvicorn.run(create_app(spec, version=version), host=host, port=port, access_log=False,
+                    log_level="info")
+        return
+    os.environ[_SPEC_ENV] = str(Path(spec_path).resolve())
+    if version is not None:
+        os.environ[_VERSION_ENV] = version
+    metrics_dir = tempfile.mkdtemp(prefix="looml-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("looml.serve.server:app_from_environment", factory=True, host=host, port=port,
+                    workers=workers, access_log=False, log_level="info")
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (uvicorn's factory)."""
+    from looml.serve.app import create_app
+
+    return create_app(load_spec(os.environ[_SPEC_ENV]), version=os.environ.get(_VERSION_ENV))
+
