@@ -24,7 +24,7 @@ from looml.spec import DataSpec, Spec, load_spec
 from looml.store.snapshots import SnapshotCatalog, SnapshotEntry
 from looml.store.tracking import SCHEMA_ARTIFACT, local_tracking_uri, model_documents
 
-__all__ = ["BatchCheck", "snapshots", "validate_batch"]
+__all__ = ["BatchCheck", "parse_source", "snapshots", "validate_batch"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def validate_batch(spec: Spec | str | Path, data: str, version: str | None = Non
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
-    source = _source(data)
+    source = parse_source(data)
     schema, origin = _schema(spec, version)
     frame = fetch(source, Path.cwd()).frame
     return BatchCheck(source=describe(source), rows=frame.height, schema_origin=origin,
@@ -70,7 +70,8 @@ def snapshots(spec: Spec | str | Path) -> list[SnapshotEntry]:
     return SnapshotCatalog(spec.project_dir / ".looml" / "snapshots").entries()
 
 
-def _source(data: str) -> Any:
+def parse_source(data: str) -> Any:
+    """A `--data` value as a source: a path, glob or URL, or an inline YAML mapping of one."""
     raw: Any = data
     if data.lstrip().startswith("{"):
         try:
