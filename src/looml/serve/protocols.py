@@ -1,0 +1,774 @@
+"""Wire formats: request bodies in, one `Batch` out; predictions in, response bodies out.
+
+    Open Inference Protocol v2 (KServe, Triton, MLServer)   /v2/models/{name}/infer
+        parse_infer_request(body, header_length) -> InferRequest
+        select_outputs(request, available) -> [output name]
+        encode_infer_response(...) -> (body, headers);  model_metadata(model);  server_metadata()
+    MLflow scoring server                                   /invocations
+        parse_invocations(body, content_type, features) -> (Batch, params)
+        encode_invocations_response(prediction);  mlflow_error(exc) / mlflow_error_body(exc)
+    looml's own                                             /predict
+        parse_records(body) -> Batch;  encode_predict_response(model, request_id, prediction)
+
+Every body is parsed as JSON whatever its Content-Type says (the sync tritonclient sends
+none), except where MLflow's content types decide. A malformed body raises
+`RequestError` (400; 413 too large; 415 media type) listing every problem found in it.
+Rows are counted from 0, in request order. Numeric OIP inputs become numpy arrays of their
+declared type; every other column is the list of JSON values the client sent.
+The exact contracts, checked against the real clients: shared/reference/protocols.md 1-2.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from looml.errors import Problem, RequestError, did_you_mean
+from looml.serve.model import Batch, Prediction, ServedModel
+
+__all__ = [
+    "PREDICT",
+    "PREDICT_PROBA",
+    "InferRequest",
+    "available_outputs",
+    "check_body_size",
+    "encode_infer_response",
+    "encode_invocations_response",
+    "encode_predict_response",
+    "infer_error_body",
+    "mlflow_error",
+    "mlflow_error_body",
+    "model_metadata",
+    "parse_infer_request",
+    "parse_invocations",
+    "parse_records",
+    "prediction_outputs",
+    "row_request_id",
+    "select_outputs",
+    "server_metadata",
+]
+
+PREDICT = "predict"
+PREDICT_PROBA = "predict_proba"
+BINARY_HEADER = "Inference-Header-Content-Length"
+_SHOWN = 5  # offending rows or values named in one message; the rest are counted
+
+# Little-endian, as the binary tensor data extension sends them; BYTES are length-prefixed.
+_DTYPES: dict[str, str | None] = {
+    "BOOL": "u1", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+    "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "BYTES": None,
+}
+_INPUT_TYPES = {"numeric": "FP64", "categorical": "BYTES", "datetime": "BYTES"}
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    """An Open Inference Protocol request, its inputs gathered into one batch."""
+
+    id: str | None
+    parameters: dict[str, Any]
+    inputs: Batch  # input name (= column) -> values
+    outputs: tuple[str, ...] | None  # the requested outputs, in order; None: every output
+    binary_outputs: frozenset[str]  # the outputs to send as binary tensor data
+
+
+# ---------------------------------------------------------------------------------------------
+# Open Inference Protocol v2
+
+
+def parse_infer_request(body: bytes, header_length: int | str | None = None) -> InferRequest:
+    """Parse an inference request: one input per column, JSON data or binary tensor data.
+
+    With `header_length` (the Inference-Header-Content-Length header, as int or text), the
+    JSON object is the first `header_length` bytes and every input with
+    `parameters.binary_data_size` takes its bytes from the rest, in order. Shapes are [n] or
+    [n, 1]. Raises `RequestError` (400) listing every malformed input.
+    """
+    head_end = _header_end(body, header_length)
+    doc = _load_json(body[:head_end] if head_end < len(body) else body, "the request")
+    if not isinstance(doc, dict):
+        raise RequestError(Problem(loc="body", message=f"a JSON {_kind(doc)}, not an object",
+                                   fix='send {"inputs": [{"name": ..., "shape": [n], "datatype": ..., '
+                                       '"data": [...]}, ...]}'))
+    problems: list[Problem] = []
+    request_id = doc.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        if isinstance(request_id, int) and not isinstance(request_id, bool):
+            request_id = str(request_id)
+        else:
+            problems.append(Problem(loc="id", message="must be a string", value=request_id,
+                                    fix="send the request id as a JSON string"))
+            request_id = None
+    parameters = _parameters(doc.get("parameters"), "parameters", problems)
+    binary_output = parameters.get("binary_data_output", False)
+    if not isinstance(binary_output, bool):
+        problems.append(Problem(loc="parameters.binary_data_output", message="must be true or false",
+                                value=binary_output))
+        binary_output = False
+    batch = _parse_inputs(doc.get("inputs"), body, head_end, problems)
+    outputs = _parse_outputs(doc.get("outputs"), binary_output, problems)
+    if problems:
+        raise RequestError(problems)
+    names = None if outputs is None else tuple(dict.fromkeys(outputs))
+    binary = frozenset(n for n, b in outputs.items() if b) if outputs is not None \
+        else frozenset((PREDICT, PREDICT_PROBA) if binary_output else ())
+    return InferRequest(id=request_id, parameters=parameters, inputs=batch, outputs=names,
+                        binary_outputs=binary)
+
+
+def _header_end(body: bytes, header_length: int | str | None) -> int:
+    if header_length is None:
+        return len(body)
+    try:
+        end = int(header_length)
+    except (TypeError, ValueError):
+        end = -1
+    if not 0 < end <= len(body):
+        raise RequestError(Problem(
+            loc=f"headers.{BINARY_HEADER}", value=header_length,
+            message=f"must be the length in bytes of the JSON part, from 1 to the body's {len(body)} bytes",
+            fix="send the byte length of the JSON object, or leave the header out for a JSON-only body"))
+    return end
+
+
+def _parse_inputs(inputs: Any, body: bytes, head_end: int, problems: list[Problem]) -> Batch:
+    if not isinstance(inputs, list) or not inputs:
+        problems.append(Problem(loc="inputs", message="missing or empty: the request needs one input per "
+                                "feature column", value=None if inputs is None else inputs,
+                                fix='send "inputs": [{"name": "<column>", "shape": [n], "datatype": '
+                                    '"FP64", "data": [...]}, ...]'))
+        return {}
+    batch: Batch = {}
+    rows: dict[str, int] = {}
+    offset = head_end  # where the next input's binary data starts
+    for i, spec in enumerate(inputs):
+        loc = f"inputs[{i}]"
+        if not isinstance(spec, dict):
+            problems.append(Problem(loc=loc, message=f"a JSON {_kind(spec)}, not an input object",
+                                    fix='{"name": ..., "shape": [n], "datatype": ..., "data": [...]}'))
+            continue
+        name = spec.get("name")
+        if isinstance(name, str):
+            loc = f"inputs[{i}] ({name!r})"
+        params = _parameters(spec.get("parameters"), f"{loc}.parameters", problems)
+        size = params.get("binary_data_size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            problems.append(Problem(loc=f"{loc}.parameters.binary_data_size", value=size,
+                                    message="must be a whole number of bytes"))
+            size = None
+        start = offset
+        if size is not None:
+            offset += size
+        found = len(problems)
+        if not isinstance(name, str) or not name:
+            problems.append(Problem(loc=f"{loc}.name", value=name, message="missing: each input is named "
+                                    "after the feature column it holds", fix='add "name": "<column>"'))
+        elif name in batch:
+            problems.append(Problem(loc=f"{loc}.name", value=name, message="a second input with this name",
+                                    fix="send each column once"))
+        datatype = spec.get("datatype")
+        if datatype not in _DTYPES:
+            problems.append(Problem(loc=f"{loc}.datatype", value=datatype, message="not a datatype looml "
+                                    f"reads; one of {', '.join(_DTYPES)}",
+                                    fix="FP64 for numbers, BYTES for strings"))
+        n = _rows_of_shape(spec.get("shape"), f"{loc}.shape", problems)
+        if any(key.startswith("shared_memory") for key in params):
+            problems.append(Problem(loc=f"{loc}.parameters", message="shared memory is not supported",
+                                    fix="send the data in the body, as JSON or binary"))
+        if size is not None and "data" in spec:
+            problems.append(Problem(loc=loc, message='has both "data" and parameters.binary_data_size',
+                                    fix="send the values one way: JSON data, or binary data"))
+        elif size is None and "data" not in spec:
+            problems.append(Problem(loc=f"{loc}.data", message="missing",
+                                    fix='add "data": [...], or binary data with parameters.binary_data_size'))
+        elif size is not None and head_end == len(body):
+            problems.append(Problem(loc=f"{loc}.parameters.binary_data_size", value=size,
+                                    message=f"binary data, but the request has no {BINARY_HEADER} header",
+                                    fix=f"send {BINARY_HEADER}: <bytes of the JSON part>"))
+        elif size is not None and offset > len(body):
+            problems.append(Problem(loc=f"{loc}.parameters.binary_data_size", value=size,
+                                    message=f"reaches byte {offset - head_end} of the binary part, which "
+                                            f"holds {len(body) - head_end}",
+                                    fix="give each input's true binary size, in input order"))
+        if len(problems) > found:
+            continue
+        assert isinstance(name, str) and isinstance(datatype, str) and n is not None
+        if size is not None:
+            values = _binary_values(body, start, size, datatype, n, loc, problems)
+        else:
+            values = _json_values(spec["data"], datatype, n, loc, problems)
+        if values is not None:
+            batch[name] = values
+            rows[name] = n
+    if offset < len(body) and head_end < len(body) and not problems:
+        problems.append(Problem(loc="body", message=f"{len(body) - offset} bytes after the last input's "
+                                "binary data", fix="give each input's true parameters.binary_data_size"))
+    if len(set(rows.values())) > 1:
+        problems.append(Problem(loc="inputs", message="the inputs have different numbers of rows: "
+                                + ", ".join(f"{k} {v}" for k, v in rows.items()),
+                                fix="send every column with the same number of rows"))
+    return batch
+
+
+def _rows_of_shape(shape: Any, loc: str, problems: list[Problem]) -> int | None:
+    if (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape)
+            and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))):
+        return shape[0]
+    problems.append(Problem(loc=loc, value=shape, message="looml takes one input per column, with shape "
+                            "[n] or [n, 1] for n rows", fix="send each feature column as its own input, "
+                            "named after the column (a DataFrame is one input per column)"))
+    return None
+
+
+def _json_values(data: Any, datatype: str, n: int, loc: str, problems: list[Problem]) -> Any:
+    if not isinstance(data, list):
+        problems.append(Problem(loc=f"{loc}.data", value=data, message="must be a list of values"))
+        return None
+    if data and isinstance(data[0], list):  # nested by row: [[1], [2]]
+        if not all(isinstance(row, list) and len(row) == 1 for row in data):
+            problems.append(Problem(loc=f"{loc}.data", message="nested lists must hold one value per row",
+                                    fix="send a flat list, row by row"))
+            return None
+        data = [row[0] for row in data]
+    if len(data) != n:
+        problems.append(Problem(loc=f"{loc}.data", message=f"{len(data)} values, but the shape says {n} rows",
+                                fix="make the shape's first dimension the number of values"))
+        return None
+    if datatype == "BYTES":
+        bad = [(r, v) for r, v in enumerate(data) if isinstance(v, list | dict)]
+        if bad:
+            problems.append(_rows_problem(f"{loc}.data", bad, "holds lists or objects, not single values",
+                                          "send one string per row"))
+            return None
+        return data
+    if datatype == "BOOL":
+        bad = [(r, v) for r, v in enumerate(data) if not (v is None or isinstance(v, bool))]
+        if bad:
+            problems.append(_rows_problem(f"{loc}.data", bad, "BOOL data must be true or false",
+                                          "send true / false, or declare another datatype"))
+            return None
+        return data if None in data else np.asarray(data, dtype=np.bool_)
+    dtype = np.dtype(_DTYPES[datatype]).newbyteorder("=")  # type: ignore[arg-type]
+    try:
+        array = np.asarray(data)
+    except ValueError:  # a list somewhere among the values
+        array = np.asarray(data, dtype=object)
+    # Integer data with fractions or nulls (null: missing) stays float: never truncated.
+    targets = (np.dtype(np.float64),) if array.dtype.kind == "f" and dtype.kind in "iu" else (
+        dtype, np.dtype(np.float64))
+    for target in targets:
+        try:
+            return array.astype(target)
+        except (TypeError, ValueError, OverflowError):
+            continue
+    bad = [(r, v) for r, v in enumerate(data) if not _number_like(v)]
+    problems.append(_rows_problem(f"{loc}.data", bad, f"not numbers, and the datatype is {datatype}",
+                                  "send numbers, or declare the input BYTES"))
+    return None
+
+
+def _binary_values(body: bytes, start: int, size: int, datatype: str, n: int, loc: str,
+                   problems: list[Problem]) -> Any:
+    if datatype == "BYTES":
+        values: list[Any] = []
+        pos, end = start, start + size
+        try:
+            while pos < end:
+                (length,) = struct.unpack_from("<I", body, pos)
+                if pos + 4 + length > end:
+                    raise ValueError("an element runs past the input's binary_data_size")
+                values.append(body[pos + 4:pos + 4 + length].decode("utf-8"))
+                pos += 4 + length
+        except (struct.error, ValueError) as exc:
+            reason = "an element is not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            problems.append(Problem(loc=f"{loc}.binary data", message=f"unreadable BYTES tensor: {reason}",
+                                    fix="send each element as a 4-byte little-endian length and its "
+                                        "UTF-8 bytes"))
+            return None
+        if len(values) != n:
+            problems.append(Problem(loc=f"{loc}.binary data", message=f"{len(values)} elements, but the "
+                                    f"shape says {n} rows", fix="make the shape match the data"))
+            return None
+        return values
+    dtype = np.dtype(_DTYPES[datatype])  # type: ignore[arg-type]
+    if size != n * dtype.itemsize:
+        problems.append(Problem(loc=f"{loc}.parameters.binary_data_size", value=size,
+                                message=f"{n} rows of {datatype} take {n * dtype.itemsize} bytes",
+                                fix="make binary_data_size rows x the datatype's size"))
+        return None
+    array = np.frombuffer(body, dtype=dtype, count=n, offset=start)
+    # A copy in native byte order: writable, and the request body can be freed.
+    return array != 0 if datatype == "BOOL" else array.astype(dtype.newbyteorder("="))
+
+
+def _parse_outputs(outputs: Any, binary_output: bool, problems: list[Problem]) -> dict[str, bool] | None:
+    """Requested output -> binary?; an output's own binary_data wins over binary_data_output."""
+    if outputs is None:
+        return None
+    if not isinstance(outputs, list):
+        problems.append(Problem(loc="outputs", value=outputs, message="must be a list of {\"name\": ...}",
+                                fix="leave it out to get every output"))
+        return None
+    found: dict[str, bool] = {}
+    for i, spec in enumerate(outputs):
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if not isinstance(name, str):
+            problems.append(Problem(loc=f"outputs[{i}].name", value=name, message="missing",
+                                    fix=f'name an output: "{PREDICT}" or "{PREDICT_PROBA}"'))
+            continue
+        params = _parameters(spec.get("parameters"), f"outputs[{i}].parameters", problems)
+        binary = params.get("binary_data")
+        if binary is not None and not isinstance(binary, bool):
+            problems.append(Problem(loc=f"outputs[{i}].parameters.binary_data", value=binary,
+                                    message="must be true or false"))
+            binary = None
+        found.setdefault(name, binary_output if binary is None else binary)
+    return found
+
+
+def available_outputs(model: ServedModel) -> list[str]:
+    """The outputs `model` offers: `predict`, and `predict_proba` for a classifier."""
+    return [PREDICT, PREDICT_PROBA] if model.classes is not None else [PREDICT]
+
+
+def select_outputs(request: InferRequest, available: Sequence[str]) -> list[str]:
+    """The outputs to answer with, in order: the requested ones, or every available one.
+
+    Raises `RequestError` (400) naming every unknown output and the available ones.
+    """
+    if request.outputs is None:
+        return list(available)
+    unknown = [Problem(loc="outputs", value=name, message="not an output of this model",
+                       fix=" ".join(filter(None, [did_you_mean(name, available),
+                                                  f"available: {', '.join(available)}"])))
+               for name in request.outputs if name not in available]
+    if unknown:
+        raise RequestError(unknown)
+    return list(request.outputs)
+
+
+def prediction_outputs(prediction: Prediction) -> dict[str, np.ndarray]:
+    """The OIP outputs of a prediction: `predict` (labels) and `predict_proba` when present."""
+    outputs = {PREDICT: prediction.labels}
+    if prediction.proba is not None:
+        outputs[PREDICT_PROBA] = prediction.proba
+    return outputs
+
+
+def encode_infer_response(model_name: str, model_version: str | None, request_id: str | None,
+                          outputs: dict[str, np.ndarray], binary: set[str] | frozenset[str],
+                          parameters: dict[str, Any] | None = None) -> tuple[bytes, dict[str, str]]:
+    """The response body and its headers; outputs named in `binary` go as binary tensor data.
+
+    `predict` is [n] (BYTES for string labels, INT64, FP64 or BOOL), `predict_proba` [n, k]
+    FP64. With any binary output the headers carry Inference-Header-Content-Length.
+    """
+    tensors = []
+    chunks: list[bytes] = []
+    for name, array in outputs.items():
+        datatype, array = _wire_array(array)
+        tensor: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+        if name in binary:
+            raw = _bytes_tensor(array) if datatype == "BYTES" else array.astype(
+                _DTYPES[datatype] if datatype != "BOOL" else np.uint8).tobytes()
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        elif datatype == "BYTES":
+            tensor["data"] = [v if isinstance(v, str) else str(v) for v in array.ravel().tolist()]
+        else:
+            tensor["data"] = array.ravel()
+        tensors.append(tensor)
+    doc: dict[str, Any] = {"model_name": model_name}
+    if model_version is not None:
+        doc["model_version"] = model_version
+    if request_id is not None:
+        doc["id"] = request_id
+    if parameters:
+        doc["parameters"] = parameters
+    doc["outputs"] = tensors
+    head = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return head, {"Content-Type": "application/json"}
+    return b"".join([head, *chunks]), {"Content-Type": "application/octet-stream",
+                                       BINARY_HEADER: str(len(head))}
+
+
+def _wire_array(array: Any) -> tuple[str, np.ndarray]:
+    """The array in the datatype the model metadata announces, whatever the scorer returned."""
+    array = np.asarray(array)
+    kind = array.dtype.kind
+    if kind == "b":
+        return "BOOL", array
+    if kind == "i":
+        return "INT64", array.astype(np.int64, copy=False)
+    if kind == "u":
+        return "UINT64", array.astype(np.uint64, copy=False)
+    if kind == "f":
+        return "FP64", array.astype(np.float64, copy=False)
+    return "BYTES", array
+
+
+def _bytes_tensor(array: np.ndarray) -> bytes:
+    parts = []
+    for value in array.ravel().tolist():
+        raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
+        parts += [struct.pack("<I", len(raw)), raw]
+    return b"".join(parts)
+
+
+def model_metadata(model: ServedModel) -> dict[str, Any]:
+    """The model metadata object: one input per feature column, the outputs with their shapes."""
+    inputs = []
+    for name, kind in model.features.items():
+        tensor: dict[str, Any] = {"name": name, "datatype": _INPUT_TYPES.get(kind, "BYTES"), "shape": [-1, 1]}
+        if tensor["datatype"] == "BYTES":
+            tensor["parameters"] = {"content_type": "str"}  # MLServer's codec hint for strings
+        inputs.append(tensor)
+    outputs = [{"name": PREDICT, "datatype": _label_datatype(model), "shape": [-1]}]
+    if model.classes is not None:
+        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]})
+    return {"name": model.name, "versions": [model.version], "platform": "looml-sklearn",
+            "inputs": inputs, "outputs": outputs}
+
+
+def _label_datatype(model: ServedModel) -> str:
+    if model.classes is None:
+        return "FP64"
+    return _wire_array(np.asarray(model.classes))[0]
+
+
+def server_metadata() -> dict[str, Any]:
+    """The server metadata object."""
+    from looml import __version__
+
+    return {"name": "looml", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+
+def infer_error_body(exc: RequestError) -> bytes:
+    """The OIP error body, `{"error": message}` (what tritonclient shows), plus the problems."""
+    return orjson.dumps({"error": exc.render(), "problems": [p.to_dict() for p in exc.problems]})
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow scoring server
+
+_MLFLOW_TYPES = ["text/csv", "application/json", "application/vnd.apache.parquet"]
+_MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_MLFLOW_FORMAT = ("The input must be a JSON dictionary with exactly one of the input fields "
+                  "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}")
+_MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 404: "RESOURCE_DOES_NOT_EXIST",
+                 413: "BAD_REQUEST", 415: "BAD_REQUEST", 422: "INVALID_PARAMETER_VALUE"}
+
+
+def parse_invocations(body: bytes, content_type: str | None,
+                      features: Sequence[str] | None = None) -> tuple[Batch, dict[str, Any] | None]:
+    """Parse an MLflow `/invocations` body into a batch and its optional `params`.
+
+    JSON holds exactly one of `dataframe_split`, `dataframe_records`, `instances` or `inputs`;
+    `text/csv` has a header row; `application/vnd.apache.parquet` is a Parquet file. Rows given
+    as plain lists (`instances` / `inputs`) take the columns of `features`, in order. A missing
+    Content-Type is read as JSON. Raises `RequestError`: 415 for another media type or charset,
+    400 for a malformed body.
+    """
+    mime = _mlflow_media_type(content_type)
+    if mime == "text/csv":
+        return _parse_csv(body), None
+    if mime == "application/vnd.apache.parquet":
+        return _parse_parquet(body), None
+    doc = _load_json(body, "the request")
+    if not isinstance(doc, dict):
+        raise RequestError(Problem(loc="body", message=f"{_MLFLOW_FORMAT}. Received a {_kind(doc)}.",
+                                   fix='wrap the rows: {"dataframe_records": [...]}'))
+    keys = [k for k in _MLFLOW_KEYS if k in doc]
+    if len(keys) != 1:
+        raise RequestError(Problem(loc="body", message=f"{_MLFLOW_FORMAT}. Received dictionary with input "
+                                   f"fields: {list(doc)}.", fix='for example {"dataframe_split": '
+                                   '{"columns": [...], "data": [[...], ...]}}'))
+    params = doc.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise RequestError(Problem(loc="params", value=params, message="must be a JSON object",
+                                   fix='"params": {"name": value}'))
+    key = keys[0]
+    payload = doc[key]
+    if key == "dataframe_split":
+        return _parse_split(payload), params
+    if key == "dataframe_records":
+        return _records_batch(payload, key), params
+    if isinstance(payload, dict) and key == "inputs":
+        return _columns_batch(payload, key), params
+    if isinstance(payload, list) and payload and all(isinstance(r, list) for r in payload):
+        return _positional_batch(payload, key, features), params
+    if isinstance(payload, list) and payload and not isinstance(payload[0], dict) and features \
+            and len(features) == 1:
+        return {features[0]: payload}, params  # a 1-D tensor for a single-feature model
+    return _records_batch(payload, key), params
+
+
+def _mlflow_media_type(content_type: str | None) -> str:
+    if content_type is None or not content_type.strip():
+        return "application/json"
+    mime, *pairs = (part.strip() for part in content_type.split(";"))
+    values = {key.strip().lower(): value.strip().strip('"') for key, _, value in (p.partition("=")
+                                                                                 for p in pairs if p)}
+    if values.get("charset", "utf-8").lower() != "utf-8":
+        raise RequestError(Problem(loc="headers.Content-Type", value=content_type,
+                                   message="The scoring server only supports UTF-8",
+                                   fix="send the body as UTF-8 with charset=utf-8, or no charset"),
+                           status=415)
+    extra = sorted(set(values) - {"charset"})
+    if extra:
+        raise RequestError(Problem(loc="headers.Content-Type", value=content_type,
+                                   message=f"Unrecognized content type parameters: {', '.join(extra)}. "
+                                           "The MLflow scoring protocol changed in MLflow 2.0: the format "
+                                           "is now a key of the JSON body, not a Content-Type parameter.",
+                                   fix='send Content-Type: application/json and {"dataframe_split": ...}'),
+                           status=415)
+    if mime.lower() not in _MLFLOW_TYPES:
+        raise RequestError(Problem(loc="headers.Content-Type", value=content_type,
+                                   message="This predictor only supports the following content types: "
+                                           f"Types: {_MLFLOW_TYPES}. Got '{content_type}'.",
+                                   fix="send Content-Type: application/json"), status=415)
+    return mime.lower()
+
+
+def _parse_split(payload: Any) -> Batch:
+    loc = "dataframe_split"
+    if not isinstance(payload, dict):
+        raise RequestError(Problem(loc=loc, message=f"a JSON {_kind(payload)}, not an object",
+                                   fix='{"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}'))
+    columns, data = payload.get("columns"), payload.get("data")
+    problems = []
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns) or not columns:
+        problems.append(Problem(loc=f"{loc}.columns", value=columns, message="must be the list of column "
+                                "names", fix='"columns": ["age", "city"]'))
+    if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
+        problems.append(Problem(loc=f"{loc}.data", message="must be a list of rows, each a list of values",
+                                fix='"data": [[34.0, "a"], [22.0, "b"]]'))
+    if problems:
+        raise RequestError(problems)
+    assert isinstance(columns, list) and isinstance(data, list)
+    _check_row_lengths(data, len(columns), f"{loc}.data", "the columns")
+    if not data:
+        return {c: [] for c in columns}
+    return dict(zip(columns, map(list, zip(*data, strict=True)), strict=True))
+
+
+def _positional_batch(rows: list[list[Any]], key: str, features: Sequence[str] | None) -> Batch:
+    if not features:
+        raise RequestError(Problem(loc=key, message="rows given as plain lists need the model's feature "
+                                   "order, which is unknown here", fix="send rows as objects: "
+                                   '[{"column": value, ...}, ...]'))
+    _check_row_lengths(rows, len(features), key, f"the model's {len(features)} features "
+                                                  f"({', '.join(features)})")
+    return dict(zip(features, map(list, zip(*rows, strict=True)), strict=True))
+
+
+def _check_row_lengths(rows: list[list[Any]], width: int, loc: str, what: str) -> None:
+    bad = [(r, len(row)) for r, row in enumerate(rows) if len(row) != width]
+    if bad:
+        raise RequestError(_rows_problem(loc, bad, f"rows whose number of values differs from {what} "
+                                         f"({width}); value counts", f"give every row {width} values"))
+
+
+def _columns_batch(columns: dict[str, Any], loc: str) -> Batch:
+    if columns and not any(isinstance(v, list) for v in columns.values()):
+        return {k: [v] for k, v in columns.items()}  # one row given as {column: value}
+    bad = [k for k, v in columns.items() if not isinstance(v, list)]
+    if bad:
+        raise RequestError(Problem(loc=f"{loc}.{bad[0]}", message="every column must be a list of values "
+                                   f"(not: {', '.join(map(repr, bad))})", fix='{"age": [34.0, 22.0], ...}'))
+    lengths = {k: len(v) for k, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise RequestError(Problem(loc=loc, message="the columns have different lengths: "
+                                   + ", ".join(f"{k} {n}" for k, n in lengths.items()),
+                                   fix="send every column with one value per row"))
+    return dict(columns)
+
+
+def _parse_csv(body: bytes) -> Batch:
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(Problem(loc="body", message=f"not UTF-8 text: {exc}",
+                                   fix="send the CSV encoded as UTF-8")) from exc
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or not any(header):
+        raise RequestError(Problem(loc="body", message="the CSV has no header row",
+                                   fix="start the CSV with the column names: age,city"))
+    rows = [row for row in reader if row]
+    bad = [(r, len(row)) for r, row in enumerate(rows) if len(row) != len(header)]
+    if bad:
+        raise RequestError(_rows_problem("body", bad, f"CSV rows (counted after the header) whose number "
+                                         f"of fields differs from the header's {len(header)}; field counts",
+                                         "quote values that hold commas, and give every row every field"))
+    columns = [[v if v != "" else None for v in col] for col in zip(*rows, strict=True)] if rows \
+        else [[] for _ in header]
+    return dict(zip(header, columns, strict=True))
+
+
+def _parse_parquet(body: bytes) -> Batch:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(pa.BufferReader(body)).to_pydict()
+    except (pa.ArrowException, OSError) as exc:
+        raise RequestError(Problem(loc="body", message=f"not a readable Parquet file: {exc}",
+                                   fix="send the bytes of one Parquet file")) from exc
+
+
+def encode_invocations_response(prediction: Prediction) -> bytes:
+    """`{"predictions": [label, ...]}`, as `mlflow models serve` answers for a scikit-learn model."""
+    return orjson.dumps({"predictions": _plain_list(prediction.labels)})
+
+
+def mlflow_error(exc: RequestError) -> tuple[bytes, str]:
+    """The body and media type MLflow's scoring server answers `exc` with (415: plain text)."""
+    if exc.status == 415:
+        return exc.problems[0].message.encode("utf-8"), "text/plain"
+    return mlflow_error_body(exc), "application/json"
+
+
+def mlflow_error_body(exc: RequestError) -> bytes:
+    """`{"error_code": ..., "message": ...}` as MLflow writes errors, plus the problems."""
+    code = _MLFLOW_CODES.get(exc.status, "INTERNAL_ERROR" if exc.status >= 500 else "BAD_REQUEST")
+    return orjson.dumps({"error_code": code, "message": exc.render(),
+                         "problems": [p.to_dict() for p in exc.problems]})
+
+
+# ---------------------------------------------------------------------------------------------
+# looml's /predict
+
+
+def parse_records(body: bytes) -> Batch:
+    """Parse `{"records": [{column: value, ...}, ...]}` (canonical) or a bare list of records.
+
+    A column missing from some records is None (missing) in those rows.
+    """
+    doc = _load_json(body, "the request")
+    if isinstance(doc, dict):
+        if "records" not in doc:
+            raise RequestError(Problem(loc="body", message=f"no 'records' key (got keys: {list(doc)})",
+                                       fix='send {"records": [{"column": value, ...}, ...]}'))
+        doc = doc["records"]
+    return _records_batch(doc, "records")
+
+
+def row_request_id(request_id: str, row: int) -> str:
+    """The id of one row of a request, as the response, the prediction log and feedback use it."""
+    return f"{request_id}-{row}"
+
+
+def encode_predict_response(model: ServedModel, request_id: str, prediction: Prediction,
+                            warnings: Sequence[str] = ()) -> bytes:
+    """The `/predict` answer: per row its id, prediction and (classifiers) class probabilities.
+
+    ```
+    {"request_id": "r1", "model_name": "churn", "model_version": "3", "warnings": [],
+     "predictions": [{"request_id": "r1-0", "prediction": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}]}
+    ```
+    """
+    labels = _plain_list(prediction.labels)
+    rows: list[dict[str, Any]] = [{"request_id": f"{request_id}-{i}", "prediction": label}
+                                  for i, label in enumerate(labels)]
+    if prediction.proba is not None and model.classes is not None:
+        keys = [_class_key(c) for c in model.classes]
+        for row, probs in zip(rows, prediction.proba.tolist(), strict=True):
+            row["probabilities"] = dict(zip(keys, probs, strict=True))
+    return orjson.dumps({"request_id": request_id, "model_name": model.name,
+                         "model_version": model.version, "warnings": list(warnings), "predictions": rows})
+
+
+def _class_key(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# shared
+
+
+def check_body_size(n_bytes: int, limit: int) -> None:
+    """Raise `RequestError` (413) when a body of `n_bytes` is over `limit` (serve.max_body_bytes)."""
+    if n_bytes > limit:
+        raise RequestError(Problem(loc="body", message=f"{n_bytes} bytes, more than the server's limit of "
+                                   f"{limit}", fix="send the rows in smaller requests, or raise "
+                                   "serve.max_body_bytes in looml.yaml"), status=413)
+
+
+def _records_batch(records: Any, loc: str) -> Batch:
+    if not isinstance(records, list):
+        raise RequestError(Problem(loc=loc, message=f"a JSON {_kind(records)}, not a list of records",
+                                   fix='[{"column": value, ...}, ...]'))
+    bad = [(r, _kind(v)) for r, v in enumerate(records) if not isinstance(v, dict)]
+    if bad:
+        raise RequestError(_rows_problem(loc, bad, "rows that are not JSON objects; found",
+                                         'send each row as {"column": value, ...}'))
+    if not records:
+        return {}
+    first = records[0].keys()
+    if all(r.keys() == first for r in records):
+        return {k: [r[k] for r in records] for k in first}
+    names = dict.fromkeys(k for r in records for k in r)
+    return {k: [r.get(k) for r in records] for k in names}
+
+
+def _parameters(value: Any, loc: str, problems: list[Problem]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    problems.append(Problem(loc=loc, value=value, message="must be a JSON object"))
+    return {}
+
+
+def _load_json(body: bytes, what: str) -> Any:
+    if not body:
+        raise RequestError(Problem(loc="body", message=f"empty: {what} needs a JSON body",
+                                   fix="send the JSON object in the request body"))
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(Problem(loc="body", message=f"not valid JSON: {exc}",
+                                   fix="send UTF-8 JSON (check quotes, commas and brackets)")) from exc
+
+
+def _number_like(value: Any) -> bool:
+    if value is None or isinstance(value, int | float):
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _rows_problem(loc: str, found: list[tuple[int, Any]], message: str, fix: str) -> Problem:
+    """One problem naming the first rows and their values, and how many there are in all."""
+    shown = found[:_SHOWN]
+    more = f" and {len(found) - _SHOWN} more" if len(found) > _SHOWN else ""
+    rows = ", ".join(str(r) for r, _ in shown)
+    values = ", ".join(repr(v) for _, v in shown)
+    return Problem(loc=f"{loc} row{'s' if len(found) > 1 else ''} {rows}{more}",
+                   message=f"{message}: {values}{more} ({len(found)} row{'s' if len(found) > 1 else ''})",
+                   fix=fix)
+
+
+def _plain_list(values: Any) -> list[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
