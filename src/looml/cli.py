@@ -132,6 +132,55 @@ def _validate_batch(spec: Path, data: str, version: str | None, as_json: bool) -
 
 
 @app.command()
+def predict(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    data: str | None = typer.Option(None, "--data", help="The rows to score: a file, glob or URL, or an "
+                                    "inline source mapping such as '{kind: sql, url: ..., query: ...}' "
+                                    "(default: the spec's data.source)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the predictions: *.parquet or *.csv."),
+    version: str | None = typer.Option(None, "--version", help="Score with this model version "
+                                       "(default: the champion)."),
+    chunk_rows: int = typer.Option(100_000, "--chunk-rows", help="Rows read and scored at a time; "
+                                   "memory follows this, not the input's size."),
+    reject_file: Path | None = typer.Option(None, "--reject-file", help="Write rows that fail the input "
+                                            "checks here (*.parquet or *.csv) with the reason, and score "
+                                            "the rest; without it such rows stop the run."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Score a file, glob or source with the champion, in chunks, and write the predictions."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from looml.batchpredict import predict as predict_batch
+
+    bar = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                   TimeElapsedColumn(), console=console, transient=True, disable=as_json)
+    task = bar.add_task("scoring", total=None)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.update(task, completed=done, total=total)
+
+    try:
+        with bar:
+            result = predict_batch(spec, data, out, version=version, chunk_rows=chunk_rows,
+                                   reject_file=reject_file, on_progress=progress)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    output = _stdout()
+    for warning in result.warnings:
+        output.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False)
+    output.print(f"scored {result.scored} of {result.rows} rows with {escape(result.model_name)} version "
+                 f"{escape(result.model_version)} ({escape(result.scorer)}) in {result.seconds:.1f}s "
+                 f"({result.rows_per_second:,.0f} rows/s)", highlight=False)
+    output.print(f"wrote   {escape(result.out)}", soft_wrap=True, highlight=False)
+    if result.rejected:
+        output.print(f"[yellow]rejected[/] {result.rejected} rows that fail the input checks, with the "
+                     f"reason: {escape(result.reject_file or '')}", soft_wrap=True, highlight=False)
+
+
+@app.command()
 def data(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
     as_json: bool = typer.Option(False, "--json", help="Print the snapshots as JSON on stdout."),
