@@ -582,6 +582,7 @@ def test_records_canonical_and_bare_list() -> None:
     bare = P.parse_records(b'[{"age": 34, "city": "a"}, {"age": 22, "city": "b"}]')
     assert canonical == bare == {"age": [34, 22], "city": ["a", "b"]}
     assert P.parse_records(b'{"records": []}') == {}
+    assert P.parse_records(b'[{"age": 34}, {"age": null}]') == {"age": [34, None]}
 
 
 @pytest.mark.parametrize(("body", "match"), [

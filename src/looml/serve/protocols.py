@@ -25,6 +25,8 @@ import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -59,6 +61,7 @@ PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
 BINARY_HEADER = "Inference-Header-Content-Length"
 _SHOWN = 5  # offending rows or values named in one message; the rest are counted
+_LENGTH = struct.Struct("<I")  # the length before each element of a binary BYTES tensor
 
 # Little-endian, as the binary tensor data extension sends them; BYTES are length-prefixed.
 _DTYPES: dict[str, str | None] = {
@@ -66,6 +69,9 @@ _DTYPES: dict[str, str | None] = {
     "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
     "FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "BYTES": None,
 }
+_WIRE = {name: np.dtype(code) for name, code in _DTYPES.items() if code}
+_NATIVE = {name: dtype.newbyteorder("=") for name, dtype in _WIRE.items()}
+_FLOAT = np.dtype(np.float64)
 _INPUT_TYPES = {"numeric": "FP64", "categorical": "BYTES", "datetime": "BYTES"}
 
 
@@ -150,64 +156,77 @@ def _parse_inputs(inputs: Any, body: bytes, head_end: int, problems: list[Proble
     rows: dict[str, int] = {}
     offset = head_end  # where the next input's binary data starts
     for i, spec in enumerate(inputs):
-        loc = f"inputs[{i}]"
-        if not isinstance(spec, dict):
-            problems.append(Problem(loc=loc, message=f"a JSON {_kind(spec)}, not an input object",
+        # Locations are written only when something is wrong: this loop runs for every column.
+        if type(spec) is not dict:
+            problems.append(Problem(loc=f"inputs[{i}]", message=f"a JSON {_kind(spec)}, not an input object",
                                     fix='{"name": ..., "shape": [n], "datatype": ..., "data": [...]}'))
             continue
         name = spec.get("name")
-        if isinstance(name, str):
-            loc = f"inputs[{i}] ({name!r})"
-        params = _parameters(spec.get("parameters"), f"{loc}.parameters", problems)
-        size = params.get("binary_data_size")
-        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            problems.append(Problem(loc=f"{loc}.parameters.binary_data_size", value=size,
+        params = spec.get("parameters")
+        if params is None:
+            params = {}
+        elif type(params) is not dict:
+            problems.append(Problem(loc=f"{_at(i, name)}.parameters", value=params,
+                                    message="must be a JSON object"))
+            params = {}
+        size = params.get("binary_data_size") if params else None
+        if size is not None and (type(size) is not int or size < 0):
+            problems.append(Problem(loc=f"{_at(i, name)}.parameters.binary_data_size", value=size,
                                     message="must be a whole number of bytes"))
             size = None
         start = offset
         if size is not None:
             offset += size
         found = len(problems)
-        if not isinstance(name, str) or not name:
-            problems.append(Problem(loc=f"{loc}.name", value=name, message="missing: each input is named "
-                                    "after the feature column it holds", fix='add "name": "<column>"'))
+        if type(name) is not str or not name:
+            problems.append(Problem(loc=f"{_at(i, name)}.name", value=name, message="missing: each input is "
+                                    "named after the feature column it holds", fix='add "name": "<column>"'))
         elif name in batch:
-            problems.append(Problem(loc=f"{loc}.name", value=name, message="a second input with this name",
-                                    fix="send each column once"))
+            problems.append(Problem(loc=f"{_at(i, name)}.name", value=name,
+                                    message="a second input with this name", fix="send each column once"))
         datatype = spec.get("datatype")
         if datatype not in _DTYPES:
-            problems.append(Problem(loc=f"{loc}.datatype", value=datatype, message="not a datatype looml "
-                                    f"reads; one of {', '.join(_DTYPES)}",
+            problems.append(Problem(loc=f"{_at(i, name)}.datatype", value=datatype, message="not a datatype "
+                                    f"looml reads; one of {', '.join(_DTYPES)}",
                                     fix="FP64 for numbers, BYTES for strings"))
-        n = _rows_of_shape(spec.get("shape"), f"{loc}.shape", problems)
-        if any(key.startswith("shared_memory") for key in params):
-            problems.append(Problem(loc=f"{loc}.parameters", message="shared memory is not supported",
+        shape = spec.get("shape")
+        n = _rows_of_shape(shape)
+        if n is None:
+            problems.append(Problem(loc=f"{_at(i, name)}.shape", value=shape, message="looml takes one input "
+                                    "per column, with shape [n] or [n, 1] for n rows",
+                                    fix="send each feature column as its own input, named after the column "
+                                        "(a DataFrame is one input per column)"))
+        if len(params) > (size is not None) and any(key.startswith("shared_memory") for key in params):
+            problems.append(Problem(loc=f"{_at(i, name)}.parameters",
+                                    message="shared memory is not supported",
                                     fix="send the data in the body, as JSON or binary"))
-        if size is not None and "data" in spec:
-            problems.append(Problem(loc=loc, message='has both "data" and parameters.binary_data_size',
+        if size is None:
+            if "data" not in spec:
+                problems.append(Problem(loc=f"{_at(i, name)}.data", message="missing",
+                                        fix='add "data": [...], or binary data with '
+                                            "parameters.binary_data_size"))
+        elif "data" in spec:
+            problems.append(Problem(loc=_at(i, name),
+                                    message='has both "data" and parameters.binary_data_size',
                                     fix="send the values one way: JSON data, or binary data"))
-        elif size is None and "data" not in spec:
-            problems.append(Problem(loc=f"{loc}.data", message="missing",
-                                    fix='add "data": [...], or binary data with parameters.binary_data_size'))
-        elif size is not None and head_end == len(body):
-            problems.append(Problem(loc=f"{loc}.parameters.binary_data_size", value=size,
+        elif head_end == len(body):
+            problems.append(Problem(loc=f"{_at(i, name)}.parameters.binary_data_size", value=size,
                                     message=f"binary data, but the request has no {BINARY_HEADER} header",
                                     fix=f"send {BINARY_HEADER}: <bytes of the JSON part>"))
-        elif size is not None and offset > len(body):
-            problems.append(Problem(loc=f"{loc}.parameters.binary_data_size", value=size,
+        elif offset > len(body):
+            problems.append(Problem(loc=f"{_at(i, name)}.parameters.binary_data_size", value=size,
                                     message=f"reaches byte {offset - head_end} of the binary part, which "
                                             f"holds {len(body) - head_end}",
                                     fix="give each input's true binary size, in input order"))
         if len(problems) > found:
             continue
-        assert isinstance(name, str) and isinstance(datatype, str) and n is not None
         if size is not None:
-            values = _binary_values(body, start, size, datatype, n, loc, problems)
+            values = _binary_values(body, start, size, datatype, n, i, name, problems)  # type: ignore[arg-type]
         else:
-            values = _json_values(spec["data"], datatype, n, loc, problems)
+            values = _json_values(spec["data"], datatype, n, i, name, problems)  # type: ignore[arg-type]
         if values is not None:
-            batch[name] = values
-            rows[name] = n
+            batch[name] = values  # type: ignore[index]
+            rows[name] = n  # type: ignore[index,assignment]
     if offset < len(body) and head_end < len(body) and not problems:
         problems.append(Problem(loc="body", message=f"{len(body) - offset} bytes after the last input's "
                                 "binary data", fix="give each input's true parameters.binary_data_size"))
@@ -218,96 +237,107 @@ def _parse_inputs(inputs: Any, body: bytes, head_end: int, problems: list[Proble
     return batch
 
 
-def _rows_of_shape(shape: Any, loc: str, problems: list[Problem]) -> int | None:
-    if (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                  for d in shape)
-            and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))):
-        return shape[0]
-    problems.append(Problem(loc=loc, value=shape, message="looml takes one input per column, with shape "
-                            "[n] or [n, 1] for n rows", fix="send each feature column as its own input, "
-                            "named after the column (a DataFrame is one input per column)"))
-    return None
+def _at(i: int, name: Any) -> str:
+    """The location of input `i` in messages: its index, and its name when it has one."""
+    return f"inputs[{i}] ({name!r})" if isinstance(name, str) else f"inputs[{i}]"
 
 
-def _json_values(data: Any, datatype: str, n: int, loc: str, problems: list[Problem]) -> Any:
-    if not isinstance(data, list):
-        problems.append(Problem(loc=f"{loc}.data", value=data, message="must be a list of values"))
+def _rows_of_shape(shape: Any) -> int | None:
+    """n for a shape [n] or [n, 1]; None for any other."""
+    if type(shape) is not list or not 1 <= len(shape) <= 2 or (len(shape) == 2 and shape[1] != 1):
         return None
-    if data and isinstance(data[0], list):  # nested by row: [[1], [2]]
-        if not all(isinstance(row, list) and len(row) == 1 for row in data):
-            problems.append(Problem(loc=f"{loc}.data", message="nested lists must hold one value per row",
+    n = shape[0]
+    return n if type(n) is int and n >= 0 else None
+
+
+def _json_values(data: Any, datatype: str, n: int, i: int, name: str, problems: list[Problem]) -> Any:
+    if type(data) is not list:
+        problems.append(Problem(loc=f"{_at(i, name)}.data", value=data, message="must be a list of values"))
+        return None
+    if data and type(data[0]) is list:  # nested by row: [[1], [2]]
+        if set(map(type, data)) != {list} or set(map(len, data)) != {1}:
+            problems.append(Problem(loc=f"{_at(i, name)}.data",
+                                    message="nested lists must hold one value per row",
                                     fix="send a flat list, row by row"))
             return None
-        data = [row[0] for row in data]
+        data = list(chain.from_iterable(data))
     if len(data) != n:
-        problems.append(Problem(loc=f"{loc}.data", message=f"{len(data)} values, but the shape says {n} rows",
+        problems.append(Problem(loc=f"{_at(i, name)}.data",
+                                message=f"{len(data)} values, but the shape says {n} rows",
                                 fix="make the shape's first dimension the number of values"))
         return None
     if datatype == "BYTES":
-        bad = [(r, v) for r, v in enumerate(data) if isinstance(v, list | dict)]
-        if bad:
-            problems.append(_rows_problem(f"{loc}.data", bad, "holds lists or objects, not single values",
-                                          "send one string per row"))
+        kinds = set(map(type, data))
+        if list in kinds or dict in kinds:
+            bad = [(r, v) for r, v in enumerate(data) if type(v) is list or type(v) is dict]
+            problems.append(_rows_problem(f"{_at(i, name)}.data", bad, "holds lists or objects, not single "
+                                          "values", "send one string per row"))
             return None
         return data
     if datatype == "BOOL":
         bad = [(r, v) for r, v in enumerate(data) if not (v is None or isinstance(v, bool))]
         if bad:
-            problems.append(_rows_problem(f"{loc}.data", bad, "BOOL data must be true or false",
+            problems.append(_rows_problem(f"{_at(i, name)}.data", bad, "BOOL data must be true or false",
                                           "send true / false, or declare another datatype"))
             return None
         return data if None in data else np.asarray(data, dtype=np.bool_)
-    dtype = np.dtype(_DTYPES[datatype]).newbyteorder("=")  # type: ignore[arg-type]
-    try:
-        array = np.asarray(data)
-    except ValueError:  # a list somewhere among the values
-        array = np.asarray(data, dtype=object)
-    # Integer data with fractions or nulls (null: missing) stays float: never truncated.
-    targets = (np.dtype(np.float64),) if array.dtype.kind == "f" and dtype.kind in "iu" else (
-        dtype, np.dtype(np.float64))
-    for target in targets:
+    dtype = _NATIVE[datatype]
+    if dtype.kind == "f":
         try:
-            return array.astype(target)
+            return np.asarray(data, dtype=dtype)  # null (missing) becomes NaN
         except (TypeError, ValueError, OverflowError):
-            continue
+            pass
+    else:
+        try:
+            array = np.asarray(data)
+        except ValueError:  # a list somewhere among the values
+            array = np.asarray(data, dtype=object)
+        # Integer data with fractions or nulls (null: missing) stays float: never truncated.
+        for target in ((dtype, _FLOAT) if array.dtype.kind in "iub" else (_FLOAT,)):
+            try:
+                return array.astype(target)
+            except (TypeError, ValueError, OverflowError):
+                continue
     bad = [(r, v) for r, v in enumerate(data) if not _number_like(v)]
-    problems.append(_rows_problem(f"{loc}.data", bad, f"not numbers, and the datatype is {datatype}",
+    problems.append(_rows_problem(f"{_at(i, name)}.data", bad, f"not numbers, and the datatype is {datatype}",
                                   "send numbers, or declare the input BYTES"))
     return None
 
 
-def _binary_values(body: bytes, start: int, size: int, datatype: str, n: int, loc: str,
+def _binary_values(body: bytes, start: int, size: int, datatype: str, n: int, i: int, name: str,
                    problems: list[Problem]) -> Any:
     if datatype == "BYTES":
         values: list[Any] = []
         pos, end = start, start + size
         try:
             while pos < end:
-                (length,) = struct.unpack_from("<I", body, pos)
+                (length,) = _LENGTH.unpack_from(body, pos)
                 if pos + 4 + length > end:
                     raise ValueError("an element runs past the input's binary_data_size")
                 values.append(body[pos + 4:pos + 4 + length].decode("utf-8"))
                 pos += 4 + length
         except (struct.error, ValueError) as exc:
             reason = "an element is not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
-            problems.append(Problem(loc=f"{loc}.binary data", message=f"unreadable BYTES tensor: {reason}",
+            problems.append(Problem(loc=f"{_at(i, name)}.binary data",
+                                    message=f"unreadable BYTES tensor: {reason}",
                                     fix="send each element as a 4-byte little-endian length and its "
                                         "UTF-8 bytes"))
             return None
         if len(values) != n:
-            problems.append(Problem(loc=f"{loc}.binary data", message=f"{len(values)} elements, but the "
-                                    f"shape says {n} rows", fix="make the shape match the data"))
+            problems.append(Problem(loc=f"{_at(i, name)}.binary data",
+                                    message=f"{len(values)} elements, but the shape says {n} rows",
+                                    fix="make the shape match the data"))
             return None
         return values
-    dtype = np.dtype(_DTYPES[datatype])  # type: ignore[arg-type]
+    dtype = _WIRE[datatype]
     if size != n * dtype.itemsize:
-        problems.append(Problem(loc=f"{loc}.parameters.binary_data_size", value=size,
+        problems.append(Problem(loc=f"{_at(i, name)}.parameters.binary_data_size", value=size,
                                 message=f"{n} rows of {datatype} take {n * dtype.itemsize} bytes",
                                 fix="make binary_data_size rows x the datatype's size"))
         return None
     array = np.frombuffer(body, dtype=dtype, count=n, offset=start)
     # A copy in native byte order: writable, and the request body can be freed.
-    return array != 0 if datatype == "BOOL" else array.astype(dtype.newbyteorder("="))
+    return array != 0 if datatype == "BOOL" else array.astype(_NATIVE[datatype])
 
 
 def _parse_outputs(outputs: Any, binary_output: bool, problems: list[Problem]) -> dict[str, bool] | None:
@@ -421,7 +451,7 @@ def _bytes_tensor(array: np.ndarray) -> bytes:
     parts = []
     for value in array.ravel().tolist():
         raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
-        parts += [struct.pack("<I", len(raw)), raw]
+        parts += [_LENGTH.pack(len(raw)), raw]
     return b"".join(parts)
 
 
@@ -719,7 +749,11 @@ def _records_batch(records: Any, loc: str) -> Batch:
         return {}
     first = records[0].keys()
     if all(r.keys() == first for r in records):
-        return {k: [r[k] for r in records] for k in first}
+        keys = list(first)
+        if len(keys) == 1:
+            return {keys[0]: [r[keys[0]] for r in records]}
+        by_row = map(itemgetter(*keys), records)  # transposed in C: no Python loop per value
+        return dict(zip(keys, map(list, zip(*by_row, strict=True)), strict=True))
     names = dict.fromkeys(k for r in records for k in r)
     return {k: [r.get(k) for r in records] for k in names}
 
