@@ -36,25 +36,11 @@ from looml.errors import Problem, RequestError, did_you_mean
 from looml.serve.model import Batch, Prediction, ServedModel
 
 __all__ = [
-    "PREDICT",
-    "PREDICT_PROBA",
-    "InferRequest",
-    "available_outputs",
-    "check_body_size",
-    "encode_infer_response",
-    "encode_invocations_response",
-    "encode_predict_response",
-    "infer_error_body",
+    "PREDICT", "PREDICT_PROBA", "InferRequest", "available_outputs", "check_body_size",
+    "encode_infer_response", "encode_invocations_response", "encode_predict_response", "infer_error_body",
     "mlflow_error",
-    "mlflow_error_body",
-    "model_metadata",
-    "parse_infer_request",
-    "parse_invocations",
-    "parse_records",
-    "prediction_outputs",
-    "row_request_id",
-    "select_outputs",
-    "server_metadata",
+    "mlflow_error_body", "model_metadata", "parse_infer_request", "parse_invocations", "parse_records",
+    "prediction_outputs", "row_request_id", "select_outputs", "server_metadata",
 ]
 
 PREDICT = "predict"
