@@ -1,0 +1,212 @@
+"""The compiled scorer against the pipeline itself: every zoo family and task, messy raw rows,
+fallbacks for what it cannot reproduce, and `load_model` choosing it for a registered model."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import PowerTransformer
+from threadpoolctl import threadpool_limits
+
+import looml
+from looml.data.profile import profile as profile_frame
+from looml.data.schema import ColumnSchema, Schema
+from looml.learn.features import SchemaCoercer, build_preprocessor
+from looml.learn.zoo import make_estimator
+from looml.serve.fastpath import TOLERANCE, CompiledScorer, compile_scorer
+from looml.serve.model import Batch, PipelineScorer, load_model
+from looml.spec import PreprocessingSpec
+
+FEATURES = {"age": "numeric", "income": "numeric", "visits": "numeric", "plan": "categorical",
+            "region": "categorical", "joined": "datetime"}
+SMALL = {"linear": {}, "random_forest": {"n_estimators": 25}, "hist_gradient_boosting": {"max_iter": 25},
+         "lightgbm": {"n_estimators": 25}}
+NAMES = {"linear": "compiled:linear", "random_forest": "compiled:onnx-trees",
+         "hist_gradient_boosting": "compiled:onnx-trees", "lightgbm": "compiled:lightgbm"}
+
+
+def training_frame(rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Numeric columns with gaps, categorical with rare levels and gaps, dates with gaps; 3 targets."""
+    rng = np.random.default_rng(seed)
+    gaps = lambda: rng.random(rows) < 0.1  # noqa: E731
+    frame = pd.DataFrame({
+        "age": np.where(gaps(), np.nan, rng.integers(18, 90, rows)),
+        "income": np.where(gaps(), np.nan, rng.lognormal(10, 1, rows)),
+        "visits": rng.poisson(3, rows).astype(float),
+        "plan": rng.choice(["basic", "pro", "team", "edu", "gov", None], rows,
+                           p=[.4, .3, .22, .03, .03, .02]),
+        "region": rng.choice(["north", "south", "east", "west"], rows),
+        "joined": pd.Series(pd.to_datetime(rng.integers(1_300_000_000, 1_700_000_000, rows), unit="s"))
+        .where(~gaps()),
+    })
+    score = np.nan_to_num(frame["age"]) / 30 + (frame["plan"] == "pro") - frame["visits"] / 4 \
+        + rng.normal(size=rows)
+    return frame, {"binary": np.where(score > 1.2, "yes", "no"),
+                   "multiclass": np.digitize(score, [0.8, 1.6]).astype(str),
+                   "regression": score * 1000.0}
+
+
+def messy_batch(rows: int, seed: int) -> Batch:
+    """Raw rows as clients send them: numbers as strings, bools, None, NaN, unseen categories,
+    numbers in categorical columns, dates in several formats and garbage."""
+    rng = np.random.default_rng(seed)
+
+    def pick(options: list[Callable[[], Any]]) -> list[Any]:
+        return [options[int(rng.integers(len(options)))]() for _ in range(rows)]
+
+    number = lambda: float(rng.normal(50, 30))  # noqa: E731
+    numeric = [number, number, lambda: int(rng.integers(0, 100)), lambda: f"{number():.3f}",
+               lambda: f" {int(rng.integers(0, 9))} ", lambda: None, lambda: float("nan"), lambda: "n/a",
+               lambda: "", lambda: True]
+    category = [lambda: str(rng.choice(["basic", "pro", "team", "edu", "gov"])), lambda: "platinum",
+                lambda: None, lambda: "", lambda: 7, lambda: 2.5, lambda: False, lambda: "(missing)"]
+    stamp = lambda: dt.datetime(2000, 1, 1) + dt.timedelta(seconds=int(rng.integers(0, 10**9)))  # noqa: E731
+    dates = [lambda: stamp().isoformat(), lambda: stamp().strftime("%Y-%m-%d"), stamp, lambda: "yesterday",
+             lambda: None, lambda: "1969-12-31 23:59:59", lambda: stamp().strftime("%Y-%m-%d %H:%M:%S.%f")]
+    return {"age": pick(numeric), "income": pick(numeric), "visits": pick(numeric), "plan": pick(category),
+            "region": pick(category[:3]), "joined": pick(dates)}
+
+
+def assert_same(compiled: CompiledScorer, reference: PipelineScorer, batch: Batch) -> None:
+    with threadpool_limits(limits=1, user_api="openmp"):  # HistGradientBoosting's threads, on 2 busy cores
+        got, want = compiled.predict(batch), reference.predict(batch)
+    if want.proba is None:
+        assert got.proba is None
+        np.testing.assert_allclose(got.labels, want.labels, rtol=TOLERANCE, atol=TOLERANCE)
+    else:
+        assert list(got.labels) == list(want.labels)
+        np.testing.assert_allclose(got.proba, want.proba, rtol=0, atol=TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, dict[str, np.ndarray], Schema, dict[str, Any]]:
+    frame, targets = training_frame()
+    profile = profile_frame(pl.from_pandas(frame)).to_dict()
+    schema = Schema(target="label", columns={
+        "age": ColumnSchema(type="numeric", min=18, max=89), "income": ColumnSchema(type="numeric"),
+        "visits": ColumnSchema(type="numeric"),
+        "plan": ColumnSchema(type="categorical", categories=["basic", "edu", "gov", "pro", "team"]),
+        "region": ColumnSchema(type="categorical", categories=["east", "north", "south", "west"]),
+        "joined": ColumnSchema(type="datetime")})
+    return frame, targets, schema, profile
+
+
+def fitted(family: str, target: str, data: tuple[Any, ...],
+           spec: PreprocessingSpec | None = None) -> Pipeline:
+    frame, targets, _, _ = data
+    task = "regression" if target == "regression" else "classification"
+    spec = spec or PreprocessingSpec.model_validate({"categorical": {"min_frequency": 0.05}})
+    pipeline = Pipeline([*build_preprocessor(FEATURES, spec).steps,
+                         ("model", make_estimator(family, task, SMALL[family], seed=0, n_jobs=1))])
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return pipeline.fit(frame, targets[target])
+
+
+@pytest.mark.parametrize("target", ["binary", "multiclass", "regression"])
+@pytest.mark.parametrize("family", ["linear", "random_forest", "hist_gradient_boosting", "lightgbm"])
+def test_the_compiled_scorer_reproduces_the_pipeline_on_messy_rows(family: str, target: str,
+                                                                   data: tuple[Any, ...]) -> None:
+    _, _, schema, profile = data
+    pipeline = fitted(family, target, data)
+    reference = PipelineScorer(pipeline, FEATURES)
+
+    compiled = compile_scorer(pipeline, FEATURES, schema, profile, reference)
+
+    assert isinstance(compiled, CompiledScorer) and compiled.name == NAMES[family]
+    assert_same(compiled, reference, messy_batch(300, seed=11))
+    for seed in range(5):  # one row at a time: pandas types a one-value column on its own
+        assert_same(compiled, reference, messy_batch(1, seed=100 + seed))
+
+
+def test_other_preprocessing_settings_and_batch_shapes(data: tuple[Any, ...]) -> None:
+    spec = PreprocessingSpec.model_validate({
+        "numeric": {"impute": "mean", "scale": "robust", "missing_indicator": False},
+        "categorical": {"min_frequency": 0.001, "max_categories": 3},
+        "datetime": {"parts": ["year", "dayofyear", "minute", "dayofweek"]}})
+    pipeline = fitted("hist_gradient_boosting", "binary", data, spec)
+    reference = PipelineScorer(pipeline, FEATURES)
+    compiled = compile_scorer(pipeline, FEATURES, None, None, reference)  # no schema, no profile
+    assert isinstance(compiled, CompiledScorer)
+
+    assert_same(compiled, reference, messy_batch(200, seed=5))
+    assert_same(compiled, reference, {"age": [30, None], "plan": ["pro", "basic"]})  # absent columns
+    assert_same(compiled, reference, {"age": np.array([30.0, np.nan]), "income": np.array([1, 2]),
+                                      "visits": np.array([1.5, 2.5], dtype=np.float32),
+                                      "plan": np.array(["pro", "edu"]), "region": np.array([1.0, np.nan]),
+                                      "joined": np.array(["2020-02-29", "NaT"], dtype="datetime64[s]")})
+    empty = compiled.predict({name: [] for name in FEATURES})
+    assert empty.labels.shape == (0,) and empty.proba.shape == (0, 2)
+    with pytest.raises(ValueError, match="infinity"):  # as the pipeline's imputer refuses it
+        compiled.predict({"age": [float("inf")]})
+    with pytest.raises(ValueError, match="infinity"):
+        reference.predict({"age": [float("inf")]})
+
+    minmax = fitted("linear", "regression", data,
+                    PreprocessingSpec.model_validate({"numeric": {"scale": "minmax"}}))
+    compiled = compile_scorer(minmax, FEATURES, None, None, PipelineScorer(minmax, FEATURES))
+    assert isinstance(compiled, CompiledScorer)
+    assert_same(compiled, PipelineScorer(minmax, FEATURES), messy_batch(100, seed=6))
+
+
+def test_an_unsupported_step_or_model_falls_back_to_the_pipeline(data: tuple[Any, ...],
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    frame, targets, schema, profile = data
+    numeric = [c for c, k in FEATURES.items() if k == "numeric"]
+    power = Pipeline([
+        ("coerce", SchemaCoercer(columns={c: "numeric" for c in numeric})),
+        ("columns", ColumnTransformer([("numeric", Pipeline([("impute", SimpleImputer()),
+                                                             ("power", PowerTransformer())]), numeric)])),
+        ("model", LogisticRegression()),
+    ]).fit(frame, targets["binary"])
+    neighbours = Pipeline([*fitted("linear", "binary", data).steps[:2], ("model", KNeighborsClassifier())])
+    neighbours.steps[-1][1].fit(Pipeline(neighbours.steps[:2]).transform(frame), targets["binary"])
+
+    with caplog.at_level(logging.INFO, logger="looml.serve"):
+        assert compile_scorer(power, {c: "numeric" for c in numeric}, None, None,
+                              PipelineScorer(power, {c: "numeric" for c in numeric})) is None
+        assert compile_scorer(neighbours, FEATURES, schema, profile,
+                              PipelineScorer(neighbours, FEATURES)) is None
+    assert "no compiled form of PowerTransformer on numeric columns" in caplog.text
+    assert "no compiled form of KNeighborsClassifier" in caplog.text
+
+
+def test_a_scorer_that_disagrees_with_the_reference_is_not_used(data: tuple[Any, ...],
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    frame, targets, schema, profile = data
+    pipeline = fitted("linear", "binary", data)
+    other = Pipeline([*build_preprocessor(FEATURES, PreprocessingSpec()).steps,
+                      ("model", LogisticRegression(C=0.01))])
+    other.fit(frame, targets["binary"])
+
+    with caplog.at_level(logging.WARNING, logger="looml.serve"):
+        assert compile_scorer(pipeline, FEATURES, schema, profile, PipelineScorer(other, FEATURES)) is None
+    assert "compiled scorer compiled:linear disagrees with the pipeline on the 'typed' validation batch" \
+        in caplog.text
+
+
+def test_load_model_serves_a_registered_model_through_the_compiled_scorer(
+        make_project: Callable[..., Path]) -> None:
+    frame, targets = training_frame(rows=240, seed=3)
+    project = make_project(pl.from_pandas(frame.assign(label=targets["binary"])))
+    result = looml.run(project)
+
+    served = load_model(result.tracking_uri, result.model_name)
+
+    assert served.scorer.name == "compiled:linear"
+    batch = messy_batch(50, seed=21)
+    got, want = served.predict(batch), PipelineScorer(served.pipeline, served.features).predict(batch)
+    assert list(got.labels) == list(want.labels)
+    np.testing.assert_allclose(got.proba, want.proba, rtol=0, atol=TOLERANCE)
