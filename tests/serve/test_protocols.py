@@ -23,6 +23,7 @@ import looml
 from looml.errors import RequestError
 from looml.serve import protocols as P
 from looml.serve.model import Prediction, ServedModel, load_model
+from looml.serve.predlog import row_id
 from looml.serve.validation import validate_batch
 
 Client = httpclient.InferenceServerClient
@@ -605,8 +606,8 @@ def test_the_predict_response_has_a_request_id_per_row(model: ServedModel) -> No
     assert (doc["request_id"], doc["model_name"], doc["model_version"]) == ("req7", "tiny", model.version)
     assert doc["warnings"] == []
     rows = doc["predictions"]
-    assert [r["request_id"] for r in rows] == [P.row_request_id("req7", i) for i in range(3)] == \
-        ["req7-0", "req7-1", "req7-2"]
+    assert [r["request_id"] for r in rows] == [row_id("req7", i) for i in range(3)] == \
+        ["req7:0", "req7:1", "req7:2"]
     assert [r["prediction"] for r in rows] == reference_labels(model).tolist()
     expected = model.pipeline.predict_proba(pd.DataFrame(ROWS))
     for row, probs in zip(rows, expected, strict=True):

@@ -142,11 +142,10 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     async def body_of(request: Request) -> bytes:
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            raise _too_large(int(declared), settings.max_body_bytes)
+        if declared is not None and declared.isdigit():
+            protocols.check_body_size(int(declared), settings.max_body_bytes)
         body = await request.body()
-        if len(body) > settings.max_body_bytes:
-            raise _too_large(len(body), settings.max_body_bytes)
+        protocols.check_body_size(len(body), settings.max_body_bytes)
         return body
 
     async def score(request: Request, model: ServedModel, batch: Batch, endpoint: str) -> tuple[
@@ -173,7 +172,7 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     @app.get("/v2", tags=["v2"])
     async def server_metadata() -> Response:
-        return _json({"name": "looml", "version": __version__, "extensions": ["binary_tensor_data"]})
+        return _json(protocols.server_metadata())
 
     def model_for(name: str, model_version: str | None) -> ServedModel:
         model = current()
@@ -211,9 +210,11 @@ def create_app(spec: Spec, *, version: str | None = None,
                                                int(header) if header and header.isdigit() else None)
         if parsed.id:
             request.state.request_id = parsed.id
+        wanted = protocols.select_outputs(parsed, protocols.available_outputs(model))
         prediction, _ = await score(request, model, parsed.inputs, "v2")
+        outputs = protocols.prediction_outputs(prediction)
         body, headers = protocols.encode_infer_response(
-            model.name, model.version, request.state.request_id, _outputs(model, prediction, parsed),
+            model.name, model.version, request.state.request_id, {n: outputs[n] for n in wanted},
             binary=parsed.binary_outputs)
         return Response(body, headers=headers, media_type=headers.get("content-type", _JSON))
 
@@ -235,11 +236,10 @@ def create_app(spec: Spec, *, version: str | None = None,
     async def invocations(request: Request) -> Response:
         authorize(request)
         model = current()
-        batch, _params = protocols.parse_invocations(await body_of(request),
-                                                     request.headers.get("content-type"))
+        batch, _params = protocols.parse_invocations(
+            await body_of(request), request.headers.get("content-type"), list(model.features))
         prediction, _ = await score(request, model, batch, "invocations")
-        return Response(orjson.dumps({"predictions": prediction.labels},
-                                     option=orjson.OPT_SERIALIZE_NUMPY), media_type=_JSON)
+        return Response(protocols.encode_invocations_response(prediction), media_type=_JSON)
 
     # --- looml ---------------------------------------------------------------------------------
 
@@ -267,25 +267,17 @@ def create_app(spec: Spec, *, version: str | None = None,
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> Response:
         if request.url.path == "/invocations":
-            return Response(protocols.mlflow_error_body(exc), status_code=exc.status, media_type=_JSON)
-        body: dict[str, Any] = {"error": exc.render(), **exc.to_dict()}
-        return Response(orjson.dumps(body), status_code=exc.status, media_type=_JSON)
+            body, media_type = protocols.mlflow_error(exc)
+            return Response(body, status_code=exc.status, media_type=media_type)
+        if request.url.path.startswith("/v2"):
+            return Response(protocols.infer_error_body(exc), status_code=exc.status, media_type=_JSON)
+        return Response(orjson.dumps({"error": exc.render(), "code": exc.code,
+                                      "problems": exc.to_dict()["problems"]}),
+                        status_code=exc.status, media_type=_JSON)
 
     app.state.holder = holder
     app.state.batcher = batcher
     return app
-
-
-def _outputs(model: ServedModel, prediction: Prediction, parsed: Any) -> dict[str, Any]:
-    available = {"predict": prediction.labels}
-    if prediction.proba is not None:
-        available["predict_proba"] = prediction.proba
-    wanted = parsed.outputs or list(available)
-    unknown = [n for n in wanted if n not in available]
-    if unknown:
-        raise RequestError([Problem(loc="outputs", value=n, message="no such output",
-                                    fix=f"ask for {' or '.join(available)}") for n in unknown])
-    return {n: available[n] for n in wanted}
 
 
 def _endpoint(request: Request) -> str:
@@ -295,11 +287,6 @@ def _endpoint(request: Request) -> str:
 
 def _json(obj: Any) -> Response:
     return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), media_type=_JSON)
-
-
-def _too_large(size: int, limit: int) -> RequestError:
-    return RequestError(Problem(loc="body", value=size, message=f"the body is larger than {limit} bytes",
-                                fix="send fewer rows per request, or raise serve.max_body_bytes"), status=413)
 
 
 def _raw_body(name: str) -> dict[str, Any]:

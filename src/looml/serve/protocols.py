@@ -34,13 +34,14 @@ import orjson
 
 from looml.errors import Problem, RequestError, did_you_mean
 from looml.serve.model import Batch, Prediction, ServedModel
+from looml.serve.predlog import row_id
 
 __all__ = [
     "PREDICT", "PREDICT_PROBA", "InferRequest", "available_outputs", "check_body_size",
     "encode_infer_response", "encode_invocations_response", "encode_predict_response", "infer_error_body",
     "mlflow_error",
     "mlflow_error_body", "model_metadata", "parse_infer_request", "parse_invocations", "parse_records",
-    "prediction_outputs", "row_request_id", "select_outputs", "server_metadata",
+    "prediction_outputs", "select_outputs", "server_metadata",
 ]
 
 PREDICT = "predict"
@@ -680,22 +681,17 @@ def parse_records(body: bytes) -> Batch:
     return _records_batch(doc, "records")
 
 
-def row_request_id(request_id: str, row: int) -> str:
-    """The id of one row of a request, as the response, the prediction log and feedback use it."""
-    return f"{request_id}-{row}"
-
-
 def encode_predict_response(model: ServedModel, request_id: str, prediction: Prediction,
                             warnings: Sequence[str] = ()) -> bytes:
     """The `/predict` answer: per row its id, prediction and (classifiers) class probabilities.
 
     ```
     {"request_id": "r1", "model_name": "churn", "model_version": "3", "warnings": [],
-     "predictions": [{"request_id": "r1-0", "prediction": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}]}
+     "predictions": [{"request_id": "r1:0", "prediction": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}]}
     ```
     """
     labels = _plain_list(prediction.labels)
-    rows: list[dict[str, Any]] = [{"request_id": f"{request_id}-{i}", "prediction": label}
+    rows: list[dict[str, Any]] = [{"request_id": row_id(request_id, i), "prediction": label}
                                   for i, label in enumerate(labels)]
     if prediction.proba is not None and model.classes is not None:
         keys = [_class_key(c) for c in model.classes]
