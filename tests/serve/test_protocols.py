@@ -619,13 +619,13 @@ def test_the_predict_response_of_a_regressor_and_of_boolean_classes() -> None:
     regressor = ServedModel(name="r", version="2", run_id="x", task="regression", features={"a": "numeric"},
                             classes=None, pipeline=None, scorer=None)  # type: ignore[arg-type]
     doc = orjson.loads(P.encode_predict_response(regressor, "q", Prediction(labels=np.array([1.5])), ["w"]))
-    assert doc["predictions"] == [{"request_id": "q-0", "prediction": 1.5}] and doc["warnings"] == ["w"]
+    assert doc["predictions"] == [{"request_id": "q:0", "prediction": 1.5}] and doc["warnings"] == ["w"]
     assert P.model_metadata(regressor)["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
     flags = ServedModel(name="b", version="1", run_id="x", task="classification", features={"a": "numeric"},
                         classes=[False, True], pipeline=None, scorer=None)  # type: ignore[arg-type]
     doc = orjson.loads(P.encode_predict_response(flags, "q", Prediction(
         labels=np.array([True]), proba=np.array([[0.25, 0.75]]))))
-    assert doc["predictions"] == [{"request_id": "q-0", "prediction": True,
+    assert doc["predictions"] == [{"request_id": "q:0", "prediction": True,
                                    "probabilities": {"false": 0.25, "true": 0.75}}]
     assert P.model_metadata(flags)["outputs"][0]["datatype"] == "BOOL"
 
