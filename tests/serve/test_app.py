@@ -1,0 +1,278 @@
+"""The server end to end: a real uvicorn on 127.0.0.1, driven by httpx and tritonclient."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+import polars as pl
+import pytest
+import tritonclient.http as triton
+import uvicorn
+from mlflow import MlflowClient
+
+import looml
+from looml.serve.app import create_app
+from looml.serve.predlog import join_feedback, read_feedback, read_predictions
+from looml.spec import load_spec
+
+ROW = {"tenure": 12, "plan": "basic", "charges": "40.5", "joined": "2024-01-05"}
+
+
+def churn(rows: int, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(0, 72, rows)
+    plan = rng.choice(["basic", "pro", "team"], rows)
+    score = -0.04 * tenure + (plan == "basic") + rng.normal(size=rows)
+    joined = pd.to_datetime(rng.integers(1_500_000_000, 1_700_000_000, rows), unit="s").strftime("%Y-%m-%d")
+    return pl.DataFrame({"tenure": tenure, "plan": plan, "charges": rng.gamma(2.0, 30.0, rows).round(2),
+                         "joined": list(joined), "label": np.where(score > -0.5, "yes", "no")})
+
+
+class Server:
+    """uvicorn serving `create_app(spec)` in a thread, on a free loopback port."""
+
+    def __init__(self, spec_path: Path, **overrides: Any) -> None:
+        spec = load_spec(spec_path)
+        if overrides:
+            spec = spec.model_copy(update={"serve": spec.serve.model_copy(update=overrides)})
+        self.app = create_app(spec)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.time() + 60
+        while not self.server.started:
+            assert time.time() < deadline, "the server did not start"
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.address = f"127.0.0.1:{port}"
+        self.client = httpx.Client(base_url=f"http://{self.address}", timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("served")
+    churn(400, seed=0).write_csv(folder / "data.csv")
+    spec = folder / "looml.yaml"
+    spec.write_text("seed: 3\ndata:\n  source: data.csv\n  target: label\nsplit:\n  folds: 3\n"
+                    "models:\n  candidates: [linear, lightgbm]\nregistry:\n  model_name: tiny\n"
+                    "serve:\n  reload_seconds: 0.2\n  log: {flush_seconds: 0.2}\n")
+    looml.run(spec)
+    return spec
+
+
+@pytest.fixture(scope="module")
+def server(project: Path) -> Iterator[Server]:
+    with Server(project) as running:
+        yield running
+
+
+def reference(server: Server, rows: list[dict[str, Any]]) -> tuple[list[Any], np.ndarray]:
+    model = server.app.state.holder.model
+    frame = pd.DataFrame(rows)
+    return model.pipeline.predict(frame).tolist(), model.pipeline.predict_proba(frame)
+
+
+def test_health_and_metadata(server: Server) -> None:
+    c = server.client
+    assert c.get("/v2/health/live").status_code == 200
+    assert c.get("/v2/health/ready").status_code == 200
+    assert c.get("/v2").json()["extensions"] == ["binary_tensor_data"]
+    meta = c.get("/v2/models/tiny").json()
+    assert [i["name"] for i in meta["inputs"]] == ["tenure", "plan", "charges", "joined"]
+    assert meta["versions"] == ["1"]
+    assert c.get("/v2/models/tiny/versions/1/ready").status_code == 200
+    assert c.get("/v2/models/other/ready").status_code == 400
+    assert c.get("/v2/models/other").status_code == 404
+    assert c.get("/ping").status_code == 200 and c.get("/health").status_code == 200
+    assert c.get("/version").text == "3.17.2"
+    assert "/predict" in c.get("/openapi.json").json()["paths"]
+
+
+def test_predict_returns_labels_probabilities_and_row_ids(server: Server) -> None:
+    rows = [ROW, {**ROW, "tenure": "7", "plan": "gold"}]
+
+    response = server.client.post("/predict", json={"records": rows}, headers={"x-request-id": "abc"})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    labels, proba = reference(server, rows)
+    assert [p["prediction"] for p in body["predictions"]] == labels
+    assert [p["request_id"] for p in body["predictions"]] == ["abc:0", "abc:1"]
+    np.testing.assert_allclose([[p["probabilities"]["no"], p["probabilities"]["yes"]]
+                                for p in body["predictions"]], proba, rtol=1e-9)
+    assert body["model_version"] == "1"
+    assert any("'gold'" in w for w in body["warnings"])
+
+
+@pytest.mark.parametrize("payload", [
+    {"dataframe_split": {"columns": list(ROW), "data": [list(ROW.values())]}},
+    {"dataframe_records": [ROW]},
+    {"instances": [ROW]},
+    {"inputs": {k: [v] for k, v in ROW.items()}},
+])
+def test_mlflow_formats_answer_like_mlflow(server: Server, payload: dict[str, Any]) -> None:
+    response = server.client.post("/invocations", json=payload)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": reference(server, [ROW])[0]}
+
+
+def test_mlflow_csv_and_its_415(server: Server) -> None:
+    csv = "tenure,plan,charges,joined\n12,basic,40.5,2024-01-05\n"
+    response = server.client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
+    assert response.json() == {"predictions": reference(server, [ROW])[0]}
+
+    response = server.client.post("/invocations", content=csv, headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert response.text.startswith("This predictor only supports the following content types")
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_tritonclient_with_binary_and_json_tensors(server: Server, binary: bool) -> None:
+    client = triton.InferenceServerClient(server.address)
+    assert client.is_server_live() and client.is_model_ready("tiny")
+    inputs = []
+    for name, value, datatype in (("tenure", np.array([[12.0]]), "FP64"),
+                                  ("plan", np.array([["basic"]], dtype=object), "BYTES"),
+                                  ("charges", np.array([[40.5]]), "FP64"),
+                                  ("joined", np.array([["2024-01-05"]], dtype=object), "BYTES")):
+        tensor = triton.InferInput(name, [1, 1], datatype)
+        tensor.set_data_from_numpy(value, binary_data=binary)
+        inputs.append(tensor)
+    outputs = None if binary else [triton.InferRequestedOutput("predict", binary_data=False),
+                                   triton.InferRequestedOutput("predict_proba", binary_data=False)]
+
+    result = client.infer("tiny", inputs, outputs=outputs, request_id="t1")
+
+    labels, proba = reference(server, [ROW])
+    assert [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict").ravel()] == labels
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), proba, rtol=1e-9)
+    assert result.get_response()["id"] == "t1"
+
+
+@pytest.mark.parametrize(("path", "body", "status", "fragment"), [
+    ("/predict", {"records": [{**ROW, "tenure": "abc"}]}, 422, "columns.tenure row 0"),
+    ("/predict", {"records": [{"plan": "basic"}]}, 422, "tenure"),
+    ("/predict", {"records": [ROW, {**ROW, "charges": None}]}, 422, "columns.charges row 1"),
+    ("/predict", {"rows": []}, 400, "no 'records' key"),
+    ("/invocations", {"dataframe_records": [ROW], "instances": [ROW]}, 400, "exactly one of"),
+    ("/v2/models/tiny/infer", {"inputs": [{"name": "tenure", "shape": [2], "datatype": "FP64",
+                                           "data": [1.0]}]}, 400, "inputs[0]"),
+    ("/v2/models/nope/infer", {"inputs": []}, 404, "no such model"),
+    ("/feedback", [{"label": "yes"}], 422, "row_id"),
+])
+def test_bad_requests_get_4xx_with_every_problem_and_the_server_keeps_serving(
+        server: Server, path: str, body: Any, status: int, fragment: str) -> None:
+    response = server.client.post(path, content=orjson.dumps(body))
+
+    assert response.status_code == status, response.text
+    assert fragment in response.text
+    assert server.client.post("/predict", json={"records": [ROW]}).status_code == 200
+
+
+def test_a_body_over_the_limit_is_413(project: Path) -> None:
+    with Server(project, max_body_bytes=2048) as small:
+        response = small.client.post("/predict", json={"records": [ROW] * 100})
+        assert response.status_code == 413
+        assert "more than the server's limit of 2048" in response.text
+
+
+def test_every_served_row_is_logged_and_feedback_joins(server: Server, project: Path) -> None:
+    ids = [f"log{i}" for i in range(20)]
+    for request_id in ids:
+        response = server.client.post("/predict", json={"records": [ROW, ROW]},
+                                      headers={"x-request-id": request_id})
+        assert response.status_code == 200
+    feedback = [{"row_id": f"{request_id}:1", "label": "yes"} for request_id in ids[:5]]
+    assert server.client.post("/feedback", json=feedback).json() == {"stored": 5}
+
+    root = project.parent / ".looml" / "logs"
+    deadline = time.time() + 10
+    logged = pl.DataFrame()
+    while time.time() < deadline:
+        logged = read_predictions(root)
+        if logged.height and logged.filter(pl.col("request_id").is_in(ids)).height == 40:
+            break
+        time.sleep(0.1)
+    mine = logged.filter(pl.col("request_id").is_in(ids))
+    assert mine.height == 40
+    assert set(mine["row_id"]) == {f"{i}:{r}" for i in ids for r in (0, 1)}
+    assert set(mine["model_version"]) == {"1"}
+    joined = join_feedback(mine, read_feedback(root))
+    assert joined.filter(pl.col("label").is_not_null())["row_id"].sort().to_list() == sorted(
+        f"{i}:1" for i in ids[:5])
+
+
+def test_metrics_count_requests_rows_and_the_version(server: Server) -> None:
+    server.client.post("/predict", json={"records": [ROW]})
+
+    text = server.client.get("/metrics").text
+
+    assert 'looml_requests_total{endpoint="/predict",status="200"}' in text
+    assert 'looml_model_info{model="tiny",version="1"} 1.0' in text
+    assert "looml_rows_predicted_total" in text and "looml_request_duration_seconds_bucket" in text
+
+
+def test_bearer_token_guards_predictions_but_not_health(project: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOML_TEST_TOKEN", "s3cret")
+    with Server(project, auth_token_env="LOOML_TEST_TOKEN") as guarded:
+        assert guarded.client.post("/predict", json={"records": [ROW]}).status_code == 401
+        ok = guarded.client.post("/predict", json={"records": [ROW]},
+                                 headers={"authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        assert guarded.client.get("/v2/health/ready").status_code == 200
+        assert guarded.client.get("/metrics").status_code == 200
+
+
+def test_the_champion_swaps_under_load_without_a_failed_request(project: Path) -> None:
+    data = project.parent / "data.csv"
+    churn(500, seed=9).write_csv(data)
+    second = looml.run(project)
+    assert second.model_version == "2" and not second.champion
+    failures: list[str] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    with Server(project) as running:
+        def client_loop() -> None:
+            with httpx.Client(base_url=f"http://{running.address}", timeout=30) as c:
+                while not stop.is_set():
+                    r = c.post("/predict", json={"records": [ROW]})
+                    if r.status_code != 200:
+                        failures.append(r.text)
+                    else:
+                        versions.append(r.json()["model_version"])
+
+        clients = [threading.Thread(target=client_loop) for _ in range(4)]
+        for t in clients:
+            t.start()
+        time.sleep(0.5)
+        MlflowClient(second.tracking_uri).set_registered_model_alias("tiny", "champion", "2")
+        deadline = time.time() + 30
+        while running.client.get("/v2/models/tiny").json()["versions"] != ["2"]:
+            assert time.time() < deadline, "the server did not follow the champion"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stop.set()
+        for t in clients:
+            t.join()
+
+    assert failures == []
+    assert versions[0] == "1" and versions[-1] == "2" and len(versions) > 20
