@@ -8,7 +8,9 @@ the zoo's HistGradientBoostingClassifier and LightGBM classifier, fitted on a se
 Timed per model, on 1,000 held-out rows:
 
 * baseline: `pipeline.predict(frame)` on a ready pandas DataFrame of 1 row and of 1,000 rows
-  (the figure the issue quotes: about 9 ms and 16 ms), with scikit-learn's default threads;
+  (the figure the issue quotes: about 9 ms and 16 ms), with scikit-learn's default threads,
+  and again under `threadpool_limits(1, "openmp")` (on a shared 2-core machine HistGradient-
+  Boosting's two spinning OpenMP threads are what makes its p99 explode);
 * reference: `PipelineScorer.predict(batch)`, the server's fallback path (Batch -> DataFrame);
 * compiled: `compile_scorer(...)`'s scorer on the same Batch, a dict of Python lists (what
   the server hands over after parsing JSON: floats, None for gaps, strings).
@@ -17,7 +19,7 @@ One-row figures cycle through the 1,000 rows one at a time (each call a fresh 1-
 p50 / p99 are per-call latencies, rows/s is rows over the mean call time. The compiled
 predictions are checked against the pipeline's on all 1,000 rows (same labels, max |dp|).
 
-Usage: .venv/bin/python bench/serve_inprocess.py [--rows N] [--calls K] [--models hist_gradient_boosting lightgbm]
+Usage: .venv/bin/python bench/serve_inprocess.py [--rows N] [--calls K] [--models NAME ...]
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def make_frame(rows: int, seed: int = SEED) -> tuple[pd.DataFrame, np.ndarray]:
         columns[f"num_{i}"] = x
     for i, levels in enumerate([4, 12, 30, 60, 80]):
         weights = 1 / np.arange(1, levels + 1) ** 1.2
-        values = rng.choice([f"level_{j}" for j in range(levels)], rows, p=weights / weights.sum()).astype(object)
+        values = rng.choice([f"level_{j}" for j in range(levels)], rows, p=weights / weights.sum())
+        values = values.astype(object)
         values[rng.random(rows) < 0.02] = None
         columns[f"cat_{i}"] = values
     frame = pd.DataFrame(columns)
@@ -75,7 +78,7 @@ def timed(call: Callable[[int], Any], calls: int) -> np.ndarray:
 
 def line(label: str, seconds: np.ndarray, rows: int) -> str:
     p50, p99 = np.percentile(seconds, [50, 99]) * 1e3
-    return f"  {label:<34} p50 {p50:9.3f} ms   p99 {p99:9.3f} ms   {rows / seconds.mean():>12,.0f} rows/s"
+    return f"  {label:<36} p50 {p50:9.3f} ms   p99 {p99:9.3f} ms   {rows / seconds.mean():>12,.0f} rows/s"
 
 
 def bench_model(name: str, train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, calls: int) -> None:
@@ -114,23 +117,26 @@ def bench_model(name: str, train: pd.DataFrame, y: np.ndarray, test: pd.DataFram
           f"scorer {compiled.name} (built and checked in {built:.2f} s); labels equal to "
           f"pipeline.predict on {rows} rows: {same}; max |dp| vs the pipeline {gap:.2e}; "
           f"OpenMP threads for the baseline {openmp or 'n/a'}")
-    results = {
-        "pipeline.predict, 1 row": timed(lambda i: pipeline.predict(frames[i % rows]), calls),
-        "PipelineScorer, 1 row": timed(lambda i: reference.predict(singles[i % rows]), calls),
-        "compiled, 1 row": timed(lambda i: compiled.predict(singles[i % rows]), calls),
-        f"pipeline.predict, {rows} rows": timed(lambda i: pipeline.predict(test), max(calls // 10, 20)),
-        f"PipelineScorer, {rows} rows": timed(lambda i: reference.predict(batch), max(calls // 10, 20)),
-        f"compiled, {rows} rows": timed(lambda i: compiled.predict(batch), max(calls // 10, 20)),
-    }
+    big = max(calls // 10, 20)
+    results = {"pipeline.predict, 1 row": timed(lambda i: pipeline.predict(frames[i % rows]), calls)}
+    with threadpool_limits(1, "openmp"):
+        results["pipeline.predict 1 thread, 1 row"] = timed(lambda i: pipeline.predict(frames[i % rows]),
+                                                            calls)
+    results["PipelineScorer, 1 row"] = timed(lambda i: reference.predict(singles[i % rows]), calls)
+    results["compiled, 1 row"] = timed(lambda i: compiled.predict(singles[i % rows]), calls)
+    results[f"pipeline.predict, {rows} rows"] = timed(lambda i: pipeline.predict(test), big)
+    with threadpool_limits(1, "openmp"):
+        results[f"pipeline.predict 1 thread, {rows} rows"] = timed(lambda i: pipeline.predict(test), big)
+    results[f"PipelineScorer, {rows} rows"] = timed(lambda i: reference.predict(batch), big)
+    results[f"compiled, {rows} rows"] = timed(lambda i: compiled.predict(batch), big)
     for label, seconds in results.items():
         print(line(label, seconds, rows if label.endswith(" rows") else 1))
-    one = {k.split(",")[0]: v for k, v in results.items() if k.endswith("1 row")}
-    many = {k.split(",")[0]: v for k, v in results.items() if k.endswith(" rows")}
-    print(f"  ratios: 1 row p50 pipeline.predict / compiled = "
-          f"{np.median(one['pipeline.predict']) / np.median(one['compiled']):.0f}x, "
-          f"PipelineScorer / compiled = {np.median(one['PipelineScorer']) / np.median(one['compiled']):.0f}x; "
-          f"{rows} rows throughput compiled / pipeline.predict = "
-          f"{many['pipeline.predict'].mean() / many['compiled'].mean():.2f}x")
+    one = {k.split(",")[0]: np.median(v) for k, v in results.items() if k.endswith("1 row")}
+    many = {k.split(",")[0]: v.mean() for k, v in results.items() if k.endswith(" rows")}
+    print("  ratios: 1 row p50, baseline / compiled: " + ", ".join(
+        f"{k} {v / one['compiled']:.0f}x" for k, v in one.items() if k != "compiled"))
+    print(f"          {rows} rows throughput, compiled / baseline: " + ", ".join(
+        f"{k} {v / many['compiled']:.1f}x" for k, v in many.items() if k != "compiled"))
 
 
 def main() -> None:
@@ -145,8 +151,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*does not have valid feature names.*")
     frame, y = make_frame(args.rows + 1000)
     train, test = frame.iloc[:args.rows], frame.iloc[args.rows:].reset_index(drop=True)
-    print(f"{args.rows} training rows x {frame.shape[1]} features ({NUMERIC} numeric, {CATEGORICAL} categorical); "
-          f"{len(test)} scored rows")
+    print(f"{args.rows} training rows x {frame.shape[1]} features ({NUMERIC} numeric, {CATEGORICAL} "
+          f"categorical); {len(test)} scored rows")
     for name in args.models:
         bench_model(name, train, y[:args.rows], test, args.calls)
 
