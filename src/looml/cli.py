@@ -181,6 +181,26 @@ def predict(
 
 
 @app.command()
+def serve(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    host: str | None = typer.Option(None, "--host", help="Bind address (default: serve.host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default: serve.port, 8080)."),
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: serve.workers)."),
+    version: str | None = typer.Option(None, "--version", help="Serve this version (default: the "
+                                       "champion, followed when the alias moves)."),
+) -> None:
+    """Serve the registered model over REST: Open Inference Protocol v2, MLflow scoring, /predict."""
+    from looml.serve.server import check_servable
+    from looml.serve.server import serve as run_server
+
+    try:
+        check_servable(spec, version)
+    except LoomlError as exc:
+        _fail(exc, as_json=False)
+    run_server(spec, host=host, port=port, workers=workers, version=version)
+
+
+@app.command()
 def data(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
     as_json: bool = typer.Option(False, "--json", help="Print the snapshots as JSON on stdout."),

@@ -276,3 +276,17 @@ def test_the_champion_swaps_under_load_without_a_failed_request(project: Path) -
 
     assert failures == []
     assert versions[0] == "1" and versions[-1] == "2" and len(versions) > 20
+
+
+def test_serve_refuses_to_start_without_a_champion(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    spec = tmp_path / "looml.yaml"
+    spec.write_text("data:\n  source: x.csv\n  target: y\nregistry:\n  model_name: nothing\n")
+
+    out = subprocess.run([sys.executable, "-m", "looml", "serve", str(spec)], capture_output=True, text=True,
+                         timeout=60)
+
+    assert out.returncode == 5
+    assert "the registered model has no 'champion' alias yet (got 'nothing')" in out.stderr

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from looml.spec import load_spec
 
-__all__ = ["app_from_environment", "serve"]
+__all__ = ["app_from_environment", "check_servable", "serve"]
 
 _SPEC_ENV = "LOOML_SERVE_SPEC"
 _VERSION_ENV = "LOOML_SERVE_VERSION"
@@ -51,6 +51,22 @@ def serve(spec_path: str | Path, *, host: str | None = None, port: int | None = 
                     workers=workers, access_log=False, log_level="info")
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def check_servable(spec_path: str | Path, version: str | None = None) -> None:
+    """Raise `SpecError` / `RegistryError` now, before a port is bound, if there is nothing to serve."""
+    from looml.errors import Problem, RegistryError
+    from looml.store.tracking import champion_version, local_tracking_uri, model_documents
+
+    spec = load_spec(spec_path)
+    tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
+    version = version or spec.serve.version
+    if version is None and champion_version(tracking_uri, spec.registry.model_name) is None:
+        raise RegistryError(Problem(loc="registry.model_name", value=spec.registry.model_name,
+                                    message="the registered model has no 'champion' alias yet",
+                                    fix="run `looml run` until a model passes the gate, or pass --version"))
+    if version is not None:
+        model_documents(tracking_uri, spec.registry.model_name, version)
 
 
 def app_from_environment() -> FastAPI:
