@@ -111,6 +111,34 @@ def test_a_glob_is_scored_in_file_order_with_a_row_key_when_there_is_no_id(
     assert scored["prediction"].to_list() == expected(model, batch)[0].tolist()
 
 
+def test_an_id_column_missing_from_a_later_file_stops_the_run(
+        project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:
+    batch[:130].write_parquet(tmp_path / "part-0.parquet")
+    batch[130:].drop("customer_id").write_parquet(tmp_path / "part-1.parquet")
+
+    with pytest.raises(DataError, match=r"--data: the id column\(s\) are absent from the rows from 130 "
+                                        r"on, but present before \(got 'customer_id'\)\n    fix: give every "
+                                        r"input file the same id columns"):
+        predict(project, str(tmp_path / "part-*.parquet"), tmp_path / "out.parquet", chunk_rows=100)
+    assert not (tmp_path / "out.parquet").exists() and leftovers(tmp_path) == []
+
+
+def test_warnings_are_reported_and_the_rows_scored(
+        project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:
+    odd = batch.with_columns(pl.when(pl.int_range(pl.len()).is_in([3, 7, 260])).then(pl.lit("platinum"))
+                             .otherwise(pl.col("plan")).alias("plan"))
+    odd.write_parquet(tmp_path / "odd.parquet")
+
+    result = predict(project, str(tmp_path / "odd.parquet"), tmp_path / "out.parquet", chunk_rows=250)
+
+    assert result.scored == 500
+    assert result.warnings == [
+        "rows 0-249: columns.plan: 2 rows with categories the schema does not list: 'platinum'; the model "
+        "scores them as an unknown category",
+        "rows 250-499: columns.plan: 1 row with categories the schema does not list: 'platinum'; the model "
+        "scores them as an unknown category"]
+
+
 def test_without_data_the_spec_source_is_scored(project: Path, tmp_path: Path) -> None:
     result = predict(project, None, tmp_path / "train.csv")
 

@@ -240,7 +240,7 @@ class _Scoring:
             raise _rejected_error(bad, start, self.where)
         good = np.setdiff1d(np.arange(n), np.fromiter(bad, dtype=np.int64, count=len(bad)))
         if bad and good.size:
-            self._warn(start, self._validate(_take(batch, good)))
+            self._warn(start, n, self._validate(_take(batch, good)))
         keys = self._key(frame, start)
         scored = self._scored(keys, batch if not bad else _take(batch, good), good, n)
         rows = np.fromiter(sorted(bad), dtype=np.int64, count=len(bad))
@@ -253,7 +253,7 @@ class _Scoring:
         return scored, rejected
 
     def warnings(self) -> list[str]:
-        """The distinct warnings, each with the rows of the chunk it came from."""
+        """The first distinct warnings, each with the rows of the chunk it came from."""
         more = [f"... and {self._more_warnings} more warnings"] if self._more_warnings else []
         return list(self._warnings) + more
 
@@ -264,7 +264,7 @@ class _Scoring:
 
     def _failing(self, batch: dict[str, np.ndarray], n: int, start: int) -> dict[int, list[Problem]]:
         try:
-            self._warn(start, self._validate(batch))
+            self._warn(start, n, self._validate(batch))
             return {}
         except RequestError as exc:
             general = [p for p in exc.problems if not _ROWS_NAMED.search(p.loc)]
@@ -281,9 +281,9 @@ class _Scoring:
             return exc.problems
         return []
 
-    def _warn(self, start: int, warnings: list[str]) -> None:
+    def _warn(self, start: int, n: int, warnings: list[str]) -> None:
         for warning in warnings:
-            text = f"rows from {start}: {_ROWS_PART.sub('', warning)}"
+            text = f"rows {start}-{start + n - 1}: {_ROWS_PART.sub('', warning)}"
             if len(self._warnings) < _WARNINGS:
                 self._warnings[text] = None
             elif text not in self._warnings:
@@ -328,10 +328,15 @@ def _batch(frame: pl.DataFrame, features: dict[str, str]) -> dict[str, np.ndarra
             continue
         series = frame.get_column(name)
         if series.dtype == pl.String and kind in ("numeric", "datetime"):
-            converted = (series.cast(pl.Float64, strict=False) if kind == "numeric"
-                         else series.str.to_datetime(strict=False))
+            try:
+                converted = (series.cast(pl.Float64, strict=False) if kind == "numeric"
+                             else series.str.to_datetime(strict=False))
+            except pl.exceptions.PolarsError:  # no date format fits every value: validation names them
+                converted = series
             if converted.null_count() == series.null_count():
                 series = converted
+        elif kind == "numeric" and series.dtype.is_decimal():  # numpy would hold Decimal objects
+            series = series.cast(pl.Float64)
         batch[name] = series.to_numpy()
     return batch
 
