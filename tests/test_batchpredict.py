@@ -4,8 +4,6 @@ a reject file, atomic output and the command line."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -273,13 +271,16 @@ def test_cli_exit_codes_and_json(project: Path, batch: pl.DataFrame, tmp_path: P
     assert runner.invoke(app, [*base[:-1], "o.txt"]).exit_code == 2
 
 
-def test_console_script_prints_a_summary(project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:
-    batch.write_parquet(tmp_path / "b.parquet")
-    looml_script = Path(sys.executable).with_name("looml")
+def test_cli_prints_a_summary(project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:
+    bad, reasons = corrupt(batch)
+    bad.write_parquet(tmp_path / "b.parquet")
 
-    done = subprocess.run([str(looml_script), "predict", str(project), "--data", str(tmp_path / "b.parquet"),
-                           "--out", str(tmp_path / "o.csv")], capture_output=True, text=True, timeout=300)
+    done = CliRunner().invoke(app, ["predict", str(project), "--data", str(tmp_path / "b.parquet"), "--out",
+                                    str(tmp_path / "o.csv"), "--reject-file", str(tmp_path / "r.csv")])
 
-    assert done.returncode == 0, done.stderr
-    assert "scored 500 of 500 rows with churn version 1" in done.stdout
-    assert f"wrote   {tmp_path / 'o.csv'}" in done.stdout.replace("\n", "")
+    assert done.exit_code == 0, done.output
+    text = done.stdout.replace("\n", "")
+    assert f"scored {500 - len(reasons)} of 500 rows with churn version 1" in text
+    assert f"wrote   {tmp_path / 'o.csv'}" in text
+    assert f"rejected {len(reasons)} rows that fail the input checks, with the reason: {tmp_path}/r.csv" \
+        in text

@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -40,6 +40,7 @@ _ROW_BY_ROW = 64  # a failing group of at most this many rows is checked one row
 _SHOWN = 5  # rows named in one message
 _WARNINGS = 10  # distinct warnings kept in the result
 _ROWS_NAMED = re.compile(r"\brows?\s+(\d+(?:,\s*\d+)*)")
+_COLUMN = re.compile(r"^columns\.(.+?) rows? \d")  # validation's loc: "columns.age rows 3, 7 and 2 more"
 _ROWS_PART = re.compile(r"\s*\(?\brows?\s+\d+(?:,\s*\d+)*(?:\s+and\s+\d+\s+more)?\)?")
 _ROW_COUNT = re.compile(r"\s*\(\d+ rows?\)$")  # "not a number: 'abc' (1 row)": said of one row, redundant
 
@@ -272,11 +273,20 @@ class _Scoring:
                 # A problem that names no row (a missing column) holds for every row: it stops the run.
                 raise DataError([Problem(loc=f"{self.where} {p.loc}", message=p.message, value=p.value,
                                          fix=p.fix) for p in general]) from exc
-            return _failing_rows(batch, n, exc.problems, self._problems)
+            # Every failing column is named at once, so the search for the bad rows checks only
+            # those columns, against the same model narrowed to them.
+            named = {m.group(1) for p in exc.problems if (m := _COLUMN.match(p.loc))}
+            model = self.model
+            if named and named <= batch.keys():
+                model = replace(model, features={c: k for c, k in model.features.items() if c in named})
+                batch = {c: batch[c] for c in model.features}
+            return _failing_rows(batch, n, exc.problems, lambda rows: self._row_problems(rows, model))
 
-    def _problems(self, batch: dict[str, np.ndarray]) -> list[Problem]:
+    def _row_problems(self, batch: dict[str, np.ndarray], model: Any) -> list[Problem]:
+        from looml.serve.validation import validate_batch
+
         try:
-            self._validate(batch)
+            validate_batch(batch, model, len(next(iter(batch.values()))))
         except RequestError as exc:
             return exc.problems
         return []
