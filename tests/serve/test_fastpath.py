@@ -26,7 +26,7 @@ from looml.data.profile import profile as profile_frame
 from looml.data.schema import ColumnSchema, Schema
 from looml.learn.features import SchemaCoercer, build_preprocessor
 from looml.learn.zoo import make_estimator
-from looml.serve.fastpath import TOLERANCE, CompiledScorer, compile_scorer
+from looml.serve.fastpath import TOLERANCE, CompiledScorer, _coerce_column, compile_scorer
 from looml.serve.model import Batch, PipelineScorer, load_model
 from looml.spec import PreprocessingSpec
 
@@ -89,6 +89,27 @@ def assert_same(compiled: CompiledScorer, reference: PipelineScorer, batch: Batc
     else:
         assert list(got.labels) == list(want.labels)
         np.testing.assert_allclose(got.proba, want.proba, rtol=0, atol=TOLERANCE)
+
+
+TRICKY = [[1, None], [1, 2], [3, 2.0], [1.5, float("nan")], [None, None], [None], [True, 1], [True, None],
+          [False, True], ["7", None], ["1.5", " 2 ", "1e3", "x", "", "inf", "NaN"], [2**70, None],
+          [2**63, -1, None], [2**53 + 1, None], [np.float64(2.5), 1], ["a", float("nan")],
+          [dt.datetime(2020, 1, 1), "b"], np.array([1, 2]), np.array([1.0, np.nan]), np.array([True, False]),
+          np.array(["a", "b"]), np.array([1, None], dtype=object)]
+
+
+@pytest.mark.parametrize("kind", ["numeric", "categorical"])
+@pytest.mark.parametrize("values", TRICKY, ids=repr)
+def test_columns_are_coerced_as_the_schema_coercer_coerces_them(values: Any, kind: str) -> None:
+    coercer = SchemaCoercer(columns={"c": kind}).fit(pd.DataFrame({"c": [1.0]}))
+    want = coercer.transform(pd.DataFrame({"c": values}))["c"].to_numpy()
+
+    got = _coerce_column(values, kind, len(values))
+
+    if kind == "numeric":
+        np.testing.assert_array_equal(got, want.astype(np.float64))
+    else:
+        assert got.tolist() == [None if pd.isna(v) else v for v in want.tolist()]
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +221,8 @@ def test_a_scorer_that_disagrees_with_the_reference_is_not_used(data: tuple[Any,
 def test_load_model_serves_a_registered_model_through_the_compiled_scorer(
         make_project: Callable[..., Path]) -> None:
     frame, targets = training_frame(rows=240, seed=3)
-    project = make_project(pl.from_pandas(frame.assign(label=targets["binary"])))
+    project = make_project(pl.from_pandas(frame.assign(label=targets["binary"])),
+                           extra="split:\n  folds: 2\n")
     result = looml.run(project)
 
     served = load_model(result.tracking_uri, result.model_name)

@@ -13,7 +13,7 @@ the estimator becomes arithmetic on the dense matrix:
   opset 5) in float64, run by ONNX Runtime on one thread;
 - LightGBM: its own booster, `num_threads=1`.
 
-The compiled scorer is used only when it reproduces the reference on ~2,000 seeded messy rows
+The compiled scorer is used only when it reproduces the reference on ~1,900 seeded messy rows
 (`_validation_batches`); anything unsupported or different gives None and a log line on the
 `looml.serve` logger, and the server then scores through the pipeline.
 """
@@ -180,11 +180,12 @@ def _coerce_column(values: Any, kind: str, n: int) -> np.ndarray:
                 return pd.to_numeric(column, errors="coerce").astype(np.float64)
         elif types <= {str, type(None)}:
             return np.array(values, dtype=object)
-        elif types <= {int, float, type(None)}:
-            # pandas reads ints with a None or a float as a float column: 1 becomes "1.0"
-            if types != {int}:
-                values = [None if v is None or v != v else float(v) for v in values]
-            return np.array([None if v is None else str(v) for v in values], dtype=object)
+        elif types == {int}:
+            return np.array([str(v) for v in values], dtype=object)
+        elif types <= {int, float, type(None)} and (int not in types or all(
+                -2**63 <= v < 2**63 for v in values if type(v) is int)):
+            # pandas reads int64s with a None or a float as a float column: 1 becomes "1.0"
+            return np.array([None if v is None or v != v else str(float(v)) for v in values], dtype=object)
     return _coerce_exact(values, kind)
 
 
@@ -599,7 +600,7 @@ def _tree_session(trees: list[tuple[Any, ...]], n_targets: int, width: int) -> A
 
 def _validation_batches(features: dict[str, str], schema: Schema | None,
                         profile: dict[str, Any] | None) -> list[tuple[str, Batch]]:
-    """About 2,000 rows in the shapes a server receives: typed and messy lists, numpy arrays,
+    """About 1,900 rows in the shapes a server receives: typed and messy lists, numpy arrays,
     single rows and uniform columns (pandas types a column by all its values), gaps, absent columns."""
     rng = np.random.default_rng(_SEED)
     stats = {c["name"]: c for c in (profile or {}).get("columns", [])}
@@ -648,8 +649,8 @@ def _integers(domain: list[Any]) -> list[int]:
 def _numbers(rng: np.random.Generator, n: int, messy: bool, stats: dict[str, Any], column: Any) -> list:
     low = stats.get("min") if stats.get("min") is not None else getattr(column, "min", None)
     high = stats.get("max") if stats.get("max") is not None else getattr(column, "max", None)
-    if low is None or high is None or not np.isfinite([low, high]).all():
-        low, high = -10.0, 10.0
+    if low is None or high is None or not np.isfinite([low, high, high - low]).all():
+        low, high = -10.0, 10.0  # an infinite draw would make both scorers refuse the whole batch
     span = (high - low) or 1.0
     quantiles = [q for q in (stats.get("quantiles") or {}).values() if q is not None]
     points = np.array([low, high, *quantiles], dtype=np.float64)
