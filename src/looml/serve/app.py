@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from looml import __version__
 from looml.errors import Problem, RequestError
@@ -162,15 +164,15 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     # --- Open Inference Protocol v2 ---------------------------------------------------------
 
-    @app.get("/v2/health/live", tags=["v2"])
+    @app.get("/v2/health/live", tags=["v2"], response_class=Response)
     async def live() -> Response:
         return Response(status_code=200)
 
-    @app.get("/v2/health/ready", tags=["v2"])
+    @app.get("/v2/health/ready", tags=["v2"], response_class=Response)
     async def ready() -> Response:
         return Response(status_code=200 if holder.model is not None else 400)
 
-    @app.get("/v2", tags=["v2"])
+    @app.get("/v2", tags=["v2"], responses=_answers("ServerMetadata", "InferError"))
     async def server_metadata() -> Response:
         return _json(protocols.server_metadata())
 
@@ -185,13 +187,14 @@ def create_app(spec: Spec, *, version: str | None = None,
                                        fix=f"this server serves version {model.version}"), status=404)
         return model
 
-    @app.get("/v2/models/{name}", tags=["v2"])
-    @app.get("/v2/models/{name}/versions/{model_version}", tags=["v2"])
+    @app.get("/v2/models/{name}", tags=["v2"], responses=_answers("ModelMetadata", "InferError"))
+    @app.get("/v2/models/{name}/versions/{model_version}", tags=["v2"],
+             responses=_answers("ModelMetadata", "InferError"))
     async def model_metadata(name: str, model_version: str | None = None) -> Response:
         return _json(protocols.model_metadata(model_for(name, model_version)))
 
-    @app.get("/v2/models/{name}/ready", tags=["v2"])
-    @app.get("/v2/models/{name}/versions/{model_version}/ready", tags=["v2"])
+    @app.get("/v2/models/{name}/ready", tags=["v2"], response_class=Response)
+    @app.get("/v2/models/{name}/versions/{model_version}/ready", tags=["v2"], response_class=Response)
     async def model_ready(name: str, model_version: str | None = None) -> Response:
         try:
             model_for(name, model_version)
@@ -199,9 +202,11 @@ def create_app(spec: Spec, *, version: str | None = None,
             return Response(status_code=400)
         return Response(status_code=200)
 
-    @app.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra=_raw_body("InferenceRequest"))
+    @app.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra=_raw_body("InferenceRequest"),
+              responses=_answers("InferenceResponse", "InferError"))
     @app.post("/v2/models/{name}/versions/{model_version}/infer", tags=["v2"],
-              openapi_extra=_raw_body("InferenceRequest"))
+              openapi_extra=_raw_body("InferenceRequest"),
+              responses=_answers("InferenceResponse", "InferError"))
     async def infer(request: Request, name: str, model_version: str | None = None) -> Response:
         authorize(request)
         model = model_for(name, model_version)
@@ -220,19 +225,20 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     # --- MLflow scoring -----------------------------------------------------------------------
 
-    @app.get("/ping", tags=["mlflow"])
-    @app.get("/health", tags=["mlflow"])
+    @app.get("/ping", tags=["mlflow"], response_class=Response)
+    @app.get("/health", tags=["mlflow"], response_class=Response)
     async def ping() -> Response:
         current()
         return Response("\n", media_type=_JSON)
 
-    @app.get("/version", tags=["mlflow"])
+    @app.get("/version", tags=["mlflow"], response_class=Response)
     async def mlflow_version() -> Response:
         from importlib import metadata
 
         return Response(metadata.version("mlflow"), media_type=_JSON)
 
-    @app.post("/invocations", tags=["mlflow"], openapi_extra=_raw_body("MLflowScoringRequest"))
+    @app.post("/invocations", tags=["mlflow"], openapi_extra=_raw_body("MLflowScoringRequest"),
+              responses=_answers("MLflowScoringResponse", "MLflowError"))
     async def invocations(request: Request) -> Response:
         authorize(request)
         model = current()
@@ -243,7 +249,8 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     # --- looml ---------------------------------------------------------------------------------
 
-    @app.post("/predict", tags=["looml"], openapi_extra=_raw_body("PredictRequest"))
+    @app.post("/predict", tags=["looml"], openapi_extra=_raw_body("PredictRequest"),
+              responses=_answers("PredictResponse", "LoomlError"))
     async def predict(request: Request) -> Response:
         authorize(request)
         model = current()
@@ -252,14 +259,15 @@ def create_app(spec: Spec, *, version: str | None = None,
         return Response(protocols.encode_predict_response(model, request.state.request_id, prediction,
                                                           warnings), media_type=_JSON)
 
-    @app.post("/feedback", tags=["looml"], openapi_extra=_raw_body("FeedbackRequest"))
+    @app.post("/feedback", tags=["looml"], openapi_extra=_raw_body("FeedbackRequest"),
+              responses=_answers("FeedbackResponse", "LoomlError"))
     async def post_feedback(request: Request) -> Response:
         authorize(request)
         records = parse_feedback(await body_of(request))
         await asyncio.to_thread(feedback.append, records)
         return _json({"stored": len(records)})
 
-    @app.get("/metrics", tags=["looml"])
+    @app.get("/metrics", tags=["looml"], response_class=PlainTextResponse)
     async def prometheus() -> Response:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
@@ -271,10 +279,22 @@ def create_app(spec: Spec, *, version: str | None = None,
             return Response(body, status_code=exc.status, media_type=media_type)
         if request.url.path.startswith("/v2"):
             return Response(protocols.infer_error_body(exc), status_code=exc.status, media_type=_JSON)
-        return Response(orjson.dumps({"error": exc.render(), "code": exc.code,
-                                      "problems": exc.to_dict()["problems"]}),
-                        status_code=exc.status, media_type=_JSON)
+        return Response(protocols.predict_error_body(exc), status_code=exc.status, media_type=_JSON)
 
+    def openapi() -> dict[str, Any]:
+        # The request schemas name the served model's columns, so the document follows the model.
+        model = holder.model
+        served = None if model is None else (model.name, model.version)
+        if app.openapi_schema is None or app.state.openapi_of != served:
+            app.openapi_schema = None
+            document = FastAPI.openapi(app)
+            document.setdefault("components", {}).setdefault("schemas", {}).update(
+                copy.deepcopy(_schemas(model)))
+            app.state.openapi_of = served
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    app.state.openapi_of = None
     app.state.holder = holder
     app.state.batcher = batcher
     return app
@@ -290,6 +310,104 @@ def _json(obj: Any) -> Response:
 
 
 def _raw_body(name: str) -> dict[str, Any]:
-    """OpenAPI text for an endpoint that reads its body itself (any JSON object is offered)."""
-    return {"requestBody": {"required": True, "content": {_JSON: {"schema": {"type": "object",
-                                                                             "title": name}}}}}
+    """OpenAPI text for an endpoint that reads its body itself (the schema, from `_schemas`, is a guide)."""
+    return {"requestBody": {"required": True, "content": {_JSON: {"schema": _ref(name)}}}}
+
+
+def _answers(ok: str, error: str) -> dict[int | str, Any]:
+    """The documented responses of an endpoint: `ok` (200) and `error` (every 4xx)."""
+    answers: dict[int | str, Any] = {200: {"content": {_JSON: {"schema": _ref(ok)}}},
+                                     "4XX": {"content": {_JSON: {"schema": _ref(error)}}}}
+    if ok == "InferenceResponse":
+        answers[200]["content"]["application/octet-stream"] = {"schema": {"type": "string",
+                                                                          "format": "binary"}}
+    if error == "MLflowError":  # as MLflow answers an unsupported media type
+        answers[415] = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+    return answers
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(required: list[str], extra: bool = True, **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties,
+            **({} if extra else {"additionalProperties": False})}
+
+
+_STR, _INT, _OBJECT = {"type": "string"}, {"type": "integer", "minimum": 0}, {"type": "object"}
+_VALUES = {"type": "array", "items": {"type": ["number", "string", "boolean", "null"]}}
+_KINDS = {"numeric": {"type": "number"}, "categorical": {"type": "string"},
+          "datetime": {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}}
+
+
+def _schemas(model: ServedModel | None) -> dict[str, Any]:
+    """The request and response schemas of the OpenAPI document; records name `model`'s columns."""
+    record: dict[str, Any] = _OBJECT
+    names: dict[str, Any] = _STR
+    if model is not None:
+        columns = model.schema.columns if model.schema is not None else {}
+        values = {}
+        for name, kind in model.features.items():
+            col = columns.get(name)
+            value = dict(_KINDS.get(kind, _STR))
+            if col is not None and col.categories:
+                value["examples"] = col.categories[:5]
+            values[name] = value if col is not None and not col.nullable else {
+                "anyOf": [value, {"type": "null"}]}
+        record = _object([n for n in model.features if n not in columns or columns[n].required], **values)
+        names = {"enum": list(model.features)}
+    problems = {"type": "array", "minItems": 1, "items": _ref("Problem")}
+    rows = {"type": "array", "minItems": 1, "items": _ref("Record")}
+    feedback = _object(["label"], extra=False, row_id={**_STR, "minLength": 1},
+                       request_id={**_STR, "minLength": 1}, row=_INT,
+                       label={"type": ["string", "number", "boolean"]},
+                       timestamp={"anyOf": [{**_STR, "format": "date-time"}, {"type": "number"}]})
+    feedback["anyOf"] = [{"required": ["row_id"]}, {"required": ["request_id"]}]
+    tensor = _object(["name", "datatype", "shape"], name=_STR, datatype=_STR,
+                     shape={"type": "array", "items": {"type": "integer"}}, data={"type": "array"},
+                     parameters=_OBJECT)
+    return {
+        "Problem": _object(["loc", "msg"], loc=_STR, line={"type": ["integer", "null"]}, msg=_STR, value={},
+                           fix=_STR),
+        "LoomlError": _object(["error", "code", "problems"], error=_STR, code=_STR, problems=problems),
+        "InferError": _object(["error"], error=_STR, problems=problems),
+        "MLflowError": _object(["error_code", "message"], error_code=_STR, message=_STR, problems=problems),
+        "Record": record,
+        "PredictRequest": _object(["records"], records=rows),
+        "PredictResponse": _object(
+            ["request_id", "model_name", "model_version", "warnings", "predictions"], request_id=_STR,
+            model_name=_STR, model_version=_STR, warnings={"type": "array", "items": _STR},
+            predictions={"type": "array", "items": _object(
+                ["request_id", "prediction"], request_id=_STR, prediction={},
+                probabilities={"type": "object", "additionalProperties": {"type": "number"}})}),
+        "MLflowScoringRequest": {"oneOf": [
+            _object(["dataframe_split"], extra=False, params=_OBJECT, dataframe_split=_object(
+                ["columns", "data"], columns={"type": "array", "minItems": 1, "items": names},
+                data={"type": "array", "items": _VALUES})),
+            _object(["dataframe_records"], extra=False, params=_OBJECT, dataframe_records=rows),
+            _object(["instances"], extra=False, params=_OBJECT, instances=rows),
+            _object(["inputs"], extra=False, params=_OBJECT, inputs={
+                "type": "object", "propertyNames": names, "additionalProperties": _VALUES})]},
+        "MLflowScoringResponse": _object(["predictions"], predictions={"type": "array"}),
+        "InferenceRequest": _object(["inputs"], id=_STR, parameters=_OBJECT, inputs={
+            "type": "array", "minItems": 1, "items": _object(
+                ["name", "shape", "datatype", "data"], name=names, parameters=_OBJECT,
+                datatype={"enum": list(protocols.DATATYPES)}, data=_VALUES,
+                shape={"type": "array", "minItems": 1, "maxItems": 2, "items": _INT})},
+            outputs={"type": "array", "items": _object(["name"], name={
+                "enum": [protocols.PREDICT, protocols.PREDICT_PROBA]}, parameters=_object(
+                    [], binary_data={"type": "boolean"}))}),
+        "InferenceResponse": _object(["model_name", "outputs"], model_name=_STR, model_version=_STR, id=_STR,
+                                     parameters=_OBJECT, outputs={"type": "array", "items": tensor}),
+        "ModelMetadata": _object(["name", "versions", "platform", "inputs", "outputs"], name=_STR,
+                                 versions={"type": "array", "items": _STR}, platform=_STR,
+                                 inputs={"type": "array", "items": tensor},
+                                 outputs={"type": "array", "items": tensor}),
+        "ServerMetadata": _object(["name", "version", "extensions"], name=_STR, version=_STR,
+                                  extensions={"type": "array", "items": _STR}),
+        "FeedbackRequest": {"anyOf": [_ref("FeedbackRecord"),
+                                      {"type": "array", "minItems": 1, "items": _ref("FeedbackRecord")}]},
+        "FeedbackRecord": feedback,
+        "FeedbackResponse": _object(["stored"], stored=_INT),
+    }

@@ -80,6 +80,7 @@ _FEEDBACK = {"row_id": pl.String, "request_id": pl.String, "row": pl.Int64, "lab
              "timestamp": pl.Datetime("us", "UTC"), "received_at": pl.Datetime("us", "UTC")}
 _FEEDBACK_KEYS = ("row_id", "request_id", "row", "label", "timestamp")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_ROW = 2**63 - 1  # the row column is Int64
 _POLL_SECONDS = 0.05  # how often the writer looks at the age of the oldest buffered row
 
 
@@ -309,8 +310,8 @@ def _parse_record(loc: str, record: Any, problems: list[Problem]) -> dict[str, A
         if value is not None and (not isinstance(value, str) or not value):
             problems.append(Problem(f"{loc}.{name}", "must be a non-empty string", value=value,
                                     fix=f"send the {name} the prediction response gave"))
-    if row is not None and (isinstance(row, bool) or not isinstance(row, int) or row < 0):
-        problems.append(Problem(f"{loc}.row", "must be an integer >= 0", value=row,
+    if row is not None and (isinstance(row, bool) or not isinstance(row, int) or not 0 <= row <= _MAX_ROW):
+        problems.append(Problem(f"{loc}.row", f"must be an integer >= 0 and <= {_MAX_ROW}", value=row,
                                 fix="send the row's index in its request (0 for the first)"))
     if key is None and request is None:
         problems.append(Problem(loc, "has neither row_id nor request_id", fix=(
@@ -354,7 +355,9 @@ def _parse_time(loc: str, value: Any, problems: list[Problem]) -> datetime | Non
 def _split_row_id(key: str) -> tuple[str | None, int | None]:
     """(request_id, row) of a "<request_id>:<row>" key; (None, None) for any other row key."""
     request, _, row = key.rpartition(":")
-    return (request, int(row)) if request and row.isdigit() else (None, None)
+    if request and row.isascii() and row.isdigit() and int(row) <= _MAX_ROW:
+        return request, int(row)
+    return None, None
 
 
 def read_predictions(root: Path, *, since: datetime | None = None, until: datetime | None = None,

@@ -37,11 +37,11 @@ from looml.serve.model import Batch, Prediction, ServedModel
 from looml.serve.predlog import row_id
 
 __all__ = [
-    "PREDICT", "PREDICT_PROBA", "InferRequest", "available_outputs", "check_body_size",
+    "DATATYPES", "PREDICT", "PREDICT_PROBA", "InferRequest", "available_outputs", "check_body_size",
     "encode_infer_response", "encode_invocations_response", "encode_predict_response", "infer_error_body",
     "mlflow_error",
     "mlflow_error_body", "model_metadata", "parse_infer_request", "parse_invocations", "parse_records",
-    "prediction_outputs", "select_outputs", "server_metadata",
+    "predict_error_body", "prediction_outputs", "select_outputs", "server_metadata",
 ]
 
 PREDICT = "predict"
@@ -56,6 +56,7 @@ _DTYPES: dict[str, str | None] = {
     "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
     "FP16": "<f2", "FP32": "<f4", "FP64": "<f8", "BYTES": None,
 }
+DATATYPES = tuple(_DTYPES)  # the OIP datatypes looml reads
 _WIRE = {name: np.dtype(code) for name, code in _DTYPES.items() if code}
 _NATIVE = {name: dtype.newbyteorder("=") for name, dtype in _WIRE.items()}
 _FLOAT = np.dtype(np.float64)
@@ -172,7 +173,7 @@ def _parse_inputs(inputs: Any, body: bytes, head_end: int, problems: list[Proble
             problems.append(Problem(loc=f"{_at(i, name)}.name", value=name,
                                     message="a second input with this name", fix="send each column once"))
         datatype = spec.get("datatype")
-        if datatype not in _DTYPES:
+        if type(datatype) is not str or datatype not in _DTYPES:
             problems.append(Problem(loc=f"{_at(i, name)}.datatype", value=datatype, message="not a datatype "
                                     f"looml reads; one of {', '.join(_DTYPES)}",
                                     fix="FP64 for numbers, BYTES for strings"))
@@ -472,7 +473,7 @@ def server_metadata() -> dict[str, Any]:
 
 def infer_error_body(exc: RequestError) -> bytes:
     """The OIP error body, `{"error": message}` (what tritonclient shows), plus the problems."""
-    return orjson.dumps({"error": exc.render(), "problems": [p.to_dict() for p in exc.problems]})
+    return orjson.dumps({"error": exc.render(), "problems": _problems(exc)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,8 +660,7 @@ def mlflow_error(exc: RequestError) -> tuple[bytes, str]:
 def mlflow_error_body(exc: RequestError) -> bytes:
     """`{"error_code": ..., "message": ...}` as MLflow writes errors, plus the problems."""
     code = _MLFLOW_CODES.get(exc.status, "INTERNAL_ERROR" if exc.status >= 500 else "BAD_REQUEST")
-    return orjson.dumps({"error_code": code, "message": exc.render(),
-                         "problems": [p.to_dict() for p in exc.problems]})
+    return orjson.dumps({"error_code": code, "message": exc.render(), "problems": _problems(exc)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,6 +701,11 @@ def encode_predict_response(model: ServedModel, request_id: str, prediction: Pre
                          "model_version": model.version, "warnings": list(warnings), "predictions": rows})
 
 
+def predict_error_body(exc: RequestError) -> bytes:
+    """looml's error body (`/predict`, `/feedback`): the message, the error code and the problems."""
+    return orjson.dumps({"error": exc.render(), "code": exc.code, "problems": _problems(exc)})
+
+
 def _class_key(value: Any) -> str:
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
@@ -732,12 +737,27 @@ def _records_batch(records: Any, loc: str) -> Batch:
     first = records[0].keys()
     if all(r.keys() == first for r in records):
         keys = list(first)
+        if not keys:
+            raise RequestError(Problem(loc=loc, message="every record is an empty object "
+                                       f"({_count(len(records), 'row')}): no column has a value",
+                                       fix='send each row as {"column": value, ...} with the model\'s '
+                                           "feature columns"), status=422)
         if len(keys) == 1:
             return {keys[0]: [r[keys[0]] for r in records]}
         by_row = map(itemgetter(*keys), records)  # transposed in C: no Python loop per value
         return dict(zip(keys, map(list, zip(*by_row, strict=True)), strict=True))
     names = dict.fromkeys(k for r in records for k in r)
     return {k: [r.get(k) for r in records] for k in names}
+
+
+def _problems(exc: RequestError) -> list[dict[str, Any]]:
+    """The problems as JSON objects; an offending integer beyond 64 bits (which orjson refuses) as text."""
+    found = [p.to_dict() for p in exc.problems]
+    for problem in found:
+        value = problem["value"]
+        if type(value) is int and not -(2**63) <= value < 2**64:
+            problem["value"] = str(value)
+    return found
 
 
 def _parameters(value: Any, loc: str, problems: list[Problem]) -> dict[str, Any]:
@@ -779,6 +799,10 @@ def _rows_problem(loc: str, found: list[tuple[int, Any]], message: str, fix: str
     return Problem(loc=f"{loc} row{'s' if len(found) > 1 else ''} {rows}{more}",
                    message=f"{message}: {values}{more} ({len(found)} row{'s' if len(found) > 1 else ''})",
                    fix=fix)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _plain_list(values: Any) -> list[Any]:
