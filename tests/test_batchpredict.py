@@ -85,7 +85,7 @@ def test_predictions_equal_the_pipeline_whatever_the_formats_and_chunks(
     assert scored.columns == ["customer_id", "prediction", "proba_no", "proba_yes"]
     assert scored["customer_id"].to_list() == batch["customer_id"].to_list()
     assert scored["prediction"].to_list() == labels.tolist()
-    np.testing.assert_allclose(scored.select("proba_no", "proba_yes").to_numpy(), proba, rtol=1e-12)
+    np.testing.assert_allclose(scored.select("proba_no", "proba_yes").to_numpy(), proba, rtol=0, atol=1e-9)
     assert (result.rows, result.scored, result.rejected) == (500, 500, 0)
     assert (result.model_name, result.model_version) == ("churn", "1")
     total = 500 if given == "parquet" else None
@@ -239,6 +239,18 @@ def test_an_unreadable_file_names_the_file(project: Path, tmp_path: Path) -> Non
 
     with pytest.raises(DataError, match=r"--data: cannot read the file as parquet: .*broken.parquet"):
         predict(project, str(tmp_path / "broken.parquet"), tmp_path / "out.csv")
+
+
+def test_a_csv_id_that_changes_type_late_in_the_file_is_named(project: Path, tmp_path: Path) -> None:
+    frame = churn(rows=10_050, seed=2).drop("label")
+    ids = [str(i) for i in range(10_040)] + [f"x{i}" for i in range(10)]
+    frame.with_columns(pl.Series("customer_id", ids)).write_csv(tmp_path / "late.csv")
+
+    with pytest.raises(DataError, match=r"--data: cannot read the file as csv: .*\n    fix: check that the "
+                                        r"file is valid csv; an id column must keep the type of its first "
+                                        r"10,000 values"):
+        predict(project, str(tmp_path / "late.csv"), tmp_path / "out.csv", chunk_rows=5000)
+    assert not (tmp_path / "out.csv").exists() and leftovers(tmp_path) == []
 
 
 def test_an_unknown_version_is_a_registry_error(project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:

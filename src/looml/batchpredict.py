@@ -206,10 +206,10 @@ def _guard(read: Callable[[], Any], path: Path, fmt: str, where: str) -> Any:
         return read()
     except (pl.exceptions.PolarsError, OSError) as exc:
         cause = str(exc).strip().split("\n\n")[0]  # Polars appends tips about its own API
+        fix = f"check that the file is valid {fmt}" + (
+            "; an id column must keep the type of its first 10,000 values" if fmt == "csv" else "")
         raise DataError(Problem(loc=where, value=str(path), message=f"cannot read the file as {fmt}: {cause}",
-                                fix=f"check that the file is valid {fmt}; a value that does not fit the type "
-                                    "of its column in the first 10,000 rows must be fixed (id columns)"
-                                )) from exc
+                                fix=fix)) from exc
 
 
 # --- scoring ------------------------------------------------------------------------------------
