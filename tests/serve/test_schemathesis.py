@@ -8,6 +8,7 @@ test per server error it found. For a longer local search:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -40,7 +41,7 @@ CONFIG = {
     "seed": int(os.environ.get("FUZZ_SEED", "20251122")),
     # deterministic: Hypothesis derandomized, so CI runs the same requests every time
     "generation": {"deterministic": True, "database": "none",
-                   "max-examples": int(os.environ.get("FUZZ_EXAMPLES", "40"))},
+                   "max-examples": int(os.environ.get("FUZZ_EXAMPLES", "50"))},
     "phases": {"stateful": {"enabled": False}},
     "parameters": {"name": "tiny", "model_version": "1"},  # the served model, so requests reach it
 }
@@ -211,3 +212,18 @@ def test_the_fixed_checks_raise_request_errors_naming_the_problem(server: Server
     # same offset written two ways, and times all in UTC: accepted
     assert validate_batch({"tenure": [1, 2], "plan": ["basic", "pro"], "charges": [1, 2],
                            "joined": ["2024-01-05T10:00:00Z", "2024-01-05T11:00:00+00:00"]}, model, 10) == []
+
+
+@pytest.mark.xfail(reason="learn/features.py _coerce parses datetimes without utc=True, so requests "
+                          "with different UTC offsets, each valid alone, fail together (500) when the "
+                          "micro-batcher merges them; fix there, then drop this mark and validation's "
+                          "offset rule")
+def test_concurrent_requests_with_different_utc_offsets_are_each_scored(server: Server) -> None:
+    bodies = [{"records": [{**ROW, "joined": "2024-01-05T10:00:00+01:00" if i % 2 else "2024-01-05"}]}
+              for i in range(20)]
+
+    async def send() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            return await asyncio.gather(*[client.post("/predict", json=body) for body in bodies])
+
+    assert [r.status_code for r in asyncio.run(send())] == [200] * 20

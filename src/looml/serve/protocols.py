@@ -738,10 +738,10 @@ def _records_batch(records: Any, loc: str) -> Batch:
     if all(r.keys() == first for r in records):
         keys = list(first)
         if not keys:
-            raise RequestError(Problem(loc=loc, message="every record is an empty object "
-                                       f"({_count(len(records), 'row')}): no column has a value",
-                                       fix='send each row as {"column": value, ...} with the model\'s '
-                                           "feature columns"), status=422)
+            rows = f"{len(records)} row{'s' if len(records) > 1 else ''}"
+            raise RequestError(Problem(loc=loc, message=f"every record is an empty object ({rows}): no "
+                                       "column has a value", fix='send each row as {"column": value, ...} '
+                                       "with the model's feature columns"), status=422)
         if len(keys) == 1:
             return {keys[0]: [r[keys[0]] for r in records]}
         by_row = map(itemgetter(*keys), records)  # transposed in C: no Python loop per value
@@ -799,10 +799,6 @@ def _rows_problem(loc: str, found: list[tuple[int, Any]], message: str, fix: str
     return Problem(loc=f"{loc} row{'s' if len(found) > 1 else ''} {rows}{more}",
                    message=f"{message}: {values}{more} ({len(found)} row{'s' if len(found) > 1 else ''})",
                    fix=fix)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _plain_list(values: Any) -> list[Any]:
