@@ -95,7 +95,9 @@ def _coerce(values: pd.Series, kind: str) -> pd.Series:
         return values.astype("float64")
     if kind == "datetime":
         if not pd.api.types.is_datetime64_any_dtype(values):
-            values = pd.to_datetime(values, errors="coerce", format="mixed")
+            # utc=True: times with different offsets (a daylight-saving change) in one column
+            # become UTC instant by instant; naive times are read as UTC, as before.
+            values = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values

@@ -81,10 +81,13 @@ class MicroBatcher:
         try:
             batch = group[0].batch if len(group) == 1 else _concat([g.batch for g in group], model)
             prediction = model.predict(batch)
-        except Exception as exc:  # every waiting request gets the error, none hangs
-            for item in group:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+        except Exception as exc:
+            if len(group) > 1:  # one bad request must not fail the others: score each alone
+                for item in group:
+                    self._run(model, [item])
+                return
+            if not group[0].future.done():
+                group[0].future.set_exception(exc)
             return
         start = 0
         for item in group:

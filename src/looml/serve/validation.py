@@ -28,7 +28,7 @@ import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -276,14 +276,14 @@ def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: 
     missing: list[int] = []
     bad: list[tuple[int, Any]] = []
     unparsed: list[tuple[int, str]] = []
-    known: dict[str, str | bool] = {}  # text -> its UTC offset ("" for none), False: not ISO 8601
+    known: dict[str, bool] = {}  # text -> whether it is ISO 8601
     for row, value in enumerate(values):
         kind = type(value)
         if kind is str:
-            zone = known.get(value)
-            if zone is None:
-                zone = known[value] = _iso_zone(value)
-            if zone is False:
+            iso = known.get(value)
+            if iso is None:
+                iso = known[value] = _is_iso(value)
+            if not iso:
                 if value.strip():
                     unparsed.append((row, value))
                 else:
@@ -292,77 +292,30 @@ def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: 
             missing.append(row)
         elif not isinstance(value, datetime | date | np.datetime64):
             bad.append((row, value))
-    zones: set[str] | None = {zone for zone in known.values() if zone is not False}
     if unparsed:
-        not_dates, other_zones = _unparseable(unparsed)
-        bad += not_dates
-        zones = None if other_zones is None else zones | other_zones
+        bad += _unparseable(unparsed)
     if bad:
         problems.append(_problem(col, sorted(bad, key=lambda p: p[0]), "not a date",
                                  'send dates as ISO 8601 text, such as "2024-05-01" or '
                                  '"2024-05-01T12:30:00", null where missing'))
-    if zones is None or len(zones) > 1:
-        problems.append(_mixed_zones(col, values, known))
     _check_missing(col, missing, problems)
 
 
-def _iso_zone(text: str) -> str | bool:
-    """The UTC offset of ISO 8601 text as "UTC+01:00" ("" without one); False if it is not ISO 8601."""
+def _is_iso(text: str) -> bool:
     try:
-        stamp = datetime.fromisoformat(text)
+        datetime.fromisoformat(text)
     except ValueError:
         return False
-    return "" if stamp.tzinfo is None else _offset_name(stamp.tzinfo)
+    return True
 
 
-def _offset_name(zone: tzinfo) -> str:
-    """A fixed UTC offset as "UTC+01:00" (pandas and Python print them differently)."""
-    offset = zone.utcoffset(None)
-    if offset is None:
-        return str(zone)
-    seconds = int(abs(offset).total_seconds())
-    text = f"UTC{'-' if offset.days < 0 else '+'}{seconds // 3600:02d}:{seconds // 60 % 60:02d}"
-    return text + (f":{seconds % 60:02d}" if seconds % 60 else "")
-
-
-def _unparseable(found: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], set[str] | None]:
-    """The values pandas cannot read as dates either (the pipeline parses with pandas), and the
-    UTC offset of those it reads (a set of one, empty if none reads; None: several offsets)."""
+def _unparseable(found: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The values pandas cannot read as dates either (the pipeline parses with pandas, in UTC)."""
     import pandas as pd
 
-    texts = pd.Series([v for _, v in found], dtype=object)
-    try:
-        parsed = pd.to_datetime(texts, errors="coerce", format="mixed")
-        zone = getattr(parsed.dt, "tz", None)
-        zones: set[str] | None = {"" if zone is None else _offset_name(zone)} if parsed.notna().any() \
-            else set()
-    except ValueError:  # several UTC offsets, which the pipeline cannot parse either
-        parsed = pd.to_datetime(texts, errors="coerce", format="mixed", utc=True)
-        zones = None
-    return [pair for pair, stamp in zip(found, parsed.isna().tolist(), strict=True) if stamp], zones
-
-
-def _mixed_zones(col: _Column, values: Sequence[Any], known: dict[str, str | bool]) -> Problem:
-    """Times with different UTC offsets (or with and without one): pandas, as the pipeline calls
-    it, refuses to put them in one column."""
-    import pandas as pd
-
-    rows: dict[str, list[int]] = {}
-    for row, value in enumerate(values):
-        zone = known.get(value) if type(value) is str and value.strip() else None
-        if zone is False:  # text pandas reads (or not: then it is reported as not a date)
-            try:
-                stamp = pd.Timestamp(value)
-                zone = "" if stamp.tzinfo is None else _offset_name(stamp.tzinfo)
-            except (ValueError, OverflowError):
-                continue
-        if zone is not None:
-            rows.setdefault(zone or "no offset", []).append(row)
-    found = "; ".join(f"{zone} in row{_s(where)} {_rows(where)}" for zone, where in rows.items())
-    return Problem(loc=f"columns.{col.name}", message=f"times with different UTC offsets in one request "
-                   f"({found}): the model reads a column of one offset only",
-                   fix='send every time in UTC (such as "2024-05-01T12:30:00Z"), or every time without '
-                       "an offset")
+    parsed = pd.to_datetime(pd.Series([v for _, v in found], dtype=object), errors="coerce",
+                            format="mixed", utc=True)
+    return [pair for pair, stamp in zip(found, parsed.isna().tolist(), strict=True) if stamp]
 
 
 # ---------------------------------------------------------------------------------------------
