@@ -250,9 +250,11 @@ def _clean_categories(col: _Column, values: Sequence[Any]) -> bool:
         distinct = set(values)
     except TypeError:  # an unhashable value (a list or an object): the scan names it
         return False
-    if col.domain is None:
-        return col.nullable or not any(v is None or (type(v) is float and v != v) for v in distinct)
-    return all(type(v) is str and v in col.domain for v in distinct)
+    gaps = [v for v in distinct if v is None or (type(v) is float and v != v)]
+    if gaps and not col.nullable:
+        return False
+    return col.domain is None or all(type(v) is str and v in col.domain for v in distinct
+                                     if not (v is None or (type(v) is float and v != v)))
 
 
 def _category(value: Any) -> str:
