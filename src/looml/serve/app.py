@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import gc
 import logging
 import os
 import time
@@ -61,6 +62,7 @@ class ModelHolder:
         """Load the pinned version or the champion now."""
         self.model = self.loader(self.tracking_uri, self.name, self.pinned)
         self.error = None
+        _settle()
 
     async def follow(self, interval: float) -> None:
         """Poll the alias; load a new champion off the event loop, then swap."""
@@ -72,6 +74,7 @@ class ModelHolder:
                     new = await asyncio.to_thread(self.loader, self.tracking_uri, self.name, current)
                     old = self.model.version if self.model else None
                     self.model, self.error = new, None
+                    _settle()
                     log.info("serving %s version %s (was %s)", self.name, new.version, old)
             except Exception as exc:  # keep serving the old model; say why on /v2/health/ready
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -298,6 +301,13 @@ def create_app(spec: Spec, *, version: str | None = None,
     app.state.holder = holder
     app.state.batcher = batcher
     return app
+
+
+def _settle() -> None:
+    """Move the loaded model's objects out of the collector's reach: full collections over them
+    took 70-310 ms every few seconds and were the server's p99 (bench/serve.py)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _endpoint(request: Request) -> str:

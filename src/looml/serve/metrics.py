@@ -75,7 +75,9 @@ class ServerMetrics:
         self.rows.labels(model.name, model.version).inc(rows)
         self.batch_rows.observe(rows)
         self.batch_requests.observe(gathered)
-        if model.task == "classification":
+        if model.task == "classification" and rows == 1:
+            self.classes.labels(model.name, model.version, str(prediction.labels[0])).inc()
+        elif model.task == "classification":
             labels, counts = np.unique(np.asarray(prediction.labels).astype(str), return_counts=True)
             for label, count in zip(labels, counts, strict=True):
                 self.classes.labels(model.name, model.version, label).inc(int(count))
