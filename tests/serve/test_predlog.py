@@ -99,6 +99,18 @@ def test_every_appended_row_is_logged_after_close(tmp_path: Path) -> None:
     assert log.dropped == 3
 
 
+def test_a_scoring_call_that_served_several_requests_logs_each_under_its_own_id(tmp_path: Path) -> None:
+    merged = rows("unused", n=5)
+    log = PredictionLog(tmp_path, spec())
+    log.append(RowsToLog(("a", "b", "c"), NOON, "churn", "1", ("/predict", "v2", "/predict"),
+                         FEATURES, merged.batch, merged.prediction, ["no", "yes"], request_rows=(2, 1, 2)))
+    log.close()
+    frame = read_predictions(tmp_path).sort("request_id", "row")
+    assert frame["row_id"].to_list() == ["a:0", "a:1", "b:0", "c:0", "c:1"]
+    assert frame["endpoint"].to_list() == ["/predict", "/predict", "v2", "/predict", "/predict"]
+    assert frame["age"].to_list() == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
 def test_values_are_typed_by_feature_kind(tmp_path: Path) -> None:
     features = {"age": "numeric", "city": "categorical", "seen": "datetime", "timestamp": "numeric"}
     batch = {"age": [1, "2.5", "abc", None, True], "city": ["x", 3, None, float("nan"), False],

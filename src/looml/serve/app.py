@@ -88,12 +88,22 @@ def create_app(spec: Spec, *, version: str | None = None,
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
     pinned = version or settings.version
     holder = ModelHolder(tracking_uri, spec.registry.model_name, pinned, loader)
-    batcher = MicroBatcher(settings.batching.max_batch_rows, settings.batching.max_wait_ms,
-                           settings.batching.enabled)
     logs_root = spec.project_dir / ".looml" / "logs"
     predictions = PredictionLog(logs_root, settings.log) if settings.log.enabled else None
     feedback = FeedbackStore(logs_root)
     metrics = ServerMetrics(predictions)
+
+    def scored(model: ServedModel, batch: Batch, prediction: Prediction, callers: list[_Caller]) -> None:
+        metrics.scored(model, prediction, [c.rows for c in callers])
+        if predictions is not None:
+            predictions.append(RowsToLog(
+                request_id=tuple(c.request_id for c in callers), timestamp=datetime.now(UTC),
+                model_name=model.name, model_version=model.version,
+                endpoint=tuple(c.endpoint for c in callers), features=model.features, batch=batch,
+                prediction=prediction, classes=model.classes, request_rows=tuple(c.rows for c in callers)))
+
+    batcher = MicroBatcher(settings.batching.max_batch_rows, settings.batching.max_wait_ms,
+                           settings.batching.enabled, on_scored=scored)
     token = os.environ.get(settings.auth_token_env) if settings.auth_token_env else None
     if settings.auth_token_env and not token:
         raise RequestError(Problem(loc="serve.auth_token_env", value=settings.auth_token_env,
@@ -118,21 +128,6 @@ def create_app(spec: Spec, *, version: str | None = None,
                   description="Open Inference Protocol v2, MLflow scoring and plain JSON predictions "
                               "for a looml model.")
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        started = time.perf_counter()
-        request.state.request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        response = await call_next(request)
-        seconds = time.perf_counter() - started
-        endpoint = _endpoint(request)
-        metrics.request(endpoint, response.status_code, seconds)
-        response.headers["x-request-id"] = request.state.request_id
-        if access.isEnabledFor(logging.INFO):
-            access.info(orjson.dumps({"method": request.method, "path": request.url.path,
-                                      "status": response.status_code, "ms": round(seconds * 1000, 3),
-                                      "request_id": request.state.request_id}).decode())
-        return response
-
     def current() -> ServedModel:
         if holder.model is None:
             raise RequestError(Problem(loc="model", message="the model is not loaded yet",
@@ -156,14 +151,8 @@ def create_app(spec: Spec, *, version: str | None = None,
     async def score(request: Request, model: ServedModel, batch: Batch, endpoint: str) -> tuple[
             Prediction, list[str]]:
         warnings = validate_batch(batch, model, settings.max_rows)
-        prediction = await batcher.score(model, batch)
-        metrics.scored(model, batch_rows(batch), prediction, batcher.last_batch_requests)
-        if predictions is not None:
-            predictions.append(RowsToLog(
-                request_id=request.state.request_id, timestamp=datetime.now(UTC), model_name=model.name,
-                model_version=model.version, endpoint=endpoint, features=model.features, batch=batch,
-                prediction=prediction, classes=model.classes))
-        return prediction, warnings
+        caller = _Caller(request.state.request_id, endpoint, batch_rows(batch))
+        return await batcher.score(model, batch, caller), warnings
 
     # --- Open Inference Protocol v2 ---------------------------------------------------------
 
@@ -297,10 +286,63 @@ def create_app(spec: Spec, *, version: str | None = None,
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.add_middleware(_Observe, metrics=metrics)
     app.state.openapi_of = None
     app.state.holder = holder
     app.state.batcher = batcher
     return app
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """Who asked for a scored batch's rows: what the prediction log and metrics need per request."""
+
+    request_id: str
+    endpoint: str
+    rows: int
+
+
+class _Observe:
+    """Request id, metrics and the access log for every HTTP request, as plain ASGI.
+
+    The request id (the `x-request-id` header, or a new one) is kept in the scope's state, where
+    `request.state.request_id` reads it, and sent back as `x-request-id`. A plain ASGI
+    middleware costs a few microseconds; `@app.middleware("http")` cost about 0.6 ms of CPU
+    per request (bench/serve.py).
+    """
+
+    def __init__(self, app: Callable[..., Any], metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
+                       send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        state = scope.setdefault("state", {})
+        state["request_id"] = given.decode("latin-1") if given else uuid.uuid4().hex
+        status = 500
+
+        async def send_observed(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", state["request_id"].encode("latin-1"))]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.request(getattr(scope.get("route"), "path", "unmatched"), status, seconds)
+            if access.isEnabledFor(logging.INFO):
+                access.info(orjson.dumps({"method": scope["method"], "path": scope["path"], "status": status,
+                                          "ms": round(seconds * 1000, 3),
+                                          "request_id": state["request_id"]}).decode())
 
 
 def _settle() -> None:
@@ -308,11 +350,6 @@ def _settle() -> None:
     took 70-310 ms every few seconds and were the server's p99 (bench/serve.py)."""
     gc.collect()
     gc.freeze()
-
-
-def _endpoint(request: Request) -> str:
-    route = request.scope.get("route")
-    return getattr(route, "path", "unmatched")
 
 
 def _json(obj: Any) -> Response:

@@ -69,13 +69,14 @@ class ServerMetrics:
         self.requests.labels(endpoint, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
 
-    def scored(self, model: ServedModel, rows: int, prediction: Prediction, gathered: int) -> None:
-        """Count the rows of one scored request and summarise its predictions."""
+    def scored(self, model: ServedModel, prediction: Prediction, request_rows: list[int]) -> None:
+        """Count one scoring call: the rows of each request it served, and its predictions."""
         self.serving(model)
-        self.rows.labels(model.name, model.version).inc(rows)
-        self.batch_rows.observe(rows)
-        self.batch_requests.observe(gathered)
-        if model.task == "classification" and rows == 1:
+        self.rows.labels(model.name, model.version).inc(len(prediction.labels))
+        for rows in request_rows:
+            self.batch_rows.observe(rows)
+        self.batch_requests.observe(len(request_rows))
+        if model.task == "classification" and len(prediction.labels) == 1:
             self.classes.labels(model.name, model.version, str(prediction.labels[0])).inc()
         elif model.task == "classification":
             labels, counts = np.unique(np.asarray(prediction.labels).astype(str), return_counts=True)

@@ -114,22 +114,35 @@ def label_text(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class RowsToLog:
-    """One scored request, as the server hands it to the log (references, not copies)."""
+    """One scoring call, as the server hands it to the log (references, not copies).
 
-    request_id: str
+    A call that served several requests (micro-batching) gives their ids and endpoints as
+    tuples, in row order, with `request_rows` holding each request's row count.
+    """
+
+    request_id: str | tuple[str, ...]
     timestamp: datetime  # UTC; a naive datetime is taken as UTC
     model_name: str
     model_version: str
-    endpoint: str
+    endpoint: str | tuple[str, ...]
     features: dict[str, str]  # column -> numeric | categorical | datetime, the model's features
     batch: Batch
     prediction: Prediction
     classes: list[Any] | None = None  # None for regression
+    request_rows: tuple[int, ...] = ()
 
     @property
     def rows(self) -> int:
         """How many rows were scored."""
         return len(self.prediction.labels)
+
+    def callers(self) -> list[tuple[str, str, int]]:
+        """(request id, endpoint, rows) of each request served, in row order."""
+        if isinstance(self.request_id, str):
+            return [(self.request_id, str(self.endpoint), self.rows)]
+        endpoints = ((self.endpoint,) * len(self.request_id) if isinstance(self.endpoint, str)
+                     else self.endpoint)
+        return list(zip(self.request_id, endpoints, self.request_rows, strict=True))
 
 
 class PredictionLog:
@@ -504,16 +517,14 @@ def _frame(taken: list[RowsToLog]) -> pl.DataFrame:
 
 def _group_frame(items: list[RowsToLog]) -> pl.DataFrame:
     """The log rows of requests that share features and classes."""
-    counts = np.array([item.rows for item in items], dtype=np.int64)
-    which = np.repeat(np.arange(len(items)), counts)
-    meta = pl.DataFrame({
-        "request_id": [item.request_id for item in items],
-        "timestamp": [(_utc(item.timestamp) - _EPOCH) // timedelta(microseconds=1) for item in items],
-        "model_name": [item.model_name for item in items],
-        "model_version": [item.model_version for item in items],
-        "endpoint": [item.endpoint for item in items],
-    }, schema_overrides={"request_id": pl.String, "timestamp": pl.Int64, "model_name": pl.String,
-                         "model_version": pl.String, "endpoint": pl.String})[which]
+    callers = [(*caller, (_utc(item.timestamp) - _EPOCH) // timedelta(microseconds=1), item.model_name,
+                item.model_version) for item in items for caller in item.callers()]
+    meta = pl.DataFrame(callers, schema={"request_id": pl.String, "endpoint": pl.String, "rows": pl.Int64,
+                                         "timestamp": pl.Int64, "model_name": pl.String,
+                                         "model_version": pl.String}, orient="row")
+    counts = meta["rows"].to_numpy()
+    which = np.repeat(np.arange(len(callers)), counts)
+    meta = meta.drop("rows")[which]
     rows = np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts)
     columns: dict[str, pl.Series] = {}
     for name, kind in items[0].features.items():
