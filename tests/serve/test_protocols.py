@@ -21,7 +21,9 @@ import tritonclient.http as httpclient
 
 import looml
 from looml.errors import RequestError
+from looml.serve import mlflow_scoring as M
 from looml.serve import protocols as P
+from looml.serve import wire as W
 from looml.serve.model import Prediction, ServedModel, load_model
 from looml.serve.predlog import row_id
 from looml.serve.validation import validate_batch
@@ -449,29 +451,29 @@ MLFLOW_BODIES = {
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
                                           "Application/JSON;charset=UTF-8", None])
 def test_every_mlflow_json_format_gives_the_same_batch(name: str, content_type: str | None) -> None:
-    batch, params = P.parse_invocations(orjson.dumps(MLFLOW_BODIES[name]), content_type, ["age", "city"])
+    batch, params = M.parse_invocations(orjson.dumps(MLFLOW_BODIES[name]), content_type, ["age", "city"])
     assert batch == {"age": [34.0, 22.0], "city": ["a", "b"]} and params is None
 
 
 def test_mlflow_csv_and_parquet_bodies() -> None:
-    batch, params = P.parse_invocations(b"age,city\n34.0,a\n22.0,b\n", "text/csv")
+    batch, params = M.parse_invocations(b"age,city\n34.0,a\n22.0,b\n", "text/csv")
     assert batch == {"age": ["34.0", "22.0"], "city": ["a", "b"]} and params is None
     csv_text = pd.DataFrame({"age": [34.0, None], "city": ["a, b", "c"]}).to_csv(index=False)
-    batch, _ = P.parse_invocations(("\ufeff" + csv_text).encode(), "text/csv; charset=utf-8")
+    batch, _ = M.parse_invocations(("\ufeff" + csv_text).encode(), "text/csv; charset=utf-8")
     assert batch == {"age": ["34.0", None], "city": ["a, b", "c"]}
-    assert P.parse_invocations(b"age,city\n", "text/csv")[0] == {"age": [], "city": []}
+    assert M.parse_invocations(b"age,city\n", "text/csv")[0] == {"age": [], "city": []}
     sink = io.BytesIO()
     pq.write_table(pa.table({"age": [34.0, 22.0], "city": ["a", "b"]}), sink)
-    batch, _ = P.parse_invocations(sink.getvalue(), "application/vnd.apache.parquet")
+    batch, _ = M.parse_invocations(sink.getvalue(), "application/vnd.apache.parquet")
     assert batch == {"age": [34.0, 22.0], "city": ["a", "b"]}
 
 
 def test_mlflow_params_single_rows_and_single_feature_tensors() -> None:
     body = orjson.dumps({"inputs": {"age": 34.0, "city": "a"}, "params": {"threshold": 0.3}})
-    assert P.parse_invocations(body, "application/json") == (
+    assert M.parse_invocations(body, "application/json") == (
         {"age": [34.0], "city": ["a"]}, {"threshold": 0.3})
-    assert P.parse_invocations(b'{"instances": [1.0, 2.0]}', None, ["age"])[0] == {"age": [1.0, 2.0]}
-    assert P.parse_invocations(b'{"dataframe_records": [{"a": 1}, {"b": 2}]}', None)[0] == {
+    assert M.parse_invocations(b'{"instances": [1.0, 2.0]}', None, ["age"])[0] == {"age": [1.0, 2.0]}
+    assert M.parse_invocations(b'{"dataframe_records": [{"a": 1}, {"b": 2}]}', None)[0] == {
         "a": [1, None], "b": [None, 2]}
 
 
@@ -487,9 +489,9 @@ def test_mlflow_params_single_rows_and_single_feature_tensors() -> None:
 ])
 def test_other_media_types_and_charsets_are_415_with_mlflows_message(content_type: str, message: str) -> None:
     with pytest.raises(RequestError, match=re.escape(message)) as info:
-        P.parse_invocations(b"{}", content_type)
+        M.parse_invocations(b"{}", content_type)
     assert info.value.status == 415
-    body, media_type = P.mlflow_error(info.value)
+    body, media_type = M.mlflow_error(info.value)
     assert media_type == "text/plain" and body.decode().startswith(message)
 
 
@@ -518,13 +520,13 @@ def test_other_media_types_and_charsets_are_415_with_mlflows_message(content_typ
 ])
 def test_malformed_mlflow_bodies_are_400(body: bytes, match: str) -> None:
     with raises(match):
-        P.parse_invocations(body, "application/json")
+        M.parse_invocations(body, "application/json")
 
 
 def test_rows_of_the_wrong_width_against_the_models_features() -> None:
     with raises(r"inputs row 0: rows whose number of values differs from the model's 2 features "
                 r"\(age, city\)"):
-        P.parse_invocations(b'{"inputs": [[1, "a", 3]]}', None, ["age", "city"])
+        M.parse_invocations(b'{"inputs": [[1, "a", 3]]}', None, ["age", "city"])
 
 
 @pytest.mark.parametrize(("body", "content_type", "match"), [
@@ -536,21 +538,21 @@ def test_rows_of_the_wrong_width_against_the_models_features() -> None:
 ])
 def test_malformed_csv_and_parquet_are_400(body: bytes, content_type: str, match: str) -> None:
     with raises(match):
-        P.parse_invocations(body, content_type)
+        M.parse_invocations(body, content_type)
 
 
 def test_mlflow_error_bodies_and_the_predictions_response() -> None:
     with pytest.raises(RequestError) as info:
-        P.parse_invocations(b'{"data": 1}', "application/json")
-    doc = orjson.loads(P.mlflow_error_body(info.value))
+        M.parse_invocations(b'{"data": 1}', "application/json")
+    doc = orjson.loads(M.mlflow_error_body(info.value))
     assert doc["error_code"] == "BAD_REQUEST" and "Received dictionary with input fields" in doc["message"]
     schema_error = RequestError("columns.age: missing", status=422)
-    assert orjson.loads(P.mlflow_error_body(schema_error))["error_code"] == "INVALID_PARAMETER_VALUE"
-    assert P.mlflow_error(schema_error)[1] == "application/json"
-    assert orjson.loads(P.mlflow_error_body(RequestError("x", status=503)))["error_code"] == "INTERNAL_ERROR"
+    assert orjson.loads(M.mlflow_error_body(schema_error))["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert M.mlflow_error(schema_error)[1] == "application/json"
+    assert orjson.loads(M.mlflow_error_body(RequestError("x", status=503)))["error_code"] == "INTERNAL_ERROR"
     prediction = Prediction(labels=np.array(["yes", "no"], dtype=object), proba=np.array([[0.2, 0.8]] * 2))
-    assert P.encode_invocations_response(prediction) == b'{"predictions":["yes","no"]}'
-    assert P.encode_invocations_response(Prediction(labels=np.array([1, 0]))) == b'{"predictions":[1,0]}'
+    assert M.encode_invocations_response(prediction) == b'{"predictions":["yes","no"]}'
+    assert M.encode_invocations_response(Prediction(labels=np.array([1, 0]))) == b'{"predictions":[1,0]}'
 
 
 @pytest.mark.parametrize("name", ["dataframe_split", "instances as lists", "inputs"])
@@ -560,17 +562,17 @@ def test_an_mlflow_request_end_to_end_matches_the_pipeline(model: ServedModel, n
         *ROWS.values(), strict=True)))}},
               "instances as lists": {"instances": list(map(list, zip(*ROWS.values(), strict=True)))},
               "inputs": {"inputs": ROWS}}
-    batch, _ = P.parse_invocations(orjson.dumps(bodies[name]), "application/json", list(model.features))
+    batch, _ = M.parse_invocations(orjson.dumps(bodies[name]), "application/json", list(model.features))
     validate_batch(batch, model, 100)
-    body = P.encode_invocations_response(model.predict(batch))
+    body = M.encode_invocations_response(model.predict(batch))
     assert orjson.loads(body) == {"predictions": reference_labels(model).tolist()}
 
 
 def test_an_mlflow_csv_request_end_to_end_matches_the_pipeline(model: ServedModel) -> None:
     text = pd.DataFrame(ROWS).to_csv(index=False).encode()
-    batch, _ = P.parse_invocations(text, "text/csv", list(model.features))
+    batch, _ = M.parse_invocations(text, "text/csv", list(model.features))
     assert validate_batch(batch, model, 100) == []
-    assert orjson.loads(P.encode_invocations_response(model.predict(batch)))["predictions"] == \
+    assert orjson.loads(M.encode_invocations_response(model.predict(batch)))["predictions"] == \
         reference_labels(model).tolist()
 
 
@@ -631,6 +633,6 @@ def test_the_predict_response_of_a_regressor_and_of_boolean_classes() -> None:
 
 
 def test_a_body_over_the_limit_is_413() -> None:
-    P.check_body_size(1024, 1024)
+    W.check_body_size(1024, 1024)
     with raises(r"body: 1025 bytes, more than the server's limit of 1024", status=413):
-        P.check_body_size(1025, 1024)
+        W.check_body_size(1025, 1024)

@@ -31,7 +31,7 @@ from fastapi.responses import PlainTextResponse
 
 from looml import __version__
 from looml.errors import Problem, RequestError
-from looml.serve import protocols
+from looml.serve import mlflow_scoring, protocols, wire
 from looml.serve.batching import MicroBatcher
 from looml.serve.metrics import ServerMetrics
 from looml.serve.model import Batch, Prediction, ServedModel, batch_rows, load_model
@@ -143,9 +143,9 @@ def create_app(spec: Spec, *, version: str | None = None,
     async def body_of(request: Request) -> bytes:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit():
-            protocols.check_body_size(int(declared), settings.max_body_bytes)
+            wire.check_body_size(int(declared), settings.max_body_bytes)
         body = await request.body()
-        protocols.check_body_size(len(body), settings.max_body_bytes)
+        wire.check_body_size(len(body), settings.max_body_bytes)
         return body
 
     async def score(request: Request, model: ServedModel, batch: Batch, endpoint: str) -> tuple[
@@ -234,10 +234,10 @@ def create_app(spec: Spec, *, version: str | None = None,
     async def invocations(request: Request) -> Response:
         authorize(request)
         model = current()
-        batch, _params = protocols.parse_invocations(
+        batch, _params = mlflow_scoring.parse_invocations(
             await body_of(request), request.headers.get("content-type"), list(model.features))
         prediction, _ = await score(request, model, batch, "invocations")
-        return Response(protocols.encode_invocations_response(prediction), media_type=_JSON)
+        return Response(mlflow_scoring.encode_invocations_response(prediction), media_type=_JSON)
 
     # --- looml ---------------------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ def create_app(spec: Spec, *, version: str | None = None,
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> Response:
         if request.url.path == "/invocations":
-            body, media_type = protocols.mlflow_error(exc)
+            body, media_type = mlflow_scoring.mlflow_error(exc)
             return Response(body, status_code=exc.status, media_type=media_type)
         if request.url.path.startswith("/v2"):
             return Response(protocols.infer_error_body(exc), status_code=exc.status, media_type=_JSON)

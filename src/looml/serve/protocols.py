@@ -4,29 +4,24 @@
         parse_infer_request(body, header_length) -> InferRequest
         select_outputs(request, available) -> [output name]
         encode_infer_response(...) -> (body, headers);  model_metadata(model);  server_metadata()
-    MLflow scoring server                                   /invocations
-        parse_invocations(body, content_type, features) -> (Batch, params)
-        encode_invocations_response(prediction);  mlflow_error(exc) / mlflow_error_body(exc)
     looml's own                                             /predict
         parse_records(body) -> Batch;  encode_predict_response(model, request_id, prediction)
 
 Every body is parsed as JSON whatever its Content-Type says (the sync tritonclient sends
-none), except where MLflow's content types decide. A malformed body raises
+none). A malformed body raises
 `RequestError` (400; 413 too large; 415 media type) listing every problem found in it.
 Rows are counted from 0, in request order. Numeric OIP inputs become numpy arrays of their
 declared type; every other column is the list of JSON values the client sent.
-The exact contracts, checked against the real clients: shared/reference/protocols.md 1-2.
+The exact contracts, checked against the real clients: shared/reference/protocols.md 1.
+The MLflow scoring format is in `looml.serve.mlflow_scoring`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -35,19 +30,27 @@ import orjson
 from looml.errors import Problem, RequestError, did_you_mean
 from looml.serve.model import Batch, Prediction, ServedModel
 from looml.serve.predlog import row_id
+from looml.serve.wire import (
+    kind_of,
+    load_json,
+    number_like,
+    parameters_of,
+    plain_list,
+    problems_json,
+    records_batch,
+    rows_problem,
+)
 
 __all__ = [
-    "DATATYPES", "PREDICT", "PREDICT_PROBA", "InferRequest", "available_outputs", "check_body_size",
-    "encode_infer_response", "encode_invocations_response", "encode_predict_response", "infer_error_body",
-    "mlflow_error",
-    "mlflow_error_body", "model_metadata", "parse_infer_request", "parse_invocations", "parse_records",
+    "DATATYPES", "PREDICT", "PREDICT_PROBA", "InferRequest", "available_outputs",
+    "encode_infer_response", "encode_predict_response", "infer_error_body", "model_metadata",
+    "parse_infer_request", "parse_records",
     "predict_error_body", "prediction_outputs", "select_outputs", "server_metadata",
 ]
 
 PREDICT = "predict"
 PREDICT_PROBA = "predict_proba"
 BINARY_HEADER = "Inference-Header-Content-Length"
-_SHOWN = 5  # offending rows or values named in one message; the rest are counted
 _LENGTH = struct.Struct("<I")  # the length before each element of a binary BYTES tensor
 
 # Little-endian, as the binary tensor data extension sends them; BYTES are length-prefixed.
@@ -87,9 +90,9 @@ def parse_infer_request(body: bytes, header_length: int | str | None = None) -> 
     [n, 1]. Raises `RequestError` (400) listing every malformed input.
     """
     head_end = _header_end(body, header_length)
-    doc = _load_json(body[:head_end] if head_end < len(body) else body, "the request")
+    doc = load_json(body[:head_end] if head_end < len(body) else body, "the request")
     if not isinstance(doc, dict):
-        raise RequestError(Problem(loc="body", message=f"a JSON {_kind(doc)}, not an object",
+        raise RequestError(Problem(loc="body", message=f"a JSON {kind_of(doc)}, not an object",
                                    fix='send {"inputs": [{"name": ..., "shape": [n], "datatype": ..., '
                                        '"data": [...]}, ...]}'))
     problems: list[Problem] = []
@@ -101,7 +104,7 @@ def parse_infer_request(body: bytes, header_length: int | str | None = None) -> 
             problems.append(Problem(loc="id", message="must be a string", value=request_id,
                                     fix="send the request id as a JSON string"))
             request_id = None
-    parameters = _parameters(doc.get("parameters"), "parameters", problems)
+    parameters = parameters_of(doc.get("parameters"), "parameters", problems)
     binary_output = parameters.get("binary_data_output", False)
     if not isinstance(binary_output, bool):
         problems.append(Problem(loc="parameters.binary_data_output", message="must be true or false",
@@ -146,7 +149,8 @@ def _parse_inputs(inputs: Any, body: bytes, head_end: int, problems: list[Proble
     for i, spec in enumerate(inputs):
         # Locations are written only when something is wrong: this loop runs for every column.
         if type(spec) is not dict:
-            problems.append(Problem(loc=f"inputs[{i}]", message=f"a JSON {_kind(spec)}, not an input object",
+            problems.append(Problem(loc=f"inputs[{i}]",
+                                    message=f"a JSON {kind_of(spec)}, not an input object",
                                     fix='{"name": ..., "shape": [n], "datatype": ..., "data": [...]}'))
             continue
         name = spec.get("name")
@@ -258,14 +262,14 @@ def _json_values(data: Any, datatype: str, n: int, i: int, name: str, problems: 
         kinds = set(map(type, data))
         if list in kinds or dict in kinds:
             bad = [(r, v) for r, v in enumerate(data) if type(v) is list or type(v) is dict]
-            problems.append(_rows_problem(f"{_at(i, name)}.data", bad, "holds lists or objects, not single "
+            problems.append(rows_problem(f"{_at(i, name)}.data", bad, "holds lists or objects, not single "
                                           "values", "send one string per row"))
             return None
         return data
     if datatype == "BOOL":
         bad = [(r, v) for r, v in enumerate(data) if not (v is None or isinstance(v, bool))]
         if bad:
-            problems.append(_rows_problem(f"{_at(i, name)}.data", bad, "BOOL data must be true or false",
+            problems.append(rows_problem(f"{_at(i, name)}.data", bad, "BOOL data must be true or false",
                                           "send true / false, or declare another datatype"))
             return None
         return data if None in data else np.asarray(data, dtype=np.bool_)
@@ -286,8 +290,8 @@ def _json_values(data: Any, datatype: str, n: int, i: int, name: str, problems: 
                 return array.astype(target)
             except (TypeError, ValueError, OverflowError):
                 continue
-    bad = [(r, v) for r, v in enumerate(data) if not _number_like(v)]
-    problems.append(_rows_problem(f"{_at(i, name)}.data", bad, f"not numbers, and the datatype is {datatype}",
+    bad = [(r, v) for r, v in enumerate(data) if not number_like(v)]
+    problems.append(rows_problem(f"{_at(i, name)}.data", bad, f"not numbers, and the datatype is {datatype}",
                                   "send numbers, or declare the input BYTES"))
     return None
 
@@ -343,7 +347,7 @@ def _parse_outputs(outputs: Any, binary_output: bool, problems: list[Problem]) -
             problems.append(Problem(loc=f"outputs[{i}].name", value=name, message="missing",
                                     fix=f'name an output: "{PREDICT}" or "{PREDICT_PROBA}"'))
             continue
-        params = _parameters(spec.get("parameters"), f"outputs[{i}].parameters", problems)
+        params = parameters_of(spec.get("parameters"), f"outputs[{i}].parameters", problems)
         binary = params.get("binary_data")
         if binary is not None and not isinstance(binary, bool):
             problems.append(Problem(loc=f"outputs[{i}].parameters.binary_data", value=binary,
@@ -473,194 +477,7 @@ def server_metadata() -> dict[str, Any]:
 
 def infer_error_body(exc: RequestError) -> bytes:
     """The OIP error body, `{"error": message}` (what tritonclient shows), plus the problems."""
-    return orjson.dumps({"error": exc.render(), "problems": _problems(exc)})
-
-
-# ---------------------------------------------------------------------------------------------
-# MLflow scoring server
-
-_MLFLOW_TYPES = ["text/csv", "application/json", "application/vnd.apache.parquet"]
-_MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
-_MLFLOW_FORMAT = ("The input must be a JSON dictionary with exactly one of the input fields "
-                  "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}")
-_MLFLOW_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 404: "RESOURCE_DOES_NOT_EXIST",
-                 413: "BAD_REQUEST", 415: "BAD_REQUEST", 422: "INVALID_PARAMETER_VALUE"}
-
-
-def parse_invocations(body: bytes, content_type: str | None,
-                      features: Sequence[str] | None = None) -> tuple[Batch, dict[str, Any] | None]:
-    """Parse an MLflow `/invocations` body into a batch and its optional `params`.
-
-    JSON holds exactly one of `dataframe_split`, `dataframe_records`, `instances` or `inputs`;
-    `text/csv` has a header row; `application/vnd.apache.parquet` is a Parquet file. Rows given
-    as plain lists (`instances` / `inputs`) take the columns of `features`, in order. A missing
-    Content-Type is read as JSON. Raises `RequestError`: 415 for another media type or charset,
-    400 for a malformed body.
-    """
-    mime = _mlflow_media_type(content_type)
-    if mime == "text/csv":
-        return _parse_csv(body), None
-    if mime == "application/vnd.apache.parquet":
-        return _parse_parquet(body), None
-    doc = _load_json(body, "the request")
-    if not isinstance(doc, dict):
-        raise RequestError(Problem(loc="body", message=f"{_MLFLOW_FORMAT}. Received a {_kind(doc)}.",
-                                   fix='wrap the rows: {"dataframe_records": [...]}'))
-    keys = [k for k in _MLFLOW_KEYS if k in doc]
-    if len(keys) != 1:
-        raise RequestError(Problem(loc="body", message=f"{_MLFLOW_FORMAT}. Received dictionary with input "
-                                   f"fields: {list(doc)}.", fix='for example {"dataframe_split": '
-                                   '{"columns": [...], "data": [[...], ...]}}'))
-    params = doc.get("params")
-    if params is not None and not isinstance(params, dict):
-        raise RequestError(Problem(loc="params", value=params, message="must be a JSON object",
-                                   fix='"params": {"name": value}'))
-    key = keys[0]
-    payload = doc[key]
-    if key == "dataframe_split":
-        return _parse_split(payload), params
-    if key == "dataframe_records":
-        return _records_batch(payload, key), params
-    if isinstance(payload, dict) and key == "inputs":
-        return _columns_batch(payload, key), params
-    if isinstance(payload, list) and payload and all(isinstance(r, list) for r in payload):
-        return _positional_batch(payload, key, features), params
-    if isinstance(payload, list) and payload and not isinstance(payload[0], dict) and features \
-            and len(features) == 1:
-        return {features[0]: payload}, params  # a 1-D tensor for a single-feature model
-    return _records_batch(payload, key), params
-
-
-def _mlflow_media_type(content_type: str | None) -> str:
-    if content_type is None or not content_type.strip():
-        return "application/json"
-    mime, *pairs = (part.strip() for part in content_type.split(";"))
-    values = {key.strip().lower(): value.strip().strip('"') for key, _, value in (p.partition("=")
-                                                                                 for p in pairs if p)}
-    if values.get("charset", "utf-8").lower() != "utf-8":
-        raise RequestError(Problem(loc="headers.Content-Type", value=content_type,
-                                   message="The scoring server only supports UTF-8",
-                                   fix="send the body as UTF-8 with charset=utf-8, or no charset"),
-                           status=415)
-    extra = sorted(set(values) - {"charset"})
-    if extra:
-        raise RequestError(Problem(loc="headers.Content-Type", value=content_type,
-                                   message=f"Unrecognized content type parameters: {', '.join(extra)}. "
-                                           "The MLflow scoring protocol changed in MLflow 2.0: the format "
-                                           "is now a key of the JSON body, not a Content-Type parameter.",
-                                   fix='send Content-Type: application/json and {"dataframe_split": ...}'),
-                           status=415)
-    if mime.lower() not in _MLFLOW_TYPES:
-        raise RequestError(Problem(loc="headers.Content-Type", value=content_type,
-                                   message="This predictor only supports the following content types: "
-                                           f"Types: {_MLFLOW_TYPES}. Got '{content_type}'.",
-                                   fix="send Content-Type: application/json"), status=415)
-    return mime.lower()
-
-
-def _parse_split(payload: Any) -> Batch:
-    loc = "dataframe_split"
-    if not isinstance(payload, dict):
-        raise RequestError(Problem(loc=loc, message=f"a JSON {_kind(payload)}, not an object",
-                                   fix='{"columns": ["a", "b"], "data": [[1, "x"], [2, "y"]]}'))
-    columns, data = payload.get("columns"), payload.get("data")
-    problems = []
-    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns) or not columns:
-        problems.append(Problem(loc=f"{loc}.columns", value=columns, message="must be the list of column "
-                                "names", fix='"columns": ["age", "city"]'))
-    if not isinstance(data, list) or not all(isinstance(r, list) for r in data):
-        problems.append(Problem(loc=f"{loc}.data", message="must be a list of rows, each a list of values",
-                                fix='"data": [[34.0, "a"], [22.0, "b"]]'))
-    if problems:
-        raise RequestError(problems)
-    assert isinstance(columns, list) and isinstance(data, list)
-    _check_row_lengths(data, len(columns), f"{loc}.data", "the columns")
-    if not data:
-        return {c: [] for c in columns}
-    return dict(zip(columns, map(list, zip(*data, strict=True)), strict=True))
-
-
-def _positional_batch(rows: list[list[Any]], key: str, features: Sequence[str] | None) -> Batch:
-    if not features:
-        raise RequestError(Problem(loc=key, message="rows given as plain lists need the model's feature "
-                                   "order, which is unknown here", fix="send rows as objects: "
-                                   '[{"column": value, ...}, ...]'))
-    _check_row_lengths(rows, len(features), key, f"the model's {len(features)} features "
-                                                  f"({', '.join(features)})")
-    return dict(zip(features, map(list, zip(*rows, strict=True)), strict=True))
-
-
-def _check_row_lengths(rows: list[list[Any]], width: int, loc: str, what: str) -> None:
-    bad = [(r, len(row)) for r, row in enumerate(rows) if len(row) != width]
-    if bad:
-        raise RequestError(_rows_problem(loc, bad, f"rows whose number of values differs from {what} "
-                                         f"({width}); value counts", f"give every row {width} values"))
-
-
-def _columns_batch(columns: dict[str, Any], loc: str) -> Batch:
-    if columns and not any(isinstance(v, list) for v in columns.values()):
-        return {k: [v] for k, v in columns.items()}  # one row given as {column: value}
-    bad = [k for k, v in columns.items() if not isinstance(v, list)]
-    if bad:
-        raise RequestError(Problem(loc=f"{loc}.{bad[0]}", message="every column must be a list of values "
-                                   f"(not: {', '.join(map(repr, bad))})", fix='{"age": [34.0, 22.0], ...}'))
-    lengths = {k: len(v) for k, v in columns.items()}
-    if len(set(lengths.values())) > 1:
-        raise RequestError(Problem(loc=loc, message="the columns have different lengths: "
-                                   + ", ".join(f"{k} {n}" for k, n in lengths.items()),
-                                   fix="send every column with one value per row"))
-    return dict(columns)
-
-
-def _parse_csv(body: bytes) -> Batch:
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RequestError(Problem(loc="body", message=f"not UTF-8 text: {exc}",
-                                   fix="send the CSV encoded as UTF-8")) from exc
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header or not any(header):
-        raise RequestError(Problem(loc="body", message="the CSV has no header row",
-                                   fix="start the CSV with the column names: age,city"))
-    rows = [row for row in reader if row]
-    bad = [(r, len(row)) for r, row in enumerate(rows) if len(row) != len(header)]
-    if bad:
-        raise RequestError(_rows_problem("body", bad, f"CSV rows (counted after the header) whose number "
-                                         f"of fields differs from the header's {len(header)}; field counts",
-                                         "quote values that hold commas, and give every row every field"))
-    columns = [[v if v != "" else None for v in col] for col in zip(*rows, strict=True)] if rows \
-        else [[] for _ in header]
-    return dict(zip(header, columns, strict=True))
-
-
-def _parse_parquet(body: bytes) -> Batch:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(pa.BufferReader(body)).to_pydict()
-    except (pa.ArrowException, OSError) as exc:
-        raise RequestError(Problem(loc="body", message=f"not a readable Parquet file: {exc}",
-                                   fix="send the bytes of one Parquet file")) from exc
-
-
-def encode_invocations_response(prediction: Prediction) -> bytes:
-    """`{"predictions": [label, ...]}`, as `mlflow models serve` answers for a scikit-learn model."""
-    return orjson.dumps({"predictions": _plain_list(prediction.labels)})
-
-
-def mlflow_error(exc: RequestError) -> tuple[bytes, str]:
-    """The body and media type MLflow's scoring server answers `exc` with (415: plain text)."""
-    if exc.status == 415:
-        return exc.problems[0].message.encode("utf-8"), "text/plain"
-    return mlflow_error_body(exc), "application/json"
-
-
-def mlflow_error_body(exc: RequestError) -> bytes:
-    """`{"error_code": ..., "message": ...}` as MLflow writes errors, plus the problems."""
-    code = _MLFLOW_CODES.get(exc.status, "INTERNAL_ERROR" if exc.status >= 500 else "BAD_REQUEST")
-    return orjson.dumps({"error_code": code, "message": exc.render(), "problems": _problems(exc)})
+    return orjson.dumps({"error": exc.render(), "problems": problems_json(exc)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -672,13 +489,13 @@ def parse_records(body: bytes) -> Batch:
 
     A column missing from some records is None (missing) in those rows.
     """
-    doc = _load_json(body, "the request")
+    doc = load_json(body, "the request")
     if isinstance(doc, dict):
         if "records" not in doc:
             raise RequestError(Problem(loc="body", message=f"no 'records' key (got keys: {list(doc)})",
                                        fix='send {"records": [{"column": value, ...}, ...]}'))
         doc = doc["records"]
-    return _records_batch(doc, "records")
+    return records_batch(doc, "records")
 
 
 def encode_predict_response(model: ServedModel, request_id: str, prediction: Prediction,
@@ -690,7 +507,7 @@ def encode_predict_response(model: ServedModel, request_id: str, prediction: Pre
      "predictions": [{"request_id": "r1:0", "prediction": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}]}
     ```
     """
-    labels = _plain_list(prediction.labels)
+    labels = plain_list(prediction.labels)
     rows: list[dict[str, Any]] = [{"request_id": row_id(request_id, i), "prediction": label}
                                   for i, label in enumerate(labels)]
     if prediction.proba is not None and model.classes is not None:
@@ -703,108 +520,10 @@ def encode_predict_response(model: ServedModel, request_id: str, prediction: Pre
 
 def predict_error_body(exc: RequestError) -> bytes:
     """looml's error body (`/predict`, `/feedback`): the message, the error code and the problems."""
-    return orjson.dumps({"error": exc.render(), "code": exc.code, "problems": _problems(exc)})
+    return orjson.dumps({"error": exc.render(), "code": exc.code, "problems": problems_json(exc)})
 
 
 def _class_key(value: Any) -> str:
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     return value if isinstance(value, str) else str(value)
-
-
-# ---------------------------------------------------------------------------------------------
-# shared
-
-
-def check_body_size(n_bytes: int, limit: int) -> None:
-    """Raise `RequestError` (413) when a body of `n_bytes` is over `limit` (serve.max_body_bytes)."""
-    if n_bytes > limit:
-        raise RequestError(Problem(loc="body", message=f"{n_bytes} bytes, more than the server's limit of "
-                                   f"{limit}", fix="send the rows in smaller requests, or raise "
-                                   "serve.max_body_bytes in looml.yaml"), status=413)
-
-
-def _records_batch(records: Any, loc: str) -> Batch:
-    if not isinstance(records, list):
-        raise RequestError(Problem(loc=loc, message=f"a JSON {_kind(records)}, not a list of records",
-                                   fix='[{"column": value, ...}, ...]'))
-    bad = [(r, _kind(v)) for r, v in enumerate(records) if not isinstance(v, dict)]
-    if bad:
-        raise RequestError(_rows_problem(loc, bad, "rows that are not JSON objects; found",
-                                         'send each row as {"column": value, ...}'))
-    if not records:
-        return {}
-    first = records[0].keys()
-    if all(r.keys() == first for r in records):
-        keys = list(first)
-        if not keys:
-            rows = f"{len(records)} row{'s' if len(records) > 1 else ''}"
-            raise RequestError(Problem(loc=loc, message=f"every record is an empty object ({rows}): no "
-                                       "column has a value", fix='send each row as {"column": value, ...} '
-                                       "with the model's feature columns"), status=422)
-        if len(keys) == 1:
-            return {keys[0]: [r[keys[0]] for r in records]}
-        by_row = map(itemgetter(*keys), records)  # transposed in C: no Python loop per value
-        return dict(zip(keys, map(list, zip(*by_row, strict=True)), strict=True))
-    names = dict.fromkeys(k for r in records for k in r)
-    return {k: [r.get(k) for r in records] for k in names}
-
-
-def _problems(exc: RequestError) -> list[dict[str, Any]]:
-    """The problems as JSON objects; an offending integer beyond 64 bits (which orjson refuses) as text."""
-    found = [p.to_dict() for p in exc.problems]
-    for problem in found:
-        value = problem["value"]
-        if type(value) is int and not -(2**63) <= value < 2**64:
-            problem["value"] = str(value)
-    return found
-
-
-def _parameters(value: Any, loc: str, problems: list[Problem]) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    problems.append(Problem(loc=loc, value=value, message="must be a JSON object"))
-    return {}
-
-
-def _load_json(body: bytes, what: str) -> Any:
-    if not body:
-        raise RequestError(Problem(loc="body", message=f"empty: {what} needs a JSON body",
-                                   fix="send the JSON object in the request body"))
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(Problem(loc="body", message=f"not valid JSON: {exc}",
-                                   fix="send UTF-8 JSON (check quotes, commas and brackets)")) from exc
-
-
-def _number_like(value: Any) -> bool:
-    if value is None or isinstance(value, int | float):
-        return True
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def _rows_problem(loc: str, found: list[tuple[int, Any]], message: str, fix: str) -> Problem:
-    """One problem naming the first rows and their values, and how many there are in all."""
-    shown = found[:_SHOWN]
-    more = f" and {len(found) - _SHOWN} more" if len(found) > _SHOWN else ""
-    rows = ", ".join(str(r) for r, _ in shown)
-    values = ", ".join(repr(v) for _, v in shown)
-    return Problem(loc=f"{loc} row{'s' if len(found) > 1 else ''} {rows}{more}",
-                   message=f"{message}: {values}{more} ({len(found)} row{'s' if len(found) > 1 else ''})",
-                   fix=fix)
-
-
-def _plain_list(values: Any) -> list[Any]:
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)
-
-
-def _kind(value: Any) -> str:
-    return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
-        type(value), "number")
