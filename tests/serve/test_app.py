@@ -15,13 +15,11 @@ import pandas as pd
 import polars as pl
 import pytest
 import tritonclient.http as triton
-import uvicorn
 from mlflow import MlflowClient
 
 import looml
-from looml.serve.app import create_app
+from liveserver import LiveServer
 from looml.serve.predlog import join_feedback, read_feedback, read_predictions
-from looml.spec import load_spec
 
 ROW = {"tenure": 12, "plan": "basic", "charges": "40.5", "joined": "2024-01-05"}
 
@@ -34,34 +32,6 @@ def churn(rows: int, seed: int) -> pl.DataFrame:
     joined = pd.to_datetime(rng.integers(1_500_000_000, 1_700_000_000, rows), unit="s").strftime("%Y-%m-%d")
     return pl.DataFrame({"tenure": tenure, "plan": plan, "charges": rng.gamma(2.0, 30.0, rows).round(2),
                          "joined": list(joined), "label": np.where(score > -0.5, "yes", "no")})
-
-
-class Server:
-    """uvicorn serving `create_app(spec)` in a thread, on a free loopback port."""
-
-    def __init__(self, spec_path: Path, **overrides: Any) -> None:
-        spec = load_spec(spec_path)
-        if overrides:
-            spec = spec.model_copy(update={"serve": spec.serve.model_copy(update=overrides)})
-        self.app = create_app(spec)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.time() + 60
-        while not self.server.started:
-            assert time.time() < deadline, "the server did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.address = f"127.0.0.1:{port}"
-        self.client = httpx.Client(base_url=f"http://{self.address}", timeout=30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @pytest.fixture(scope="module")
@@ -77,18 +47,18 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(project: Path) -> Iterator[Server]:
-    with Server(project) as running:
+def server(project: Path) -> Iterator[LiveServer]:
+    with LiveServer(project) as running:
         yield running
 
 
-def reference(server: Server, rows: list[dict[str, Any]]) -> tuple[list[Any], np.ndarray]:
+def reference(server: LiveServer, rows: list[dict[str, Any]]) -> tuple[list[Any], np.ndarray]:
     model = server.app.state.holder.model
     frame = pd.DataFrame(rows)
     return model.pipeline.predict(frame).tolist(), model.pipeline.predict_proba(frame)
 
 
-def test_health_and_metadata(server: Server) -> None:
+def test_health_and_metadata(server: LiveServer) -> None:
     c = server.client
     assert c.get("/v2/health/live").status_code == 200
     assert c.get("/v2/health/ready").status_code == 200
@@ -104,7 +74,7 @@ def test_health_and_metadata(server: Server) -> None:
     assert "/predict" in c.get("/openapi.json").json()["paths"]
 
 
-def test_predict_returns_labels_probabilities_and_row_ids(server: Server) -> None:
+def test_predict_returns_labels_probabilities_and_row_ids(server: LiveServer) -> None:
     rows = [ROW, {**ROW, "tenure": "7", "plan": "gold"}]
 
     response = server.client.post("/predict", json={"records": rows}, headers={"x-request-id": "abc"})
@@ -126,14 +96,14 @@ def test_predict_returns_labels_probabilities_and_row_ids(server: Server) -> Non
     {"instances": [ROW]},
     {"inputs": {k: [v] for k, v in ROW.items()}},
 ])
-def test_mlflow_formats_answer_like_mlflow(server: Server, payload: dict[str, Any]) -> None:
+def test_mlflow_formats_answer_like_mlflow(server: LiveServer, payload: dict[str, Any]) -> None:
     response = server.client.post("/invocations", json=payload)
 
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": reference(server, [ROW])[0]}
 
 
-def test_mlflow_csv_and_its_415(server: Server) -> None:
+def test_mlflow_csv_and_its_415(server: LiveServer) -> None:
     csv = "tenure,plan,charges,joined\n12,basic,40.5,2024-01-05\n"
     response = server.client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
     assert response.json() == {"predictions": reference(server, [ROW])[0]}
@@ -144,7 +114,7 @@ def test_mlflow_csv_and_its_415(server: Server) -> None:
 
 
 @pytest.mark.parametrize("binary", [True, False])
-def test_tritonclient_with_binary_and_json_tensors(server: Server, binary: bool) -> None:
+def test_tritonclient_with_binary_and_json_tensors(server: LiveServer, binary: bool) -> None:
     client = triton.InferenceServerClient(server.address)
     assert client.is_server_live() and client.is_model_ready("tiny")
     inputs = []
@@ -178,7 +148,7 @@ def test_tritonclient_with_binary_and_json_tensors(server: Server, binary: bool)
     ("/feedback", [{"label": "yes"}], 422, "row_id"),
 ])
 def test_bad_requests_get_4xx_with_every_problem_and_the_server_keeps_serving(
-        server: Server, path: str, body: Any, status: int, fragment: str) -> None:
+        server: LiveServer, path: str, body: Any, status: int, fragment: str) -> None:
     response = server.client.post(path, content=orjson.dumps(body))
 
     assert response.status_code == status, response.text
@@ -187,13 +157,13 @@ def test_bad_requests_get_4xx_with_every_problem_and_the_server_keeps_serving(
 
 
 def test_a_body_over_the_limit_is_413(project: Path) -> None:
-    with Server(project, max_body_bytes=2048) as small:
+    with LiveServer(project, max_body_bytes=2048) as small:
         response = small.client.post("/predict", json={"records": [ROW] * 100})
         assert response.status_code == 413
         assert "more than the server's limit of 2048" in response.text
 
 
-def test_every_served_row_is_logged_and_feedback_joins(server: Server, project: Path) -> None:
+def test_every_served_row_is_logged_and_feedback_joins(server: LiveServer, project: Path) -> None:
     ids = [f"log{i}" for i in range(20)]
     for request_id in ids:
         response = server.client.post("/predict", json={"records": [ROW, ROW]},
@@ -219,7 +189,7 @@ def test_every_served_row_is_logged_and_feedback_joins(server: Server, project: 
         f"{i}:1" for i in ids[:5])
 
 
-def test_metrics_count_requests_rows_and_the_version(server: Server) -> None:
+def test_metrics_count_requests_rows_and_the_version(server: LiveServer) -> None:
     server.client.post("/predict", json={"records": [ROW]})
 
     text = server.client.get("/metrics").text
@@ -232,7 +202,7 @@ def test_metrics_count_requests_rows_and_the_version(server: Server) -> None:
 def test_bearer_token_guards_predictions_but_not_health(project: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOOML_TEST_TOKEN", "s3cret")
-    with Server(project, auth_token_env="LOOML_TEST_TOKEN") as guarded:
+    with LiveServer(project, auth_token_env="LOOML_TEST_TOKEN") as guarded:
         assert guarded.client.post("/predict", json={"records": [ROW]}).status_code == 401
         ok = guarded.client.post("/predict", json={"records": [ROW]},
                                  headers={"authorization": "Bearer s3cret"})
@@ -250,7 +220,7 @@ def test_the_champion_swaps_under_load_without_a_failed_request(project: Path) -
     versions: list[str] = []
     stop = threading.Event()
 
-    with Server(project) as running:
+    with LiveServer(project) as running:
         def client_loop() -> None:
             with httpx.Client(base_url=f"http://{running.address}", timeout=30) as c:
                 while not stop.is_set():

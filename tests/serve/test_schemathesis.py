@@ -9,13 +9,10 @@ test per server error it found. For a longer local search:
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,17 +21,15 @@ import orjson
 import polars as pl
 import pytest
 import schemathesis
-import uvicorn
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 import looml
+from liveserver import LiveServer
 from looml.errors import Problem, RequestError
 from looml.serve import protocols
-from looml.serve.app import create_app
 from looml.serve.predlog import parse_feedback
 from looml.serve.validation import validate_batch
-from looml.spec import load_spec
 
 ROW = {"tenure": 12, "plan": "basic", "charges": 40.5, "joined": "2024-01-05"}
 CONFIG = {
@@ -48,48 +43,8 @@ CONFIG = {
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
-class _Errors(logging.Handler):
-    """Collects the errors looml logs: those the server swallows (a prediction log write, say)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-class Server:
-    """uvicorn serving `create_app(spec)` in a thread, on a free loopback port; `errors` are what
-    looml logged at ERROR meanwhile."""
-
-    def __init__(self, spec_path: Path) -> None:
-        self.app = create_app(load_spec(spec_path))
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0, log_level="critical"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.errors = _Errors()
-
-    def __enter__(self) -> Server:
-        logging.getLogger("looml").addHandler(self.errors)
-        self.thread.start()
-        deadline = time.time() + 60
-        while not self.server.started:
-            assert time.time() < deadline, "the server did not start"
-            time.sleep(0.02)
-        port = self.server.servers[0].sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self.server.should_exit = True
-        self.thread.join(30)
-        logging.getLogger("looml").removeHandler(self.errors)
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("fuzzed")
     rng = np.random.default_rng(0)
     rows = 200
@@ -105,12 +60,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                     "models:\n  candidates: [linear]\nregistry:\n  model_name: tiny\n"
                     "serve:\n  log: {flush_seconds: 0.2}\n")
     looml.run(spec)
-    with Server(spec) as running:
+    with LiveServer(spec, log_level="critical") as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def api_schema(server: Server) -> schemathesis.BaseSchema:
+def api_schema(server: LiveServer) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{server.url}/openapi.json",
                                          config=schemathesis.Config.from_dict(CONFIG))
 
@@ -127,7 +82,7 @@ def test_no_request_gets_a_server_error(case: schemathesis.Case) -> None:
     case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
 
 
-def test_the_server_still_predicts_after_the_fuzzing(server: Server) -> None:
+def test_the_server_still_predicts_after_the_fuzzing(server: LiveServer) -> None:
     response = server.client.post("/predict", json={"records": [ROW]})
 
     assert response.status_code == 200, response.text
@@ -136,7 +91,7 @@ def test_the_server_still_predicts_after_the_fuzzing(server: Server) -> None:
     assert [r.getMessage() for r in server.errors.records] == []
 
 
-def test_the_openapi_document_names_the_served_models_columns(server: Server) -> None:
+def test_the_openapi_document_names_the_served_models_columns(server: LiveServer) -> None:
     document = server.client.get("/openapi.json").json()
 
     record = document["components"]["schemas"]["Record"]
@@ -166,7 +121,7 @@ def test_the_openapi_document_names_the_served_models_columns(server: Server) ->
      r"records\[0\]\.row: must be an integer >= 0 and <= 9223372036854775807"),
 ])
 def test_requests_that_got_a_server_error_get_a_4xx_naming_the_problem(
-        server: Server, path: str, body: Any, status: int, message: str) -> None:
+        server: LiveServer, path: str, body: Any, status: int, message: str) -> None:
     response = server.client.post(path, json=body)
 
     assert response.status_code == status, response.text
@@ -175,14 +130,14 @@ def test_requests_that_got_a_server_error_get_a_4xx_naming_the_problem(
     assert answer["problems"], answer
 
 
-def test_a_row_id_with_a_row_beyond_int64_is_stored_as_an_opaque_key(server: Server) -> None:
+def test_a_row_id_with_a_row_beyond_int64_is_stored_as_an_opaque_key(server: LiveServer) -> None:
     response = server.client.post("/feedback", json={"row_id": "r:99999999999999999999999", "label": "no"})
 
     assert response.status_code == 200, response.text
     assert response.json() == {"stored": 1}
 
 
-def test_the_fixed_checks_raise_request_errors_naming_the_problem(server: Server) -> None:
+def test_the_fixed_checks_raise_request_errors_naming_the_problem(server: LiveServer) -> None:
     model = server.app.state.holder.model
     # times with different UTC offsets (a daylight-saving change) are read in UTC, instant by instant
     assert validate_batch({"tenure": [1, 2], "plan": ["basic", "pro"], "charges": [1, 2],
@@ -203,7 +158,7 @@ def test_the_fixed_checks_raise_request_errors_naming_the_problem(server: Server
                            "joined": ["2024-01-05T10:00:00Z", "2024-01-05T11:00:00+00:00"]}, model, 10) == []
 
 
-def test_concurrent_requests_with_different_utc_offsets_are_each_scored(server: Server) -> None:
+def test_concurrent_requests_with_different_utc_offsets_are_each_scored(server: LiveServer) -> None:
     bodies = [{"records": [{**ROW, "joined": "2024-01-05T10:00:00+01:00" if i % 2 else "2024-01-05"}]}
               for i in range(20)]
 
