@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from looml.cli import app
 from looml.errors import SpecError
-from looml.learn.zoo import check_params
+from looml.learn.zoo import check_models as check_params
 from looml.spec import Spec, load_spec, spec_json_schema
 
 MINIMAL = """\
@@ -132,8 +132,8 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
 
 def test_unknown_key_with_nothing_close_lists_the_allowed_keys(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"fix: allowed keys here: seed, data, validation, "
-                                        r"split, preprocessing, models, evaluation, registry, tracking, "
-                                        r"serve"):
+                                        r"split, preprocessing, features, models, tuning, evaluation, "
+                                        r"registry, tracking, serve"):
         load_spec(write(tmp_path, MINIMAL + "owner: me\n"))
 
 
@@ -301,7 +301,8 @@ def test_schema_command_prints_the_sections_and_no_project_dir() -> None:
     schema = json.loads(result.stdout)
     assert schema["title"] == "looml.yaml"
     assert set(schema["properties"]) == {"seed", "data", "validation", "split", "preprocessing",
-                                         "models", "evaluation", "registry", "tracking", "serve"}
+                                         "features", "models", "tuning", "evaluation", "registry", "tracking",
+                                         "serve"}
     assert "project_dir" not in result.stdout
     assert set(schema["required"]) == {"data", "registry"}
     assert schema == spec_json_schema()

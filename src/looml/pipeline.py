@@ -123,9 +123,10 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
 
     trained = runner.run(
         "train",
-        code=[*_WIRING, "looml.learn.train", "looml.learn.features", "looml.learn.zoo",
+        code=[*_WIRING, "looml.learn.train", "looml.learn.features", "looml.learn.transformers",
+              "looml.learn.expressions", "looml.learn.selection", "looml.learn.rows", "looml.learn.zoo",
               "looml.learn.metrics"],
-        config=[spec.section_hash("preprocessing", "models", "seed"), spec.split.folds,
+        config=[spec.section_hash("preprocessing", "features", "models", "seed"), spec.split.folds,
                 spec.evaluation.primary_metric],
         inputs={"snapshot": data_digest, "split": split_digest, "validation": validation_digest},
         compute=lambda: _train(frame(), indices(), report, spec, store),
@@ -227,10 +228,10 @@ def _prepare(
     try:
         validated = runner.run(
             "validate", code=[*_WIRING, "looml.data.validate"],
-            config=[spec.section_hash("data", "split"), spec.preprocessing.drop_id_like],
+            config=[spec.section_hash("data", "split", "preprocessing", "features")],
             inputs={"snapshot": data_digest, "profile": _digest(profiled)},
             compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
-                                                spec.preprocessing).to_dict()},
+                                                spec.preprocessing, spec.features).to_dict()},
         )
     except DataError as exc:
         # With a schema at hand, a renamed or corrupt column is reported with the rest.
@@ -379,6 +380,7 @@ def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, s
 
     from looml.learn.features import build_preprocessor
     from looml.learn.metrics import primary_metric
+    from looml.learn.rows import finalize, wrap_model
     from looml.learn.train import cross_validate_candidates, fit_best
     from looml.learn.zoo import make_estimator, threads_for
 
@@ -386,9 +388,11 @@ def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, s
     X, y = _rows(frame, indices, report, "train")
     threads = threads_for(len(X), spec.models.n_jobs)
     candidates = {
-        c.name: Pipeline([*build_preprocessor(report.features, spec.preprocessing).steps,
-                          ("model", make_estimator(c.name, report.task, c.params, spec.seed, threads,
-                                                   loc=f"models.candidates[{i}]"))])
+        c.name: Pipeline([*build_preprocessor(report.features, spec.preprocessing, spec.features, report.task,
+                                             spec.seed).steps,
+                          ("model", wrap_model(make_estimator(c.name, report.task, c.params, spec.seed,
+                                                              threads, loc=f"models.candidates[{i}]"),
+                                               spec.preprocessing, report.task, spec.seed))])
         for i, c in enumerate(spec.models.candidates)
     }
     primary = primary_metric(spec.evaluation.primary_metric, report.task)
@@ -396,7 +400,7 @@ def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, s
         board = cross_validate_candidates(candidates, X, y, report.task, spec.split.folds,
                                           spec.seed, primary)
         best = board[0].name
-        fitted = fit_best(candidates[best], X, y)
+        fitted = finalize(fit_best(candidates[best], X, y))
     digest = store.put_bytes(pickle.dumps(fitted, protocol=5))
     return {"artifacts": {"pipeline": digest}, "leaderboard": [r.to_dict() for r in board],
             "best": best, "primary_metric": primary}

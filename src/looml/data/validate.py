@@ -12,11 +12,14 @@ from typing import Any
 
 from looml.data.profile import ColumnProfile, Profile
 from looml.errors import DataError, Problem, did_you_mean
-from looml.spec import DataSpec, PreprocessingSpec, SplitSpec
+from looml.spec import DataSpec, FeaturesSpec, PreprocessingSpec, SplitSpec
 
 __all__ = ["ValidationReport", "validate"]
 
 _MAX_CLASSES_FOR_INTEGER_TARGET = 20
+_TEXT_MIN_DISTINCT = 20  # a free-text column: many distinct values ...
+_TEXT_MIN_WORDS = 3.0  # ... of several words on average (among its most frequent values) ...
+_TEXT_MIN_LENGTH = 15.0  # ... and this many characters on average
 _ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^(id|uuid|guid)([_\W]|$)", re.IGNORECASE)
 
 
@@ -27,7 +30,7 @@ class ValidationReport:
     task: str  # classification | regression
     task_reason: str
     target: str
-    features: dict[str, str]  # column -> numeric | categorical | datetime
+    features: dict[str, str]  # column -> numeric | categorical | datetime | text
     dropped: dict[str, str]  # column -> reason
     target_missing: int = 0
     classes: dict[str, int] = field(default_factory=dict)
@@ -43,9 +46,13 @@ class ValidationReport:
         return cls(**data)
 
 
-def validate(profile: Profile, data: DataSpec, split: SplitSpec,
-             preprocessing: PreprocessingSpec) -> ValidationReport:
-    """Check `profile` against the spec; return the decisions or raise every problem at once."""
+def validate(profile: Profile, data: DataSpec, split: SplitSpec, preprocessing: PreprocessingSpec,
+             engineering: FeaturesSpec | None = None) -> ValidationReport:
+    """Check `profile` against the spec; return the decisions or raise every problem at once.
+
+    Includes the column names that `preprocessing.columns` and `features` (derived columns,
+    polynomial, binning) refer to, and the row-level options that must fit the task.
+    """
     problems: list[Problem] = []
     names = profile.names
     for loc, columns in (("data.id_columns", data.id_columns), ("data.drop_columns", data.drop_columns)):
@@ -90,7 +97,10 @@ def validate(profile: Profile, data: DataSpec, split: SplitSpec,
 
     excluded = {n: "listed in data.id_columns" for n in data.id_columns}
     excluded |= {n: "listed in data.drop_columns" for n in data.drop_columns}
-    features, dropped = _roles(profile, data.target, excluded, preprocessing.drop_id_like)
+    kinds = {n: c.kind for n, c in preprocessing.columns.items() if c.kind is not None}
+    features, dropped = _roles(profile, data.target, excluded, preprocessing.drop_id_like, kinds)
+    problems += _preprocessing_problems(preprocessing, names, data.target, task, target)
+    problems += _engineering_problems(engineering or FeaturesSpec(), features, dropped, names)
     if not features and data.target in names:
         problems.append(Problem(loc="data", message="no usable feature columns remain",
                                 value=sorted(dropped.items()),
@@ -182,8 +192,14 @@ def _check_classes(column: ColumnProfile, declared: str, classes: dict[str, int]
     return problems
 
 
-def _roles(profile: Profile, target: str, excluded: dict[str, str],
-           drop_id_like: bool) -> tuple[dict[str, str], dict[str, str]]:
+def _roles(profile: Profile, target: str, excluded: dict[str, str], drop_id_like: bool,
+           kinds: dict[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """Each column's kind (numeric | categorical | datetime | text), or why it was dropped.
+
+    `kinds` are the kinds set in preprocessing.columns; they win over inference (and over
+    the id-like rule), but a column without values or with one value is still dropped.
+    """
+    kinds = kinds or {}
     features: dict[str, str] = {}
     dropped: dict[str, str] = {}
     for col in profile.columns:
@@ -192,12 +208,18 @@ def _roles(profile: Profile, target: str, excluded: dict[str, str],
         present = profile.rows - col.missing
         if col.name in excluded:
             dropped[col.name] = excluded[col.name]
+        elif kinds.get(col.name) == "drop":
+            dropped[col.name] = "preprocessing.columns sets kind: drop"
         elif present == 0:
             dropped[col.name] = "all values are missing"
         elif col.n_unique <= 1:
             dropped[col.name] = f"constant (only {next(iter(col.top_values), 'one value')!r})"
+        elif col.name in kinds:
+            features[col.name] = kinds[col.name]
         elif col.kind == "other":
             dropped[col.name] = f"unsupported type {col.dtype}"
+        elif col.kind == "string" and _free_text(col):
+            features[col.name] = "text"
         elif drop_id_like and _id_like(col, present):
             dropped[col.name] = f"id-like ({col.n_unique} distinct values in {present} rows)"
         elif col.kind == "datetime":
@@ -218,3 +240,74 @@ def _id_like(col: ColumnProfile, present: int) -> bool:
         consecutive = col.min is not None and col.max is not None and col.max - col.min + 1 == present
         return consecutive or bool(_ID_NAME.search(col.name))
     return False
+
+
+def _free_text(col: ColumnProfile) -> bool:
+    """Many distinct values of several words each: sentences, not codes, ids or labels."""
+    if col.n_unique < _TEXT_MIN_DISTINCT or not col.frequent or (col.length_mean or 0) < _TEXT_MIN_LENGTH:
+        return False
+    words = sum(len(str(v).split()) for v in col.frequent) / len(col.frequent)
+    return words >= _TEXT_MIN_WORDS
+
+
+def _preprocessing_problems(preprocessing: PreprocessingSpec, names: list[str], target: str, task: str,
+                            target_profile: ColumnProfile) -> list[Problem]:
+    """Unknown columns in preprocessing.columns; row-level options that do not fit the task or target."""
+    problems = [_unknown_column(f"preprocessing.columns.{name}", name, names)
+                for name in preprocessing.columns if name not in names]
+    if target in preprocessing.columns:
+        problems.append(Problem(loc=f"preprocessing.columns.{target}", value=target,
+                                message="the target column is not a feature", fix=f"remove {target!r}"))
+    transform = preprocessing.target_transform
+    if task == "classification" and transform != "none":
+        problems.append(Problem(loc="preprocessing.target_transform", value=transform,
+                                message="a target transform applies to regression only, and the task is "
+                                        "classification", fix="remove it (or set data.task: regression)"))
+    if task == "regression" and transform == "log" and target_profile.min is not None \
+            and target_profile.min <= -1:
+        problems.append(Problem(loc="preprocessing.target_transform", value="log",
+                                message="log1p needs target values > -1; the smallest is "
+                                        f"{target_profile.min:g}",
+                                fix="use target_transform: yeo-johnson (or auto)"))
+    if task == "regression" and preprocessing.imbalance != "none":
+        problems.append(Problem(loc="preprocessing.imbalance", value=preprocessing.imbalance,
+                                message="class imbalance handling applies to classification only",
+                                fix="remove it"))
+    return problems
+
+
+def _engineering_problems(engineering: FeaturesSpec, features: dict[str, str], dropped: dict[str, str],
+                          names: list[str]) -> list[Problem]:
+    """Columns named by derived expressions, polynomial and binning: numeric features (or derived)."""
+    from looml.learn.expressions import parse
+
+    problems: list[Problem] = []
+    numeric = {n for n, k in features.items() if k == "numeric"}
+
+    def check(loc: str, column: str) -> None:
+        if column in numeric:
+            return
+        if column in features:
+            problems.append(Problem(loc=loc, value=column,
+                                    message=f"{column!r} is a {features[column]} column, not numeric",
+                                    fix="use numeric columns, or set its kind: numeric in "
+                                        "preprocessing.columns"))
+        elif column in dropped:
+            problems.append(Problem(loc=loc, value=column, message=f"{column!r} is not a feature: "
+                                    f"{dropped[column]}", fix="use a feature column"))
+        else:
+            problems.append(_unknown_column(loc, column, [*names, *numeric]))
+
+    for i, derived in enumerate(engineering.derived):
+        if derived.name in names:
+            problems.append(Problem(loc=f"features.derived[{i}].name", value=derived.name,
+                                    message="the data already has a column of this name",
+                                    fix="give the derived column a new name"))
+        for column in parse(derived.expr).columns:
+            check(f"features.derived[{i}].expr", column)
+        numeric.add(derived.name)
+    for section in ("polynomial", "binning"):
+        chosen = getattr(engineering, section)
+        for i, column in enumerate(chosen.columns if chosen is not None else []):
+            check(f"features.{section}.columns[{i}]", column)
+    return problems

@@ -1,23 +1,49 @@
 """Preprocessing as scikit-learn estimators: one ColumnTransformer by column kind.
 
+`build_preprocessor` assembles the feature steps of the one pipeline from the spec's
+`preprocessing` and `features` sections; the custom transformers live in
+`looml.learn.transformers`, the selection steps in `looml.learn.selection` and the row-level
+training work around the model in `looml.learn.rows`.
+
 `SchemaCoercer` comes first in every pipeline, so the fitted pipeline takes raw rows
 (strings for numbers, None for missing, extra columns) exactly as training saw them.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (makes IterativeImputer importable)
+from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
+from sklearn.preprocessing import (
+    KBinsDiscretizer,
+    MinMaxScaler,
+    OneHotEncoder,
+    OrdinalEncoder,
+    PolynomialFeatures,
+    PowerTransformer,
+    RobustScaler,
+    StandardScaler,
+    TargetEncoder,
+)
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from looml.spec import PreprocessingSpec
+from looml.learn.selection import selection_steps
+from looml.learn.transformers import (
+    CardinalitySelector,
+    CyclicParts,
+    DerivedColumns,
+    OutlierClipper,
+    TextTfidf,
+)
+from looml.spec import CategoricalSpec, DatetimeSpec, FeaturesSpec, NumericSpec, PreprocessingSpec
 
 __all__ = ["DatetimeParts", "SchemaCoercer", "build_preprocessor"]
 
@@ -165,32 +191,139 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
 
 
 _SCALERS = {"standard": StandardScaler, "robust": RobustScaler, "minmax": MinMaxScaler}
+_CYCLIC = ("month", "dayofweek", "dayofyear", "hour", "minute")
 
 
-def build_preprocessor(features: dict[str, str], spec: PreprocessingSpec) -> Pipeline:
-    """`SchemaCoercer` followed by one ColumnTransformer branch per column kind."""
-    by_kind = {kind: [c for c, k in features.items() if k == kind]
-               for kind in ("numeric", "categorical", "datetime")}
-    numeric_steps: list[tuple[str, Any]] = [
-        ("impute", SimpleImputer(strategy=spec.numeric.impute,
-                                 add_indicator=spec.numeric.missing_indicator, keep_empty_features=True)),
-    ]
-    if spec.numeric.scale != "none":
-        numeric_steps.append(("scale", _SCALERS[spec.numeric.scale]()))
-    branches = [
-        ("numeric", Pipeline(numeric_steps), by_kind["numeric"]),
-        ("categorical", Pipeline([
-            ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY)),
-            ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                     min_frequency=spec.categorical.min_frequency,
-                                     max_categories=spec.categorical.max_categories,
-                                     sparse_output=False, dtype=np.float32)),
-        ]), by_kind["categorical"]),
-        ("datetime", Pipeline([
-            ("parts", DatetimeParts(parts=tuple(spec.datetime.parts))),
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            *([("scale", _SCALERS[spec.numeric.scale]())] if spec.numeric.scale != "none" else []),
-        ]), by_kind["datetime"]),
-    ]
-    columns = ColumnTransformer([b for b in branches if b[2]], remainder="drop", sparse_threshold=0.0)
-    return Pipeline([("coerce", SchemaCoercer(columns=dict(features))), ("columns", columns)])
+def build_preprocessor(features: dict[str, str], preprocessing: PreprocessingSpec,
+                       engineering: FeaturesSpec | None = None, task: str = "classification",
+                       seed: int = 0) -> Pipeline:
+    """Every feature step of the one pipeline, before the model.
+
+    `coerce` (SchemaCoercer) first, then `derived` (when the spec has derived columns), then
+    `columns`: a ColumnTransformer with one branch per column kind (and per group of columns
+    sharing overridden options), plus polynomial and binning branches; then the selection and
+    PCA steps. `features` maps each column to numeric | categorical | datetime | text.
+    """
+    engineering = engineering or FeaturesSpec()
+    numeric_like = {**features, **{d.name: "numeric" for d in engineering.derived}}
+    branches: list[tuple[str, Any, Any]] = []
+    for kind, options, columns in _groups(numeric_like, preprocessing):
+        name = kind if options is None else f"{kind}_{len(branches)}"
+        branches += _branches(name, kind, options or {}, columns, preprocessing, task, seed)
+    branches += _engineered(engineering, preprocessing.numeric.scale, seed)
+    columns = ColumnTransformer([b for b in branches if _selects(b[2])], remainder="drop",
+                                sparse_threshold=0.0)
+    steps: list[tuple[str, Any]] = [("coerce", SchemaCoercer(columns=dict(features)))]
+    if engineering.derived:
+        steps.append(("derived", DerivedColumns(tuple((d.name, d.expr) for d in engineering.derived))))
+    steps.append(("columns", columns))
+    return Pipeline([*steps, *selection_steps(engineering, task, seed)])
+
+
+def _groups(features: dict[str, str], preprocessing: PreprocessingSpec) -> list[tuple[str, Any, list[str]]]:
+    """(kind, overridden options or None, columns): the default groups first, in kind order."""
+    groups: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = {}
+    for column, kind in features.items():
+        override = preprocessing.columns.get(column)
+        options = override.options(kind) if override is not None else {}
+        groups.setdefault((kind, json.dumps(options, sort_keys=True)), (options, []))[1].append(column)
+    order = ("numeric", "categorical", "datetime", "text")
+    ranked = sorted(groups.items(), key=lambda item: (bool(item[1][0]), order.index(item[0][0])))
+    return [(kind, options or None, columns) for (kind, _), (options, columns) in ranked]
+
+
+def _selects(columns: Any) -> bool:
+    return callable(columns) or bool(len(columns))
+
+
+def _branches(name: str, kind: str, options: dict[str, Any], columns: list[str],
+              preprocessing: PreprocessingSpec, task: str, seed: int) -> list[tuple[str, Any, Any]]:
+    if kind == "numeric":
+        return [(name, _numeric(preprocessing.numeric.model_copy(update=options), seed), columns)]
+    if kind == "categorical":
+        return _categorical(name, preprocessing.categorical.model_copy(update=options), columns, task, seed)
+    if kind == "text":
+        text = preprocessing.text
+        return [(name, TextTfidf(max_features=text.max_features, ngram_max=text.ngram_max,
+                                 min_df=text.min_df), columns)]
+    return _datetime(name, preprocessing.datetime, preprocessing.numeric.scale, columns)
+
+
+def _numeric(spec: NumericSpec, seed: int) -> Pipeline:
+    """clip -> impute -> power -> scale, each as configured."""
+    steps: list[tuple[str, Any]] = []
+    if spec.clip != "none":
+        steps.append(("clip", OutlierClipper(method=spec.clip, threshold=spec.clip_threshold)))
+    steps.append(("impute", _imputer(spec, seed)))
+    if spec.power == "yeo-johnson":
+        steps.append(("power", PowerTransformer(method="yeo-johnson", standardize=False)))
+    if spec.scale != "none":
+        steps.append(("scale", _SCALERS[spec.scale]()))
+    return Pipeline(steps)
+
+
+def _imputer(spec: NumericSpec, seed: int) -> Any:
+    indicator = spec.missing_indicator
+    if spec.impute == "iterative":
+        return IterativeImputer(random_state=seed, add_indicator=indicator, keep_empty_features=True)
+    if spec.impute == "knn":
+        return KNNImputer(add_indicator=indicator, keep_empty_features=True)
+    fill = {"fill_value": spec.fill_value} if spec.impute == "constant" else {}
+    return SimpleImputer(strategy=spec.impute, add_indicator=indicator, keep_empty_features=True, **fill)
+
+
+def _categorical(name: str, spec: CategoricalSpec, columns: list[str], task: str,
+                 seed: int) -> list[tuple[str, Any, Any]]:
+    """One-hot, ordinal or target encoding; `auto` splits the columns by distinct values when fitted."""
+    impute = ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY))
+    onehot = Pipeline([impute, ("onehot", OneHotEncoder(
+        handle_unknown="infrequent_if_exist", min_frequency=spec.min_frequency,
+        max_categories=spec.max_categories, sparse_output=False, dtype=np.float32))])
+    folds = (StratifiedKFold if task == "classification" else KFold)(5, shuffle=True, random_state=seed)
+    target = Pipeline([impute, ("target", TargetEncoder(cv=folds))])  # cross-fitted in fit_transform
+    if spec.encoding == "onehot":
+        return [(name, onehot, columns)]
+    if spec.encoding == "target":
+        return [(name, target, columns)]
+    if spec.encoding == "ordinal":
+        return [(name, Pipeline([impute, ("ordinal", OrdinalEncoder(
+            handle_unknown="use_encoded_value", unknown_value=-1, min_frequency=spec.min_frequency,
+            max_categories=spec.max_categories, dtype=np.float32))]), columns)]
+    return [(name, onehot, CardinalitySelector(columns, spec.high_cardinality)),
+            (f"{name}_target", target, CardinalitySelector(columns, spec.high_cardinality, many=True))]
+
+
+def _datetime(name: str, spec: DatetimeSpec, scale: str, columns: list[str]) -> list[tuple[str, Any, Any]]:
+    scaler = [("scale", _SCALERS[scale]())] if scale != "none" else []
+    branches = [(name, Pipeline([("parts", DatetimeParts(parts=tuple(spec.parts))),
+                                 ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                                 *scaler]), columns)]
+    cyclic = tuple(p for p in spec.parts if p in _CYCLIC)
+    if spec.cyclic and cyclic:
+        branches.append((f"{name}_cyclic", Pipeline([
+            ("cyclic", CyclicParts(parts=cyclic)),
+            ("impute", SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True)),
+        ]), columns))
+    return branches
+
+
+def _engineered(engineering: FeaturesSpec, scale: str, seed: int) -> list[tuple[str, Any, Any]]:
+    """The polynomial and binning branches (next to the columns' own branches)."""
+    branches: list[tuple[str, Any, Any]] = []
+    median = ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
+    if engineering.polynomial is not None:
+        poly = engineering.polynomial
+        branches.append(("polynomial", Pipeline([
+            median,
+            ("polynomial", PolynomialFeatures(degree=poly.degree, interaction_only=poly.interaction_only,
+                                              include_bias=False)),
+            *([("scale", _SCALERS[scale]())] if scale != "none" else []),
+        ]), list(poly.columns)))
+    if engineering.binning is not None:
+        bins = engineering.binning
+        branches.append(("binning", Pipeline([
+            median,
+            ("bins", KBinsDiscretizer(n_bins=bins.bins, encode="onehot-dense", strategy=bins.strategy,
+                                      quantile_method="averaged_inverted_cdf", random_state=seed)),
+        ]), list(bins.columns)))
+    return branches
