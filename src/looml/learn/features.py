@@ -265,7 +265,8 @@ def _numeric(spec: NumericSpec, seed: int) -> Pipeline:
 def _imputer(spec: NumericSpec, seed: int) -> Any:
     indicator = spec.missing_indicator
     if spec.impute == "iterative":
-        return IterativeImputer(random_state=seed, add_indicator=indicator, keep_empty_features=True)
+        # keep_empty_features=True fails on read-only input in scikit-learn 1.9 (it writes into X)
+        return IterativeImputer(random_state=seed, add_indicator=indicator)
     if spec.impute == "knn":
         return KNNImputer(add_indicator=indicator, keep_empty_features=True)
     fill = {"fill_value": spec.fill_value} if spec.impute == "constant" else {}

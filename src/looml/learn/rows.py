@@ -106,7 +106,8 @@ class TrainingRows(MetaEstimatorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> TrainingRows:
         """Choose the rows (`n_rows_used_`), then fit a clone of the model (`estimator_`)."""
-        X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=None, multi_output=True)
+        X, y = validate_data(self, X, y, ensure_all_finite=self._finite(), dtype="numeric",
+                             multi_output=get_tags(self.estimator).target_tags.multi_output)
         rows = np.arange(len(X))
         if self.drop_duplicates:
             rows = rows[~pd.DataFrame(X).assign(_y=list(map(str, y))).duplicated().to_numpy()]
@@ -128,27 +129,31 @@ class TrainingRows(MetaEstimatorMixin, BaseEstimator):
         """The fitted model's predictions."""
         check_is_fitted(self, "estimator_")
         return self.estimator_.predict(
-            validate_data(self, X, ensure_all_finite=False, dtype=None, reset=False))
+            validate_data(self, X, ensure_all_finite=self._finite(), dtype="numeric", reset=False))
 
     @available_if(_inner_has("predict_proba"))
     def predict_proba(self, X: Any) -> np.ndarray:
         """The fitted model's class probabilities."""
         check_is_fitted(self, "estimator_")
         return self.estimator_.predict_proba(
-            validate_data(self, X, ensure_all_finite=False, dtype=None, reset=False))
+            validate_data(self, X, ensure_all_finite=self._finite(), dtype="numeric", reset=False))
 
     @available_if(_inner_has("decision_function"))
     def decision_function(self, X: Any) -> np.ndarray:
         """The fitted model's decision function."""
         check_is_fitted(self, "estimator_")
         return self.estimator_.decision_function(
-            validate_data(self, X, ensure_all_finite=False, dtype=None, reset=False))
+            validate_data(self, X, ensure_all_finite=self._finite(), dtype="numeric", reset=False))
 
     def score(self, X: Any, y: Any) -> float:
         """The fitted model's default score."""
         check_is_fitted(self, "estimator_")
-        return self.estimator_.score(validate_data(self, X, ensure_all_finite=False, dtype=None,
-                                                   reset=False), y)
+        return self.estimator_.score(validate_data(self, X, ensure_all_finite=self._finite(),
+                                                   dtype="numeric", reset=False), y)
+
+    def _finite(self) -> bool | str:
+        """NaN is let through when the model takes it and no isolation forest is fitted on the rows."""
+        return "allow-nan" if self.__sklearn_tags__().input_tags.allow_nan else True
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -78,7 +78,7 @@ class MutualInfoSelector(SelectorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> MutualInfoSelector:
         """Learn `scores_` and the kept `support_`."""
-        X, y = validate_data(self, X, y, dtype="float64")
+        X, y = validate_data(self, X, y, dtype="float64", ensure_min_samples=2)
         estimate = mutual_info_classif if self.task == "classification" else mutual_info_regression
         self.scores_ = estimate(X, y, random_state=self.random_state)
         keep = np.zeros(X.shape[1], dtype=bool)

@@ -97,6 +97,7 @@ class DerivedColumns(TransformerMixin, BaseEstimator):
             if missing:
                 raise ValueError(f"derived column {name!r} reads unknown column(s) {missing}")
             known.add(name)
+        _derive(frame, self.expressions)  # values that are not numbers fail here, not when serving
         self.input_columns_ = list(frame.columns)
         self.n_features_in_ = frame.shape[1]
         if isinstance(X, pd.DataFrame):
@@ -111,13 +112,7 @@ class DerivedColumns(TransformerMixin, BaseEstimator):
             raise ValueError(f"X has {frame.shape[1]} features, but DerivedColumns is expecting "
                              f"{self.n_features_in_} features as input")
         out = frame[self.input_columns_].copy()
-        values: dict[str, np.ndarray] = {}
-        for name, text in self.expressions:
-            expression = parse(text)
-            inputs = {c: values[c] if c in values else pd.to_numeric(out[c], errors="coerce").to_numpy(
-                dtype="float64", na_value=np.nan) for c in expression.columns}
-            values[name] = expression.evaluate(inputs, len(out))
-        for name, column in values.items():
+        for name, column in _derive(out, self.expressions).items():
             out[name] = column
         return out
 
@@ -293,6 +288,17 @@ def _named_frame(X: Any) -> pd.DataFrame:
     frame = _frame(X)
     frame.columns = [f"x{i}" for i in range(frame.shape[1])]
     return frame
+
+
+def _derive(frame: pd.DataFrame, expressions: tuple[tuple[str, str], ...]) -> dict[str, np.ndarray]:
+    """Each derived column's values; a referenced column must hold numbers (or gaps)."""
+    values: dict[str, np.ndarray] = {}
+    for name, text in expressions:
+        expression = parse(text)
+        inputs = {c: values[c] if c in values else frame[c].to_numpy(dtype="float64", na_value=np.nan)
+                  for c in expression.columns}
+        values[name] = expression.evaluate(inputs, len(frame))
+    return values
 
 
 def _texts(values: pd.Series) -> list[str]:
