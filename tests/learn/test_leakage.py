@@ -25,7 +25,7 @@ ROWS = 600
 CHANCE = 0.08
 FEATURES = {"a": "numeric", "b": "numeric", "c": "numeric", "plan": "categorical", "shop": "categorical",
             "note": "text", "when": "datetime"}
-WORDS = "late early refund broken great slow fast price support delivery box size colour again".split()
+WORDS = ["late", "early", "refund", "broken", "great", "slow", "fast", "price", "support", "delivery"]
 
 
 def frame(seed: int = 0) -> pd.DataFrame:
@@ -59,7 +59,8 @@ PATHS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "power": ({"numeric": {"power": "yeo-johnson"}}, {}),
     "clip_iqr": ({"numeric": {"clip": "iqr"}}, {}),
     "clip_zscore": ({"numeric": {"clip": "zscore", "clip_threshold": 2.0}}, {}),
-    **{f"encoding_{m}": ({"categorical": {"encoding": m}}, {}) for m in ("auto", "onehot", "ordinal", "target")},
+    **{f"encoding_{m}": ({"categorical": {"encoding": m}}, {})
+       for m in ("auto", "onehot", "ordinal", "target")},
     "text": ({"text": {"max_features": 300, "min_df": 1}}, {}),
     "datetime_cyclic": ({"datetime": {"cyclic": True, "parts": ["month", "dayofweek", "hour"]}}, {}),
     "column_overrides": ({"columns": {"b": {"impute": "mean", "scale": "robust"},
