@@ -167,9 +167,9 @@ def test_unknown_literal_lists_the_choices(tmp_path: Path) -> None:
 
 
 def test_unknown_model_name(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=r"models\.candidates\.1\.name \(line 7\): expected one of "
-                                        r".*\(got 'xgboost'\)"):
-        load_spec(write(tmp_path, MINIMAL + "models:\n  candidates: [linear, xgboost]\n"))
+    with pytest.raises(SpecError, match=r"models\.candidates\.1\.name \(line 7\): unknown model "
+                                        r"\(got 'xgbost'\)\n\s+fix: did you mean 'xgboost'\?"):
+        load_spec(write(tmp_path, MINIMAL + "models:\n  candidates: [linear, xgbost]\n"))
 
 
 def test_every_problem_is_reported_at_once_with_its_line(tmp_path: Path) -> None:

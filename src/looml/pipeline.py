@@ -98,6 +98,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    _check_candidates(spec)
     home = spec.project_dir / ".looml"
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
@@ -125,8 +126,9 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         "train",
         code=[*_WIRING, "looml.learn.train", "looml.learn.features", "looml.learn.transformers",
               "looml.learn.expressions", "looml.learn.selection", "looml.learn.rows", "looml.learn.zoo",
-              "looml.learn.metrics"],
-        config=[spec.section_hash("preprocessing", "features", "models", "seed"), spec.split.folds,
+              "looml.learn.metrics", "looml.learn.tune", "looml.learn.spaces", "looml.learn.trial",
+              "looml.learn.ensemble", "looml.learn.xgb", "looml.executors.local", "looml.executors.inline"],
+        config=[spec.section_hash("preprocessing", "features", "models", "tuning", "seed"), spec.split.folds,
                 spec.evaluation.primary_metric],
         inputs={"snapshot": data_digest, "split": split_digest, "validation": validation_digest},
         compute=lambda: _train(frame(), indices(), report, spec, store),
@@ -286,10 +288,12 @@ def _check(frame: pl.DataFrame, schema: Schema, report: ValidationReport, spec: 
 
 
 def _check_candidates(spec: Spec) -> None:
-    if any(c.params for c in spec.models.candidates):
-        from looml.learn.zoo import check_params
+    # Only when there is something to check: it imports scikit-learn, which a cached run skips.
+    if spec.tuning.space or spec.tuning.resolved_method == "grid" or any(
+            c.params or c.space or c.estimator for c in spec.models.candidates):
+        from looml.learn.spaces import check_search
 
-        check_params(spec.models)
+        check_search(spec)
 
 
 def _ingest(spec: Spec, runner: Runner, store: ArtifactStore,
@@ -375,35 +379,13 @@ def _rows(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
 
 def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, spec: Spec,
            store: ArtifactStore) -> dict[str, Any]:
-    from sklearn.pipeline import Pipeline
-    from threadpoolctl import threadpool_limits
+    from looml.learn.train import train
 
-    from looml.learn.features import build_preprocessor
-    from looml.learn.metrics import primary_metric
-    from looml.learn.rows import finalize, wrap_model
-    from looml.learn.train import cross_validate_candidates, fit_best
-    from looml.learn.zoo import make_estimator, threads_for
-
-    _check_candidates(spec)  # here, not up front: it imports scikit-learn, which a cached run skips
     X, y = _rows(frame, indices, report, "train")
-    threads = threads_for(len(X), spec.models.n_jobs)
-    candidates = {
-        c.name: Pipeline([*build_preprocessor(report.features, spec.preprocessing, spec.features, report.task,
-                                             spec.seed).steps,
-                          ("model", wrap_model(make_estimator(c.name, report.task, c.params, spec.seed,
-                                                              threads, loc=f"models.candidates[{i}]"),
-                                               spec.preprocessing, report.task, spec.seed))])
-        for i, c in enumerate(spec.models.candidates)
-    }
-    primary = primary_metric(spec.evaluation.primary_metric, report.task)
-    with threadpool_limits(limits=threads, user_api="openmp"):  # HistGradientBoosting's threads
-        board = cross_validate_candidates(candidates, X, y, report.task, spec.split.folds,
-                                          spec.seed, primary)
-        best = board[0].name
-        fitted = finalize(fit_best(candidates[best], X, y))
-    digest = store.put_bytes(pickle.dumps(fitted, protocol=5))
-    return {"artifacts": {"pipeline": digest}, "leaderboard": [r.to_dict() for r in board],
-            "best": best, "primary_metric": primary}
+    trained = train(X, y, report.features, spec, report.task)
+    digest = store.put_bytes(pickle.dumps(trained.pipeline, protocol=5))
+    return {"artifacts": {"pipeline": digest}, "leaderboard": trained.leaderboard, "best": trained.best,
+            "primary_metric": trained.primary_metric, "search": trained.search}
 
 
 def _evaluate(fitted: Any, frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
@@ -469,7 +451,11 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
     ).to_pandas()
     best = trained["leaderboard"][0]
     metrics = {f"test_{k}": v for k, v in evaluated["evaluation"]["metrics"].items()}
-    for row in trained["leaderboard"]:
+    seen: set[str] = set()
+    for row in trained["leaderboard"]:  # best first: each candidate's best trial
+        if row["name"] in seen:
+            continue
+        seen.add(row["name"])
         for metric, value in row["mean"].items():
             metrics[f"cv_{row['name']}_{metric}_mean"] = value
             metrics[f"cv_{row['name']}_{metric}_std"] = row["std"][metric]
@@ -487,6 +473,7 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
         model_name=spec.registry.model_name, pipeline=fitted, input_example=example,
         snapshot=frame, snapshot_path=snapshot_path, data_digest=data_digest, target=report.target,
         params=params, metrics=metrics, tags=tags, artifacts=[report_path], documents=documents,
+        trials=trained["leaderboard"],
     ))
     return registration.to_dict()
 

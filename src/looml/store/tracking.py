@@ -12,8 +12,9 @@ import logging
 import os
 import sqlite3
 import tempfile
+import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,7 @@ class TrackedRun:
     tags: dict[str, str]
     artifacts: list[Path]
     documents: dict[str, str]  # artifact path -> text (the schema and the reference profile)
+    trials: list[dict[str, Any]] = field(default_factory=list)  # leaderboard rows, logged as child runs
 
 
 def local_tracking_uri(uri: str, project_dir: Path) -> str:
@@ -110,8 +112,10 @@ def _import_mlflow() -> Any:
 
 def _requirements(pipeline: Pipeline) -> list[str]:
     names = ["mlflow", "scikit-learn", "numpy", "pandas", "scipy", "skops", "looml"]
-    if type(pipeline.named_steps["model"]).__module__.startswith("lightgbm"):
-        names.append("lightgbm")
+    # Every estimator in the pipeline, ensembles' members included, and the classes they extend.
+    used = {cls.__module__.split(".")[0] for value in [pipeline, *pipeline.get_params(deep=True).values()]
+            for cls in type(value).__mro__}
+    names += [n for n in ("lightgbm", "xgboost", "catboost") if n in used]
     return [f"{n}=={metadata.version(n)}" for n in names]
 
 
@@ -159,6 +163,7 @@ def log_and_register(run: TrackedRun) -> Registration:
                 pip_requirements=_requirements(run.pipeline),
             )
             run_id = active.info.run_id
+            _log_trials(client, experiment_id, run_id, run.trials)
             if not _exists(client, run.model_name):
                 client.create_registered_model(run.model_name)
             version = client.create_model_version(
@@ -183,6 +188,31 @@ def log_and_register(run: TrackedRun) -> Registration:
     return Registration(model_name=run.model_name, version=registered[1], run_id=run_id,
                         model_uri=f"models:/{run.model_name}/{registered[1]}", champion=champion,
                         tracking_uri=run.tracking_uri)
+
+
+def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[dict[str, Any]]) -> None:
+    """Each trial as a child run of the registering run: three calls a trial (create, one
+    `log_batch` with every metric, param and tag, terminate), never one call per value."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    for row in trials:
+        child = client.create_run(experiment_id, run_name=f"trial {row['trial']} {row['name']}",
+                                  tags={"mlflow.parentRunId": parent_id})
+        values = {**{f"cv_{m}_mean": v for m, v in row["mean"].items()},
+                  **{f"cv_{m}_std": v for m, v in row["std"].items()},
+                  "fit_seconds": row["fit_seconds"], **row["timings"], "size_bytes": row["size_bytes"]}
+        params = {"trial": row["trial"], "model": row["name"], "family": row["family"],
+                  **{f"model.{k}": v for k, v in row["params"].items()},
+                  **{f"choice.{k}": v for k, v in row["choices"].items()}}
+        tags = {"looml.state": row["state"]} | ({"looml.reason": row["error"][:5000]} if row["error"] else {})
+        client.log_batch(
+            child.info.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in values.items() if v == v],
+            params=[Param(k, _param(v)) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()])
+        status = "FINISHED" if row["state"] == "complete" else "KILLED"
+        client.set_terminated(child.info.run_id, status=status)
 
 
 def _exists(client: Any, name: str) -> bool:

@@ -1,0 +1,125 @@
+"""One trial: a candidate pipeline cross-validated fold by fold, with its costs.
+
+`run_trial` runs where the executor puts it (in this process or a pool worker). It scores a
+trial on every fold or not at all: after each fold but the last it may ask whether to go on
+(the pruner's question), and a pruned or failed trial returns no scores.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from looml.learn.metrics import score, stable
+
+__all__ = ["TrialData", "TrialJob", "fold_indices", "run_trial"]
+
+LATENCY_ROWS = 1_000
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """What every trial reads: sent to each worker once."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    task: str
+    classes: np.ndarray
+    primary: str
+    threads: int
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One configuration to score: an unfitted pipeline, and whether it may be pruned."""
+
+    pipeline: Pipeline
+    prune: bool = False
+
+
+def fold_indices(y: np.ndarray, task: str, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The CV folds (stratified for classification), the same for every trial."""
+    splitter = (StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+                if task == "classification" else KFold(n_splits=folds, shuffle=True, random_state=seed))
+    return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y)]
+
+
+def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict[str, Any]:
+    """Cross-validate `job.pipeline`; a dict with `state` complete / pruned / failed.
+
+    A complete trial has `mean` and `std` of every metric, `fold_fit_seconds` (mean fit time
+    of a fold), `predict_ms_per_1000` and `size_bytes` (pickled fitted pipeline), measured
+    on the last fold's model. `ask((fold, running mean of the primary metric))` returns True
+    to stop the trial there.
+    """
+    started = time.perf_counter()
+    scores: list[dict[str, float]] = []
+    fit_seconds: list[float] = []
+    model: Pipeline | None = None
+    try:
+        with threadpool_limits(limits=data.threads), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated")
+            for i, (train, test) in enumerate(data.folds):
+                model = clone(job.pipeline)
+                began = time.perf_counter()
+                model.fit(data.X.iloc[train], data.y[train])
+                fit_seconds.append(time.perf_counter() - began)
+                scores.append(_score(model, data.X.iloc[test], data.y[test], data))
+                last = i == len(data.folds) - 1
+                if job.prune and not last and ask((i, float(np.mean([s[data.primary] for s in scores])))):
+                    return {"state": "pruned", "seconds": time.perf_counter() - started,
+                            "error": f"pruned after fold {i + 1} of {len(data.folds)}"}
+            latency = _latency(model, data.X.iloc[data.folds[-1][1]])
+    except Exception as exc:  # an error of a configuration fails only its trial
+        return {"state": "failed", "seconds": time.perf_counter() - started,
+                "error": f"{type(exc).__name__}: {exc}"[:500]}
+    metrics = list(scores[0])
+    return {
+        "state": "complete", "seconds": time.perf_counter() - started,
+        "mean": {m: stable(float(np.mean([s[m] for s in scores]))) for m in metrics},
+        "std": {m: stable(float(np.std([s[m] for s in scores]))) for m in metrics},
+        "fold_fit_seconds": float(np.mean(fit_seconds)), "predict_ms_per_1000": latency,
+        "size_bytes": len(pickle.dumps(model, protocol=5)),
+    }
+
+
+def _score(model: Pipeline, X: pd.DataFrame, y: np.ndarray, data: TrialData) -> dict[str, float]:
+    predicted = model.predict(X)
+    proba = None
+    if data.task == "classification" and hasattr(model, "predict_proba"):
+        proba = _aligned(model.predict_proba(X), np.asarray(model.classes_), data.classes)
+    return score(data.task, data.classes, y, predicted, proba)
+
+
+def _aligned(proba: np.ndarray, seen: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Probabilities with one column per class of the whole training split (a fold may lack one)."""
+    if len(seen) == len(classes) and np.array_equal(seen, classes):
+        return proba
+    out = np.zeros((len(proba), len(classes)))
+    out[:, np.searchsorted(classes, seen)] = proba
+    return out
+
+
+def _latency(model: Pipeline, X: pd.DataFrame) -> float:
+    """Milliseconds to predict 1,000 rows (validation rows repeated as needed); best of two."""
+    rows = X.iloc[np.resize(np.arange(len(X)), LATENCY_ROWS)]
+    best = float("inf")
+    for _ in range(2):
+        began = time.perf_counter()
+        model.predict(rows)
+        best = min(best, time.perf_counter() - began)
+    return round(best * 1000, 3)

@@ -1,0 +1,439 @@
+"""Tune: one search across candidates, their params and preprocessing choices, under budgets.
+
+    tune(X, y, features, spec, task, primary) -> Tuned
+
+One Optuna study (ask-and-tell) covers every candidate: the model is a categorical
+parameter and each family's params are conditional on it. grid = `GridSampler` over the
+finite grid, random = `RandomSampler`, bayesian = multivariate TPE, all seeded by `spec.seed`;
+`none` scores each candidate with its params. Known-good configurations are enqueued first.
+
+Trials run through an executor (`looml.executors`): in this process when nothing needs
+stopping, else in a persistent process pool. With a `time_budget` the search stops early
+enough to refit the best configuration inside the budget, and a trial still running then is
+killed and discarded: a trial is scored on all folds or not at all. Without a budget, trials
+in parallel are asked and told in batches, so a fixed number of trials gives the same
+results run to run; the time budget is the one source of nondeterminism.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from looml.errors import DataError, Problem, SpecError
+from looml.executors import Executor
+from looml.executors.inline import InlineExecutor
+from looml.executors.local import JobFailure, LocalExecutor
+from looml.learn.metrics import better
+from looml.learn.spaces import Config, apply_choices, grid_configs, merged_space, suggest_config, warm_start
+from looml.learn.trial import TrialData, TrialJob, fold_indices, run_trial
+from looml.learn.zoo import ROW_LIMIT, make_estimator, threads_for
+from looml.spec import LOWER_IS_BETTER, Spec
+
+__all__ = ["TrialRow", "Tuned", "candidate_pipeline", "check_budget", "estimate_mb", "trial_row", "tune"]
+
+_PRELOAD = ("looml.learn.trial", "looml.learn.zoo", "lightgbm", "xgboost")
+_REFIT_MARGIN = 1.3  # the refit on all training rows, relative to one fold's fit scaled by rows
+_POOL_START_SECONDS = 1.5  # fork server + workers with the preloaded modules, measured here: 0.6-1.2 s
+_MAX_SKIPS = 200  # consecutive skipped configurations after which the search gives up
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One leaderboard row. `state` is complete / pruned / failed / over budget / skipped;
+    `error` says why a trial has no scores."""
+
+    trial: int
+    name: str
+    family: str
+    params: dict[str, Any]
+    choices: dict[str, Any] = field(default_factory=dict)
+    state: str = "complete"
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    fit_seconds: float = 0.0  # the whole trial, every fold
+    timings: dict[str, float] = field(default_factory=dict)  # fold_fit_seconds, predict_ms_per_1000
+    size_bytes: int = 0
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """What tuning produced: the ranked leaderboard, the refit pipeline and notes."""
+
+    rows: list[TrialRow]
+    best: TrialRow
+    pipeline: Pipeline
+    method: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def candidate_pipeline(features: dict[str, str], spec: Spec, task: str, estimator: Any,
+                       choices: dict[str, Any] | None = None) -> Pipeline:
+    """The candidate pipeline: the feature steps (with a trial's choices applied), then the model
+    with its training-only row work."""
+    from looml.learn.features import build_preprocessor
+    from looml.learn.rows import wrap_model
+
+    applied = apply_choices(spec, choices or {})
+    steps = build_preprocessor(features, applied.preprocessing, applied.features, task, spec.seed).steps
+    return Pipeline([*steps, ("model", wrap_model(estimator, applied.preprocessing, task, spec.seed))])
+
+
+def estimate_mb(family: str, params: dict[str, Any], rows: int, width: int, n_classes: int) -> float:
+    """A coarse peak-memory estimate of one fit: the data's copies plus the family's model.
+
+    Forests: trees x nodes (about 2 x rows / min_samples_leaf, capped by max_depth) x node
+    size; kNN keeps its training rows; the rest are dominated by the data.
+    """
+    estimate = rows * max(width, 1) * 8 * 4.0
+    if family in ("random_forest", "extra_trees", "decision_tree"):
+        trees = int(params.get("n_estimators", 100)) if family != "decision_tree" else 1
+        nodes = 2.0 * rows / max(1, int(params.get("min_samples_leaf", 1)))
+        if params.get("max_depth"):
+            nodes = min(nodes, 2.0 ** (int(params["max_depth"]) + 1))
+        estimate += trees * nodes * (64 + 8 * max(1, n_classes))
+    elif family == "knn":
+        estimate += rows * max(width, 1) * 8 * 2.0
+    return estimate / 2**20
+
+
+def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec,
+                 task: str) -> float:
+    """Seconds one trial of the first candidate takes, estimated from a small-sample fit; a
+    `SpecError` suggesting a budget when `tuning.time_budget` cannot finish one trial and the
+    refit."""
+    rng = np.random.default_rng(spec.seed)
+    sample = np.sort(rng.choice(len(X), size=min(len(X), 300), replace=False))
+    candidate = spec.models.candidates[0]
+    pipeline = candidate_pipeline(features, spec, task, make_estimator(candidate, task, {}, spec.seed, 1))
+    began = time.perf_counter()
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            pipeline.fit(X.iloc[sample], y[sample])
+        except ValueError:
+            return 0.0  # the sample could not be fitted (a class too rare); the trial will say why
+    fit = time.perf_counter() - began
+    folds = spec.split.folds
+    scale = max(1.0, len(X) * (folds - 1) / folds / len(sample))
+    trial = fit * scale * folds
+    needed = trial + fit * scale * _REFIT_MARGIN + _POOL_START_SECONDS
+    budget = spec.tuning.time_budget
+    if budget is not None and budget < needed:
+        raise SpecError(Problem(
+            loc="tuning.time_budget", value=budget,
+            message=f"too small to finish one trial: one {folds}-fold trial of {candidate.name} on "
+                    f"{len(X):,} rows takes about {trial:.1f} s, and the refit {fit * scale:.1f} s more",
+            fix=f"use time_budget: {math.ceil(max(needed * 3, needed + 5))} or more (or list a faster "
+                "candidate first)"))
+    return trial
+
+
+class _Search:
+    """Where configurations come from: an Optuna study, or the candidates in order (`none`)."""
+
+    def __init__(self, spec: Spec, task: str, candidates: dict[int, Any], primary: str) -> None:
+        self.method = spec.tuning.resolved_method
+        tuning = spec.tuning
+        self.choices = dict(tuning.space)
+        grid = self.method == "grid"  # a grid searches the candidates' own spaces only
+        self.spaces = {i: merged_space(c, task, own_only=grid) for i, c in candidates.items()}
+        self.names = [c.name for c in candidates.values()]
+        self.study: optuna.Study | None = None
+        self.fixed: list[Config] = []
+        if self.method == "none":
+            self.fixed = [Config(i) for i in candidates]
+            self.limit = len(self.fixed)
+            return
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        if self.method == "grid":
+            self.grid = grid_configs(self.spaces, tuning.space)
+            sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(
+                {"config": list(range(len(self.grid)))}, seed=spec.seed)
+            self.limit = min(tuning.trials or len(self.grid), len(self.grid))
+        else:
+            sampler = (optuna.samplers.RandomSampler(seed=spec.seed) if self.method == "random" else
+                       optuna.samplers.TPESampler(seed=spec.seed, multivariate=True, group=True,
+                                                  constant_liar=tuning.n_jobs > 1))
+            self.limit = tuning.trials or (math.inf if tuning.time_budget else 30)
+        pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0) if tuning.pruning
+                  else optuna.pruners.NopPruner())
+        self.study = optuna.create_study(
+            direction="minimize" if primary in LOWER_IS_BETTER else "maximize", sampler=sampler,
+            pruner=pruner)
+        if tuning.warm_start and self.method != "grid":
+            for i, candidate in candidates.items():
+                defaults = make_estimator(candidate, task, {}, 0, 1).get_params(deep=False)
+                for fixed in warm_start(candidate.name, candidate, task, self.spaces[i], defaults)[:2]:
+                    self.study.enqueue_trial(fixed, skip_if_exists=True)
+        self.prune = tuning.pruning
+
+    def ask(self, number: int) -> tuple[Any, Config] | None:
+        """The next trial and its configuration, or None when the search is done."""
+        if number >= self.limit:
+            return None
+        if self.study is None:
+            return None, self.fixed[number]
+        trial = self.study.ask()
+        if self.method == "grid":
+            return trial, self.grid[trial.suggest_categorical("config", list(range(len(self.grid))))]
+        return trial, suggest_config(trial, self.names, self.spaces, self.choices)
+
+    def report(self, trial: Any, step: int, value: float) -> bool:
+        """Record a fold's running score; True when the trial should stop."""
+        trial.report(value, step)
+        return bool(trial.should_prune())
+
+    def tell(self, trial: Any, row: TrialRow, primary: str) -> None:
+        """Give the study a trial's outcome."""
+        if self.study is None or trial is None:
+            return
+        value = row.mean.get(primary, math.nan)
+        if row.state == "complete" and value == value:
+            self.study.tell(trial, value)
+        elif row.state == "pruned":
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
+         primary: str, on_trial: Callable[[TrialRow], None] | None = None) -> Tuned:
+    """Search, rank, optionally ensemble, and refit the winner on all of X; see the module docstring.
+
+    Raises `SpecError` for a budget too small for one trial, `DataError` when no trial completes.
+    """
+    started = time.monotonic()
+    tuning = spec.tuning
+    deadline = started + tuning.time_budget if tuning.time_budget else None
+    estimate = check_budget(X, y, features, spec, task) if deadline else 0.0
+    rows: list[TrialRow] = []
+    candidates = {}
+    for i, c in enumerate(spec.models.candidates):
+        if c.family in ("svm", "knn") and len(X) > ROW_LIMIT and not c.allow_large:
+            rows.append(TrialRow(trial=-1, name=c.name, family=c.family, params={}, state="skipped",
+                                 error=f"skipped: {len(X):,} rows > {ROW_LIMIT:,} (set allow_large: true "
+                                       "on the candidate to try it)"))
+        else:
+            candidates[i] = c
+    if not candidates:
+        raise DataError([Problem(loc="models.candidates", message=r.error, fix="add a model that scales")
+                         for r in rows])
+    search = _Search(spec, task, candidates, primary)
+    classes = np.unique(y) if task == "classification" else np.array([])
+    threads = max(1, min(threads_for(len(X), spec.models.n_jobs), (os.cpu_count() or 1) // tuning.n_jobs))
+    data = TrialData(X, y, fold_indices(y, task, spec.split.folds, spec.seed), task, classes, primary,
+                     threads)
+    limit_mb = (tuning.memory_limit_mb or _available_mb() * 0.8) / tuning.n_jobs
+    width = _width(X, y, features, spec, task)
+    running: dict[int, tuple[Any, Config]] = {}
+
+    def on_message(key: int, question: tuple[int, float]) -> bool:
+        return search.report(running[key][0], *question)
+
+    inline = deadline is None and tuning.n_jobs == 1  # nothing to stop from outside, nothing parallel
+    executor: Executor = (InlineExecutor(run_trial, data, on_message) if inline
+                          else LocalExecutor(run_trial, data, on_message, tuning.n_jobs, _PRELOAD))
+    loop = _Loop(search, executor, spec, task, primary, features, threads, running, rows, on_trial)
+    try:
+        loop.run(deadline, estimate, limit_mb, width, len(X), len(classes))
+        ranked = _rank(rows, primary)
+        if not ranked or ranked[0].state != "complete":
+            raise DataError(_nothing_finished(rows, spec))
+        best = ranked[0]
+        from looml.learn.ensemble import try_ensemble
+
+        chosen, extra, notes = try_ensemble(ranked, loop, deadline)
+    finally:
+        executor.close()
+    ranked = _rank(rows + extra, primary)
+    pipeline = _refit(chosen, X, y, spec, task, features, loop)
+    return Tuned(rows=ranked, best=ranked[0] if ranked[0].family == "ensemble" else best, pipeline=pipeline,
+                 method=search.method, seconds=time.monotonic() - started, notes=notes)
+
+
+class _Loop:
+    """The ask / run / tell loop, and the build of a row's pipeline."""
+
+    def __init__(self, search: _Search, executor: Executor, spec: Spec, task: str, primary: str,
+                 features: dict[str, str], threads: int, running: dict[int, tuple[Any, Config]],
+                 rows: list[TrialRow], on_trial: Callable[[TrialRow], None] | None) -> None:
+        self.search, self.executor, self.spec, self.task = search, executor, spec, task
+        self.primary, self.features, self.threads = primary, features, threads
+        self.running, self.rows, self.on_trial = running, rows, on_trial
+        self.configs: dict[int, Config] = {}
+        self.sync = spec.tuning.time_budget is None  # batches: the same results run to run
+
+    def pipeline(self, config: Config, threads: int) -> Pipeline:
+        """The unfitted pipeline of a configuration."""
+        candidate = self.spec.models.candidates[config.candidate]
+        estimator = make_estimator(candidate, self.task, config.params, self.spec.seed, threads,
+                                   loc=f"models.candidates[{config.candidate}]")
+        return candidate_pipeline(self.features, self.spec, self.task, estimator, config.choices)
+
+    def refit_seconds(self) -> float:
+        """The time the refit of the best trial so far is expected to take."""
+        best = _rank(self.rows, self.primary)
+        if not best or best[0].state != "complete":
+            return 0.0
+        folds = self.spec.split.folds
+        return best[0].timings["fold_fit_seconds"] * folds / (folds - 1) * _REFIT_MARGIN
+
+    def record(self, row: TrialRow, trial: Any, pending: list[tuple[Any, TrialRow]]) -> None:
+        self.rows.append(row)
+        if self.on_trial:
+            self.on_trial(row)
+        pending.append((trial, row))
+        if not self.sync or not self.running:
+            for t, r in sorted(pending, key=lambda p: p[1].trial):
+                self.search.tell(t, r, self.primary)
+            pending.clear()
+
+    def run(self, deadline: float | None, estimate: float, limit_mb: float, width: int, n_rows: int,
+            n_classes: int) -> None:
+        """Run trials until the search is done or the time is up (then kill what still runs)."""
+        number, skips, done = 0, 0, False
+        pending: list[tuple[Any, TrialRow]] = []
+        while True:
+            stop_at = None if deadline is None else deadline - max(self.refit_seconds(), estimate * 0.3)
+            if stop_at is not None and time.monotonic() >= stop_at:
+                for key in list(self.running):
+                    self.executor.cancel(key)
+                    trial, config = self.running.pop(key)
+                    self.record(self._row(key, config, {"state": "over budget", "error": "stopped at the "
+                                "time budget; discarded (a trial counts only on all folds)"}), trial, pending)
+                break
+            # In sync mode a new batch starts only when the last one is told: same results every run.
+            may_ask = not self.sync or not self.running
+            while may_ask and not done and self.executor.idle():
+                asked = self.search.ask(number)
+                if asked is None or skips >= _MAX_SKIPS:
+                    done = True
+                    break
+                trial, config = asked
+                self.configs[number] = config
+                candidate = self.spec.models.candidates[config.candidate]
+                need = estimate_mb(candidate.family, {**candidate.params, **config.params}, n_rows, width,
+                                   n_classes)
+                if need > limit_mb:
+                    skips += 1
+                    self.record(self._row(number, config, {
+                        "state": "skipped", "error": f"skipped: needs about {need:,.0f} MB, over the "
+                        f"{limit_mb:,.0f} MB a trial may use (tuning.memory_limit_mb / n_jobs)"}),
+                        trial, pending)
+                    number += 1
+                    continue
+                skips = 0
+                prune = self.search.method != "none" and self.search.prune
+                self.running[number] = (trial, config)
+                self.executor.submit(number, TrialJob(self.pipeline(config, self.threads), prune=prune))
+                number += 1
+            if not self.running:
+                if done:
+                    break
+                continue
+            timeout = None if stop_at is None else max(0.0, stop_at - time.monotonic())
+            for key, result in self.executor.results(timeout):
+                trial, config = self.running.pop(key)
+                outcome = ({"state": "failed", "error": result.message} if isinstance(result, JobFailure)
+                           else result)
+                self.record(self._row(key, config, outcome), trial, pending)
+
+    def _row(self, number: int, config: Config, outcome: dict[str, Any]) -> TrialRow:
+        candidate = self.spec.models.candidates[config.candidate]
+        return trial_row(number, candidate.name, candidate.family, {**candidate.params, **config.params},
+                         outcome, config.choices)
+
+
+def trial_row(number: int, name: str, family: str, params: dict[str, Any], outcome: dict[str, Any],
+              choices: dict[str, Any] | None = None) -> TrialRow:
+    """A leaderboard row from a trial's outcome (see `run_trial`)."""
+    timings = {k: round(outcome[k], 4) for k in ("fold_fit_seconds", "predict_ms_per_1000") if k in outcome}
+    return TrialRow(
+        trial=number, name=name, family=family, params={k: _jsonable(v) for k, v in params.items()},
+        choices={k: _jsonable(v) for k, v in (choices or {}).items()}, state=outcome["state"],
+        mean=outcome.get("mean", {}), std=outcome.get("std", {}),
+        fit_seconds=round(outcome.get("seconds", 0.0), 4), timings=timings,
+        size_bytes=outcome.get("size_bytes", 0), error=outcome.get("error", ""))
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int | float):
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _rank(rows: list[TrialRow], primary: str) -> list[TrialRow]:
+    """Complete trials best first (ties keep trial order; an undefined score ranks last), then the rest."""
+    scored = [r for r in rows if r.state == "complete" and r.mean.get(primary) == r.mean.get(primary)]
+    ranked: list[TrialRow] = []
+    for row in sorted(scored, key=lambda r: r.trial):
+        i = 0
+        while i < len(ranked) and not better(primary, row.mean[primary], ranked[i].mean[primary]):
+            i += 1
+        ranked.insert(i, row)
+    rest = [r for r in rows if r not in ranked]
+    return ranked + sorted(rest, key=lambda r: (r.state != "complete", r.trial))
+
+
+def _nothing_finished(rows: list[TrialRow], spec: Spec) -> list[Problem]:
+    if any(r.state == "over budget" for r in rows) or not rows:
+        budget = spec.tuning.time_budget or 0
+        return [Problem(loc="tuning.time_budget", value=budget,
+                        message="no trial finished within the time budget",
+                        fix=f"raise it (e.g. time_budget: {math.ceil(budget * 3)}) or list a faster "
+                            "candidate first")]
+    return [Problem(loc=f"models.candidates.{r.name}", message=f"trial {r.trial} {r.state}: {r.error}",
+                    fix="check the data and the candidate's params and space") for r in rows[:20]]
+
+
+def _refit(chosen: Any, X: pd.DataFrame, y: np.ndarray, spec: Spec, task: str, features: dict[str, str],
+           loop: _Loop) -> Pipeline:
+    """Fit the winner on all training rows, with every thread the machine gives one fit."""
+    threads = threads_for(len(X), spec.models.n_jobs)
+    pipeline = chosen(threads) if callable(chosen) else loop.pipeline(chosen, threads)
+    with threadpool_limits(limits=threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = clone(pipeline).fit(X, y)
+    from looml.learn.rows import finalize
+
+    return finalize(fitted)
+
+
+def _available_mb() -> float:
+    import psutil
+
+    return psutil.virtual_memory().available / 2**20
+
+
+def _width(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str) -> int:
+    """Columns after the feature steps, from a fit on a few rows."""
+    from looml.learn.features import build_preprocessor
+
+    head = min(len(X), 200)
+    steps = build_preprocessor(features, spec.preprocessing, spec.features, task, spec.seed)
+    try:
+        return int(steps.fit_transform(X.iloc[:head], y[:head]).shape[1])
+    except (ValueError, TypeError):
+        return X.shape[1]
