@@ -14,10 +14,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from looml.errors import Problem, SpecError, did_you_mean
+from looml.schedule import parse_duration, parse_schedule
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -756,6 +765,84 @@ class ServeSpec(_Section):
     log: PredictionLogSpec = PredictionLogSpec()
 
 
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Seconds; YAML may say 90, '30m', '6h', '7d' or '2w'."""
+
+
+class PerformanceSpec(_Section):
+    """Live performance: served predictions joined to their feedback labels."""
+
+    metric: str = Field("auto", description="The metric watched; 'auto' is the evaluation's primary metric.")
+    window: Duration = Field(86400.0, description="Metrics are also reported per window of this length.")
+    min_labels: int = Field(100, ge=1, description="Fewer labelled rows than this: no verdict, only the "
+                            "numbers.")
+    max_drop: float = Field(0.05, ge=0.0, description="A drop beyond this (in metric units, or a share of "
+                            "the champion's holdout value when relative) is flagged ...")
+    relative: bool = Field(False, description="Read max_drop as a share of the holdout value.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="... only when the whole bootstrap "
+                              "confidence interval of the live metric lies beyond it.")
+    resamples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples.")
+
+
+class AlertsSpec(_Section):
+    """Where alerts go: always the log and the exit code; a webhook when a URL is set."""
+
+    webhook_url: str | None = Field(None, pattern=r"^(https?://|\$\{)", description="POSTed a JSON "
+                                    "payload per alert; '${VAR}' parts are read from the environment.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra webhook headers; '${VAR}' "
+                                    "is read from the environment.")
+    retries: int = Field(3, ge=0, le=20, description="Retries on errors, 429 and 5xx, with backoff.")
+    timeout: float = Field(5.0, gt=0, description="Seconds per webhook attempt.")
+    cooldown: Duration = Field(21600.0, description="The same alert (kind and subject) is sent at most "
+                               "once per cooldown.")
+    on: list[Literal["drift", "performance_drop", "validation_errors", "retrain_failed"]] = Field(
+        default_factory=lambda: ["drift", "performance_drop", "validation_errors", "retrain_failed"],
+        description="Which kinds of alert are sent.")
+
+
+class TriggersSpec(_Section):
+    """What makes `looml loop` retrain."""
+
+    drift: bool = Field(True, description="Dataset drift in the monitored window.")
+    performance_drop: bool = Field(True, description="A live performance drop (see monitor.performance).")
+    schedule: str | None = Field(None, description="'every 24h', or a cron expression in UTC "
+                                 "('0 3 * * 1' = Mondays 03:00).")
+    new_labels: int | None = Field(None, ge=1, description="Retrain once this many labelled rows arrived "
+                                   "since the last retrain.")
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _valid_schedule(cls, value: Any) -> Any:
+        if value is not None:
+            parse_schedule(str(value))  # raises ValueError naming the bad field
+        return value
+
+
+class PromotionSpec(_Section):
+    """Champion vs challenger on fresh labelled traffic that neither trained on."""
+
+    fresh_share: float = Field(0.3, gt=0.0, lt=1.0, description="The latest share of labelled traffic, "
+                               "kept out of retraining and used to compare the two.")
+    min_rows: int = Field(100, ge=10, description="Fewer fresh labelled rows: keep the champion.")
+    margin: float = Field(0.0, ge=0.0, description="The challenger must beat the champion by more than "
+                          "this, in the primary metric's units ...")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="... at this one-sided confidence (paired "
+                              "bootstrap over the fresh rows).")
+    resamples: int = Field(1000, ge=100, le=100_000)
+
+
+class LoopSpec(_Section):
+    """`looml loop`: watch the served champion; retrain and promote only a better model."""
+
+    interval: Duration = Field(3600.0, description="`looml loop --watch`: time between cycles.")
+    window: Duration = Field(604800.0, description="The served traffic a cycle looks at: the last ... .")
+    triggers: TriggersSpec = TriggersSpec()
+    retrain_data: Literal["source", "labelled_traffic", "source_and_labelled_traffic"] = Field(
+        "source_and_labelled_traffic", description="What the challenger trains on: the spec's source "
+        "read afresh, the labelled served rows (except the fresh share), or both.")
+    promotion: PromotionSpec = PromotionSpec()
+
+
 class Spec(_Section):
     """The whole looml.yaml."""
 
@@ -771,6 +858,8 @@ class Spec(_Section):
     registry: RegistrySpec
     tracking: TrackingSpec = TrackingSpec()
     serve: ServeSpec = ServeSpec()
+    alerts: AlertsSpec = AlertsSpec()
+    loop: LoopSpec = LoopSpec()
     project_dir: Path = Field(Path("."), exclude=True, description="Set by load_spec; not a YAML key.")
 
     @model_validator(mode="after")
