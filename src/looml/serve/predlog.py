@@ -62,6 +62,7 @@ __all__ = [
     "PredictionLog",
     "RowsToLog",
     "feature_column",
+    "feature_frame",
     "join_feedback",
     "label_text",
     "parse_feedback",
@@ -94,6 +95,18 @@ def feature_column(name: str) -> str:
     if name in _RESERVED or name.startswith(("proba_", "input_")):
         return f"input_{name}"
     return name
+
+
+def feature_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """The feature columns of logged rows, under their own names (the inverse of `feature_column`)."""
+    out = {}
+    for name in frame.columns:
+        if name in _RESERVED or name.startswith("proba_"):
+            continue
+        inner = name.removeprefix("input_")
+        original = inner if name.startswith("input_") and feature_column(inner) == name else name
+        out[name] = original
+    return frame.select(out).rename(out)
 
 
 def label_text(value: Any) -> str | None:

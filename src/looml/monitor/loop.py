@@ -1,0 +1,426 @@
+"""`looml loop`: one check-and-act cycle over the served champion, and the registry verbs
+(`promote`, `rollback`, `history`) that share its audit trail.
+
+A cycle reads a window of the prediction log and the feedback on it, then:
+1. measures drift against the champion's training reference and live performance against
+   its holdout metrics, and checks the served rows against its schema;
+2. raises alerts for what it found (log, webhook, exit code);
+3. if a trigger fired (drift, a performance drop, the schedule, enough new labels), splits the
+   labelled traffic by time: the latest `promotion.fresh_share` is kept apart; the challenger
+   is trained by the same pipeline on `loop.retrain_data` (the source read afresh, the rest of
+   the labelled traffic, or both), passing the same validation and evaluation gates;
+4. scores champion and challenger on the fresh rows, which neither trained on, and promotes the
+   challenger only if a paired bootstrap shows it better by more than `promotion.margin` at
+   `promotion.confidence`; otherwise keeps the champion and records why.
+Every decision is appended to `.looml/audit.jsonl`; the server follows the alias by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from looml.errors import DataError, GateError, LoomlError, Problem, RegistryError
+from looml.monitor.alerts import Alert, Alerter
+from looml.monitor.performance import live_performance
+from looml.monitor.stats import Outcomes, paired_bootstrap
+from looml.schedule import parse_schedule
+from looml.spec import Spec, load_spec
+from looml.store.registry import CHALLENGER, AuditLog, Decision, move_alias, record_move, version_info
+from looml.store.tracking import champion_version, load_pipeline, local_tracking_uri
+
+__all__ = ["CycleResult", "cycle", "history", "promote", "rollback", "watch"]
+
+log = logging.getLogger("looml.loop")
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one cycle saw and did."""
+
+    at: str
+    model_name: str
+    champion: str
+    rows: int  # logged rows in the window
+    labelled: int
+    drift: dict[str, Any] | None
+    performance: dict[str, Any] | None
+    validation_errors: list[str]
+    triggers: list[str]
+    decision: dict[str, Any] | None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def alarmed(self) -> bool:
+        """Drift, a performance drop or invalid served rows were found."""
+        return any(a["kind"] in ("drift", "performance_drop", "validation_errors") for a in self.alerts)
+
+    @property
+    def retrain_failed(self) -> bool:
+        """A retrain was due and failed."""
+        return self.decision is not None and self.decision["action"] == "retrain_failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form."""
+        return asdict(self)
+
+
+@dataclass
+class _Project:
+    spec: Spec
+    tracking_uri: str
+    home: Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.registry.model_name
+
+    @property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.home / "audit.jsonl")
+
+
+def _project(spec: Spec | str | Path) -> _Project:
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    return _Project(spec, local_tracking_uri(spec.tracking.uri, spec.project_dir),
+                    spec.project_dir / ".looml")
+
+
+def _champion(project: _Project) -> str:
+    version = champion_version(project.tracking_uri, project.name)
+    if version is None:
+        raise RegistryError(Problem(loc="registry.model_name", value=project.name,
+                                    message="the registered model has no champion",
+                                    fix="run `looml run` until a model passes the gate"))
+    return version
+
+
+# --- the cycle -------------------------------------------------------------------------------
+
+
+def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool = False) -> CycleResult:
+    """Run one check-and-act cycle; `retrain=True` retrains whatever the triggers say."""
+    from looml.serve.predlog import feature_frame, join_feedback, read_feedback, read_predictions
+
+    project = _project(spec)
+    spec = project.spec
+    now = now or datetime.now(UTC)
+    alerter = Alerter(spec.alerts, project.home / "alerts")
+    alerter.check()
+    champion = _champion(project)
+    logs = project.home / "logs"
+    window = read_predictions(logs, since=now - timedelta(seconds=spec.loop.window), until=now)
+    joined = join_feedback(window, read_feedback(logs))
+    info = version_info(project.tracking_uri, project.name, champion)
+    metric_name = _primary(spec, info.metrics)
+
+    drift = _drift(project, champion, feature_frame(window)) if window.height else None
+    served = joined.filter(pl.col("model_version") == champion)
+    performance = live_performance(served, metric_name, info.metrics.get(metric_name),
+                                   spec.monitor.performance, seed=spec.seed) if served.height else None
+    invalid = _validation_errors(project, champion, feature_frame(window)) if window.height else []
+
+    state = _LoopState.load(project.home / "loop" / "state.json")
+    labelled_total = int(joined["label"].is_not_null().sum()) if joined.height else 0
+    triggers = _triggers(spec, drift, performance, state, labelled_total, now)
+    if retrain and "requested" not in triggers:
+        triggers.append("requested")
+
+    alerts = []
+    subject = f"{project.name} v{champion}"
+    if drift is not None and drift.get("dataset_drift"):
+        columns = ", ".join(drift.get("drifted", []))
+        alerts.append(Alert("drift", subject, f"data drift in {columns}",
+                            {"drifted": drift.get("drifted")}))
+    if performance is not None and performance.dropped:
+        alerts.append(Alert("performance_drop", subject,
+                            f"{performance.metric} fell to {performance.value:.4g} (holdout "
+                            f"{performance.reference:.4g}, limit {performance.limit:.4g})",
+                            performance.to_dict()))
+    if invalid:
+        alerts.append(Alert("validation_errors", subject, f"{len(invalid)} schema error(s) in served rows",
+                            {"problems": invalid}))
+
+    decision = None
+    if triggers:
+        decision = _retrain_and_decide(project, champion, metric_name, joined, triggers, now)
+        if decision.action == "retrain_failed":
+            alerts.append(Alert("retrain_failed", project.name, decision.reason, decision.to_dict()))
+        state.last_retrain = now.isoformat()
+        state.labels_at_retrain = labelled_total
+    state.last_cycle = now.isoformat()
+    state.save()
+    sent = [{**a.to_dict(), "outcome": alerter.send(a)} for a in alerts]
+    return CycleResult(
+        at=now.isoformat(timespec="seconds"), model_name=project.name, champion=champion, rows=window.height,
+        labelled=int(served["label"].is_not_null().sum()) if served.height else 0,
+        drift=drift, performance=performance.to_dict() if performance else None,
+        validation_errors=invalid, triggers=triggers, decision=decision.to_dict() if decision else None,
+        alerts=sent)
+
+
+def watch(spec: Spec | str | Path, *, cycles: int | None = None,
+          on_cycle: Callable[[CycleResult], None] | None = None,
+          sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run cycles every `loop.interval` seconds (forever, or `cycles` times); a cycle that fails
+    with a looml error is logged and the watch goes on."""
+    project = _project(spec)
+    done = 0
+    while cycles is None or done < cycles:
+        started = time.monotonic()
+        try:
+            result = cycle(project.spec)
+        except LoomlError as exc:
+            log.error("loop cycle failed: %s", exc.render())
+        else:
+            if on_cycle is not None:
+                on_cycle(result)
+        done += 1
+        if cycles is None or done < cycles:
+            sleep(max(0.0, project.spec.loop.interval - (time.monotonic() - started)))
+
+
+def _primary(spec: Spec, holdout: dict[str, float]) -> str:
+    from looml.learn.metrics import primary_metric
+
+    declared = spec.monitor.performance.metric
+    if declared == "auto":
+        declared = spec.evaluation.primary_metric
+    task = "classification" if "accuracy" in holdout else "regression"
+    return primary_metric(declared, task)
+
+
+def _drift(project: _Project, champion: str, current: pl.DataFrame) -> dict[str, Any] | None:
+    from looml.monitor.drift import detect
+    from looml.monitor.reference import load_reference
+
+    reference = load_reference(project.tracking_uri, project.name, champion)
+    if reference is None:
+        return None
+    return detect(reference, current, project.spec.monitor.drift).to_dict()
+
+
+def _validation_errors(project: _Project, champion: str, current: pl.DataFrame) -> list[str]:
+    import yaml
+
+    from looml.data.anomalies import check_batch
+    from looml.data.schema import Schema
+    from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
+
+    _, documents = model_documents(project.tracking_uri, project.name, champion)
+    if SCHEMA_ARTIFACT not in documents:
+        return []
+    schema = Schema.model_validate(yaml.safe_load(documents[SCHEMA_ARTIFACT]))
+    # The log holds the model's features only (the server refused rows without them): check those.
+    served = Schema(target=schema.target, columns={n: c for n, c in schema.columns.items()
+                                                   if c.role == "feature" and n in current.columns})
+    found = check_batch(current, served, project.spec.validation)
+    return [a.render() for a in found if a.severity == "error"]
+
+
+@dataclass
+class _LoopState:
+    path: Path
+    last_cycle: str | None = None
+    last_retrain: str | None = None
+    labels_at_retrain: int = 0
+
+    @classmethod
+    def load(cls, path: Path) -> _LoopState:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raw = {}
+        return cls(path=path, **{k: raw[k] for k in ("last_cycle", "last_retrain", "labels_at_retrain")
+                                 if k in raw})
+
+    def save(self) -> None:
+        from looml.store.artifacts import atomic_write
+
+        data = {k: v for k, v in asdict(self).items() if k != "path"}
+        atomic_write(self.path, lambda tmp: tmp.write_text(json.dumps(data), encoding="utf-8"))
+
+
+def _triggers(spec: Spec, drift: dict[str, Any] | None, performance: Any, state: _LoopState,
+              labelled_total: int, now: datetime) -> list[str]:
+    chosen = spec.loop.triggers
+    fired = []
+    if chosen.drift and drift is not None and drift.get("dataset_drift"):
+        fired.append("drift")
+    if chosen.performance_drop and performance is not None and performance.dropped:
+        fired.append("performance_drop")
+    if chosen.schedule:
+        last = datetime.fromisoformat(state.last_retrain) if state.last_retrain else None
+        if parse_schedule(chosen.schedule).due(last, now):
+            fired.append("schedule")
+    if chosen.new_labels is not None and labelled_total - state.labels_at_retrain >= chosen.new_labels:
+        fired.append("new_labels")
+    return fired
+
+
+# --- retrain and decide ----------------------------------------------------------------------
+
+
+def _retrain_and_decide(project: _Project, champion: str, metric_name: str, joined: pl.DataFrame,
+                        triggers: list[str], now: datetime) -> Decision:
+    spec = project.spec
+    promotion = spec.loop.promotion
+    labelled = joined.filter(pl.col("label").is_not_null()).sort("timestamp")
+    n_fresh = math.ceil(promotion.fresh_share * labelled.height)
+    fresh, trainable = labelled.tail(n_fresh), labelled.head(labelled.height - n_fresh)
+    base = {"model_name": project.name, "champion_before": champion, "triggers": triggers}
+    if fresh.height < promotion.min_rows:
+        return _keep(project, **base, reason=f"only {fresh.height} fresh labelled row(s) to compare on, "
+                     f"fewer than loop.promotion.min_rows ({promotion.min_rows}); nothing was retrained")
+    try:
+        challenger = _train_challenger(project, trainable, now)
+    except (DataError, GateError, RegistryError) as exc:
+        decision = Decision(action="retrain_failed", champion_after=champion, **base,
+                            reason=f"retraining failed: {exc.render()}")
+        project.audit.append(decision)
+        return decision
+    if challenger == champion:
+        return _keep(project, **base, challenger=challenger,
+                     reason="retraining reproduced the champion itself (same data, same spec)")
+    move_alias(project.tracking_uri, project.name, CHALLENGER, challenger)
+    comparison = _compare(project, champion, challenger, metric_name, fresh)
+    evidence = {"comparison": comparison.to_dict(), "fresh_rows": fresh.height,
+                "trained_on_traffic_rows": trainable.height, "retrain_data": spec.loop.retrain_data}
+    verdict = (f"{metric_name} {comparison.challenger:.4g} vs {comparison.champion:.4g} on {fresh.height} "
+               f"fresh rows; improvement {comparison.improvement:+.4g}, {promotion.confidence:.0%} lower "
+               f"bound {comparison.lower_bound:+.4g}, margin {promotion.margin:g}")
+    if comparison.significant:
+        decision = Decision(action="promote", champion_after=challenger, challenger=challenger, **base,
+                            reason=f"the challenger is better: {verdict}", evidence=evidence)
+        record_move(project.tracking_uri, project.audit, decision)
+        return decision
+    return _keep(project, **base, challenger=challenger, evidence=evidence,
+                 reason=f"the challenger is not better by the margin with {promotion.confidence:.0%} "
+                        f"confidence: {verdict}")
+
+
+def _keep(project: _Project, **fields: Any) -> Decision:
+    decision = Decision(action="keep", champion_after=fields["champion_before"], **fields)
+    project.audit.append(decision)
+    return decision
+
+
+def _train_challenger(project: _Project, traffic: pl.DataFrame, now: datetime) -> str:
+    """Train the same pipeline on the retraining data; return the version it registered."""
+    from looml.pipeline import run
+    from looml.store.artifacts import ArtifactStore
+    from looml.store.snapshots import SnapshotCatalog
+
+    spec = project.spec
+    if spec.loop.retrain_data == "source":
+        return run(spec).model_version
+    frame = _traffic_frame(spec, traffic)
+    if spec.loop.retrain_data == "source_and_labelled_traffic":
+        from looml.data.sources import fetch
+
+        source = fetch(spec.data.source, spec.project_dir).frame
+        frame = pl.concat([source, _aligned(frame, source)], how="vertical_relaxed")
+    if frame.is_empty():
+        raise DataError(Problem(loc="loop.retrain_data", value=spec.loop.retrain_data,
+                                message="no labelled served rows to train on outside the fresh share",
+                                fix="wait for more feedback, or retrain from the source"))
+    store = ArtifactStore(project.home / "artifacts")
+    digest = store.put_file(lambda path: frame.write_parquet(path, statistics=False))
+    SnapshotCatalog(project.home / "snapshots").record(
+        digest, f"looml loop {now.isoformat(timespec='seconds')}: {spec.loop.retrain_data}", frame.height,
+        frame.columns)
+    return run(spec, snapshot=digest).model_version
+
+
+def _traffic_frame(spec: Spec, traffic: pl.DataFrame) -> pl.DataFrame:
+    """Labelled served rows as training rows: their features and the label as the target."""
+    from looml.serve.predlog import feature_frame
+
+    return feature_frame(traffic).with_columns(traffic["label"].alias(spec.data.target))
+
+
+def _aligned(frame: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with `like`'s columns, in its order and (where they convert) its types; absent -> null."""
+    columns = []
+    for name, dtype in like.schema.items():
+        if name in frame.columns:
+            columns.append(frame[name].cast(dtype, strict=False))
+        else:
+            columns.append(pl.repeat(None, frame.height, dtype=dtype, eager=True).alias(name))
+    return pl.DataFrame(columns)
+
+
+def _compare(project: _Project, champion: str, challenger: str, metric_name: str,
+             fresh: pl.DataFrame) -> Any:
+    from looml.serve.predlog import feature_frame
+
+    X = feature_frame(fresh).to_pandas()
+    y = fresh["label"]
+    promotion = project.spec.loop.promotion
+    outcomes = [_outcomes(load_pipeline(project.tracking_uri, project.name, v)[0], X, y)
+                for v in (champion, challenger)]
+    return paired_bootstrap(metric_name, *outcomes, margin=promotion.margin,
+                            confidence=promotion.confidence, resamples=promotion.resamples,
+                            seed=project.spec.seed)
+
+
+def _outcomes(pipeline: Any, X: Any, labels: pl.Series) -> Outcomes:
+    from looml.serve.predlog import label_text
+
+    if not hasattr(pipeline, "predict_proba"):
+        return Outcomes("regression", np.array([]), labels.cast(pl.Float64).to_numpy(),
+                        np.asarray(pipeline.predict(X), dtype=np.float64))
+    proba = pipeline.predict_proba(X)
+    classes = np.array([label_text(c) for c in pipeline.classes_], dtype=object)
+    return Outcomes("classification", classes, labels.cast(pl.String).to_numpy(),
+                    classes[np.argmax(proba, axis=1)], proba)
+
+
+# --- registry verbs --------------------------------------------------------------------------
+
+
+def promote(spec: Spec | str | Path, version: str, *, by: str = "looml models promote",
+            reason: str = "promoted by hand") -> Decision:
+    """Make `version` the champion (by hand), recorded in the audit trail."""
+    project = _project(spec)
+    version_info(project.tracking_uri, project.name, version)  # raises if there is no such version
+    before = champion_version(project.tracking_uri, project.name)
+    decision = Decision(action="promote", model_name=project.name, champion_before=before,
+                        champion_after=version, challenger=version, reason=reason, by=by)
+    record_move(project.tracking_uri, project.audit, decision)
+    return decision
+
+
+def rollback(spec: Spec | str | Path, *, by: str = "looml models rollback") -> Decision:
+    """Restore the champion that the latest promotion replaced."""
+    project = _project(spec)
+    current = _champion(project)
+    moves = [d for d in project.audit.records(project.name) if d.action in ("promote", "rollback")
+             and d.champion_after == current and d.champion_before not in (None, current)]
+    if not moves:
+        raise RegistryError(Problem(loc="champion", value=f"{project.name} v{current}",
+                                    message="no recorded promotion made this version champion",
+                                    fix="see `looml models history`; promote a version by hand with "
+                                        "`looml models promote VERSION`"))
+    previous = moves[-1].champion_before
+    decision = Decision(action="rollback", model_name=project.name, champion_before=current,
+                        champion_after=previous, reason=f"rolled back to v{previous} (champion before "
+                        f"the {moves[-1].action} of {moves[-1].at})", by=by)
+    record_move(project.tracking_uri, project.audit, decision)
+    return decision
+
+
+def history(spec: Spec | str | Path) -> list[Decision]:
+    """Every recorded decision about the spec's model, oldest first."""
+    project = _project(spec)
+    return project.audit.records(project.name)

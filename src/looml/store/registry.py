@@ -1,0 +1,162 @@
+"""Registry moves with an audit trail: promote, keep, rollback, and the history that shows them.
+
+Every decision `looml loop` or `looml models` takes is one JSON line appended to
+`.looml/audit.jsonl` (written with one `write` call and fsynced, so a line is whole or absent).
+An alias moves in one MLflow call, after the decision is known and before it is recorded;
+if the record cannot be written the alias is moved back, so the trail never misses a move.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from looml.errors import Problem, RegistryError
+from looml.store.tracking import CHAMPION, _import_mlflow
+
+__all__ = ["CHALLENGER", "AuditLog", "Decision", "VersionInfo", "move_alias", "record_move", "version_info",
+           "versions"]
+
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One registry decision: what was done, to which versions, on what evidence, and why."""
+
+    action: str  # promote | keep | rollback | retrain_failed
+    model_name: str
+    champion_before: str | None
+    champion_after: str | None
+    challenger: str | None = None
+    reason: str = ""
+    triggers: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)  # metrics, the test, drift and performance
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    by: str = "looml loop"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form."""
+        return asdict(self)
+
+
+class AuditLog:
+    """The append-only decision log of one project."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def append(self, decision: Decision) -> None:
+        """Append one decision as one line, durably."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(decision.to_dict(), default=str, sort_keys=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def records(self, model_name: str | None = None) -> list[Decision]:
+        """Every decision, oldest first (a torn last line from a crash is skipped)."""
+        if not self.path.is_file():
+            return []
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if model_name is None or raw.get("model_name") == model_name:
+                found.append(Decision(**raw))
+        return found
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered version as `looml models` lists it."""
+
+    version: str
+    created: str
+    aliases: list[str]
+    run_id: str
+    metrics: dict[str, float]  # the holdout metrics, without the `test_` prefix
+    data_digest: str
+    best_model: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form."""
+        return asdict(self)
+
+
+def _client(tracking_uri: str) -> Any:
+    return _import_mlflow().MlflowClient(tracking_uri)
+
+
+def version_info(tracking_uri: str, name: str, version: str) -> VersionInfo:
+    """One version's aliases, holdout metrics and lineage; `RegistryError` if there is none."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        found = client.get_model_version(name, version)
+        run = client.get_run(found.run_id)
+    except MlflowException as exc:
+        raise RegistryError(Problem(loc="version", value=f"{name} v{version}",
+                                    message="no such model version", fix="see `looml models list`")) from exc
+    return _info(found, run)
+
+
+def _info(found: Any, run: Any) -> VersionInfo:
+    created = datetime.fromtimestamp(found.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
+    metrics = {k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")}
+    return VersionInfo(version=str(found.version), created=created, aliases=sorted(found.aliases or []),
+                       run_id=found.run_id, metrics=metrics,
+                       data_digest=(found.tags or {}).get("looml.data_digest", ""),
+                       best_model=run.data.params.get("best_model", ""))
+
+
+def versions(tracking_uri: str, name: str) -> list[VersionInfo]:
+    """Every version of the registered model, newest first."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as exc:
+        raise RegistryError(Problem(loc="registry.model_name", value=name,
+                                    message=f"cannot list versions: {exc}",
+                                    fix="check tracking.uri and run `looml run` first")) from exc
+    found = sorted(found, key=lambda v: int(v.version), reverse=True)
+    return [_info(v, client.get_run(v.run_id)) for v in found]
+
+
+def move_alias(tracking_uri: str, name: str, alias: str, version: str | None) -> None:
+    """Point `alias` at `version` (one MLflow call), or remove it when `version` is None."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        if version is None:
+            client.delete_registered_model_alias(name, alias)
+        else:
+            client.set_registered_model_alias(name, alias, version)
+    except MlflowException as exc:
+        raise RegistryError(Problem(loc="registry", value=f"{name}@{alias} -> {version}",
+                                    message=f"MLflow refused to move the alias: {exc}",
+                                    fix="check the tracking URI and the version")) from exc
+
+
+def record_move(tracking_uri: str, audit: AuditLog, decision: Decision, alias: str = CHAMPION) -> None:
+    """Move `alias` to `decision.champion_after`, then record the decision; undo the move if
+    the record cannot be written."""
+    move_alias(tracking_uri, decision.model_name, alias, decision.champion_after)
+    try:
+        audit.append(decision)
+    except OSError:
+        move_alias(tracking_uri, decision.model_name, alias, decision.champion_before)
+        raise
