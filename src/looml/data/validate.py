@@ -19,7 +19,8 @@ __all__ = ["ValidationReport", "validate"]
 _MAX_CLASSES_FOR_INTEGER_TARGET = 20
 _TEXT_MIN_DISTINCT = 20  # a free-text column: many distinct values ...
 _TEXT_MIN_WORDS = 3.0  # ... of several words on average (among its most frequent values) ...
-_TEXT_MIN_LENGTH = 15.0  # ... and this many characters on average
+_TEXT_MIN_LENGTH = 15.0  # ... and this many characters on average ...
+_TEXT_MIN_VOCABULARY = 8  # ... using this many different words (a template such as "order 123" does not)
 _ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^(id|uuid|guid)([_\W]|$)", re.IGNORECASE)
 
 
@@ -246,8 +247,9 @@ def _free_text(col: ColumnProfile) -> bool:
     """Many distinct values of several words each: sentences, not codes, ids or labels."""
     if col.n_unique < _TEXT_MIN_DISTINCT or not col.frequent or (col.length_mean or 0) < _TEXT_MIN_LENGTH:
         return False
-    words = sum(len(str(v).split()) for v in col.frequent) / len(col.frequent)
-    return words >= _TEXT_MIN_WORDS
+    words = [w.lower() for v in col.frequent for w in str(v).split()]
+    vocabulary = {w for w in words if w.isalpha()}
+    return len(words) / len(col.frequent) >= _TEXT_MIN_WORDS and len(vocabulary) >= _TEXT_MIN_VOCABULARY
 
 
 def _preprocessing_problems(preprocessing: PreprocessingSpec, names: list[str], target: str, task: str,
