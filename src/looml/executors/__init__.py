@@ -8,12 +8,20 @@ wait for the answer. A distributed backend (Ray) implements the same five method
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Executor", "Job", "OnMessage"]
+__all__ = ["Executor", "Job", "JobFailure", "OnMessage"]
 
 Job = Callable[[Any, Any, Callable[[Any], Any]], Any]
 OnMessage = Callable[[int, Any], Any]
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """The result of a job that raised, or whose worker died (killed for memory, crashed)."""
+
+    message: str
 
 
 class Executor(Protocol):
@@ -26,7 +34,8 @@ class Executor(Protocol):
         """Start a job (only while `idle()` > 0)."""
 
     def results(self, timeout: float | None) -> list[tuple[int, Any]]:
-        """Finished jobs; waits up to `timeout` seconds (None: until one finishes)."""
+        """Finished jobs (a `JobFailure` for one that raised); waits up to `timeout` seconds (None:
+        until one finishes)."""
 
     def cancel(self, key: int) -> None:
         """Stop a running job now; its result never comes."""

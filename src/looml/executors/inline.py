@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from looml.executors import Job, OnMessage
+from looml.executors import Job, JobFailure, OnMessage
 
 __all__ = ["InlineExecutor"]
 
@@ -34,7 +34,10 @@ class InlineExecutor:
         if not self._queue:
             return []
         key, job = self._queue.popleft()
-        return [(key, self._fn(job, self._data, lambda message: self._on_message(key, message)))]
+        try:
+            return [(key, self._fn(job, self._data, lambda message: self._on_message(key, message)))]
+        except Exception as exc:  # the job's failure, as a worker process reports it
+            return [(key, JobFailure(f"{type(exc).__name__}: {exc}"))]
 
     def cancel(self, key: int) -> None:
         """Drop the job if it has not started."""

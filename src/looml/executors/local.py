@@ -15,16 +15,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from looml.executors import Job, OnMessage
+from looml.executors import Job, JobFailure, OnMessage
 
-__all__ = ["JobFailure", "LocalExecutor"]
-
-
-@dataclass(frozen=True)
-class JobFailure:
-    """A job that raised, or whose worker died (killed for memory, crashed)."""
-
-    message: str
+__all__ = ["LocalExecutor"]
 
 
 @dataclass

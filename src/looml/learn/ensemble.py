@@ -14,7 +14,7 @@ from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassi
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import Pipeline
 
-from looml.executors.local import JobFailure
+from looml.executors import JobFailure
 from looml.learn.metrics import better
 from looml.learn.trial import TrialJob
 

@@ -33,16 +33,17 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from looml.errors import DataError, Problem, SpecError
-from looml.executors import Executor
+from looml.executors import Executor, JobFailure
 from looml.executors.inline import InlineExecutor
-from looml.executors.local import JobFailure, LocalExecutor
+from looml.executors.local import LocalExecutor
 from looml.learn.metrics import better
 from looml.learn.spaces import Config, apply_choices, grid_configs, merged_space, suggest_config, warm_start
 from looml.learn.trial import TrialData, TrialJob, fold_indices, run_trial
 from looml.learn.zoo import ROW_LIMIT, make_estimator, threads_for
 from looml.spec import LOWER_IS_BETTER, Spec
 
-__all__ = ["TrialRow", "Tuned", "candidate_pipeline", "check_budget", "estimate_mb", "trial_row", "tune"]
+__all__ = ["TrialRow", "Tuned", "candidate_pipeline", "check_budget", "estimate_mb", "parallelism",
+           "trial_row", "tune"]
 
 _PRELOAD = ("looml.learn.trial", "looml.learn.zoo", "lightgbm", "xgboost")
 _REFIT_MARGIN = 1.3  # the refit on all training rows, relative to one fold's fit scaled by rows
@@ -97,6 +98,17 @@ def candidate_pipeline(features: dict[str, str], spec: Spec, task: str, estimato
     return Pipeline([*steps, ("model", wrap_model(estimator, applied.preprocessing, task, spec.seed))])
 
 
+def parallelism(rows: int, threads_per_fit: int, trials: int, cores: int | None = None) -> tuple[int, int]:
+    """(parallel trials, threads per fit) with their product at most the machine's cores.
+
+    `threads_per_fit` is `models.n_jobs` (-1: all cores; one thread on small tables, see
+    `threads_for`); `trials` is `tuning.n_jobs`, capped at the cores.
+    """
+    cores = cores or os.cpu_count() or 1
+    workers = max(1, min(trials, cores))
+    return workers, max(1, min(threads_for(rows, threads_per_fit, cores), cores // workers))
+
+
 def estimate_mb(family: str, params: dict[str, Any], rows: int, width: int, n_classes: int) -> float:
     """A coarse peak-memory estimate of one fit: the data's copies plus the family's model.
 
@@ -147,6 +159,14 @@ def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec:
     return trial
 
 
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler for ask-and-tell: the search stops after the grid's size itself
+    (GridSampler's own `study.stop()` works only inside `study.optimize`)."""
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        """Nothing to do: the caller asks exactly as many trials as the grid has points."""
+
+
 class _Search:
     """Where configurations come from: an Optuna study, or the candidates in order (`none`)."""
 
@@ -167,7 +187,7 @@ class _Search:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         if self.method == "grid":
             self.grid = grid_configs(self.spaces, tuning.space)
-            sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(
+            sampler: optuna.samplers.BaseSampler = _AskTellGridSampler(
                 {"config": list(range(len(self.grid)))}, seed=spec.seed)
             self.limit = min(tuning.trials or len(self.grid), len(self.grid))
         else:
@@ -240,19 +260,19 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
                          for r in rows])
     search = _Search(spec, task, candidates, primary)
     classes = np.unique(y) if task == "classification" else np.array([])
-    threads = max(1, min(threads_for(len(X), spec.models.n_jobs), (os.cpu_count() or 1) // tuning.n_jobs))
+    workers, threads = parallelism(len(X), spec.models.n_jobs, tuning.n_jobs)
     data = TrialData(X, y, fold_indices(y, task, spec.split.folds, spec.seed), task, classes, primary,
                      threads)
-    limit_mb = (tuning.memory_limit_mb or _available_mb() * 0.8) / tuning.n_jobs
+    limit_mb = (tuning.memory_limit_mb or _available_mb() * 0.8) / workers
     width = _width(X, y, features, spec, task)
     running: dict[int, tuple[Any, Config]] = {}
 
     def on_message(key: int, question: tuple[int, float]) -> bool:
         return search.report(running[key][0], *question)
 
-    inline = deadline is None and tuning.n_jobs == 1  # nothing to stop from outside, nothing parallel
+    inline = deadline is None and workers == 1  # nothing to stop from outside, nothing parallel
     executor: Executor = (InlineExecutor(run_trial, data, on_message) if inline
-                          else LocalExecutor(run_trial, data, on_message, tuning.n_jobs, _PRELOAD))
+                          else LocalExecutor(run_trial, data, on_message, workers, _PRELOAD))
     loop = _Loop(search, executor, spec, task, primary, features, threads, running, rows, on_trial)
     try:
         loop.run(deadline, estimate, limit_mb, width, len(X), len(classes))

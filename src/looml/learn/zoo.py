@@ -8,6 +8,7 @@ params and searched space against the estimator before any work starts.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +82,7 @@ _FAMILIES: dict[str, _Family] = {
 assert set(_FAMILIES) == set(MODEL_NAMES)
 
 
-def threads_for(rows: int, n_jobs: int) -> int:
+def threads_for(rows: int, n_jobs: int, cores: int | None = None) -> int:
     """Threads per model fit: one for small tables, else `n_jobs` (-1: every core).
 
     On small tables OpenMP start-up and spin-waiting cost more than the threads gain, and
@@ -90,7 +91,7 @@ def threads_for(rows: int, n_jobs: int) -> int:
     """
     if rows < SMALL_TABLE_ROWS:
         return 1
-    return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+    return (cores or os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
 
 
 def _import(path: str, loc: str, extra: str = "") -> type:
@@ -123,7 +124,7 @@ def estimator_class(candidate: CandidateSpec, task: str, loc: str) -> type:
 
 
 def _base_params(candidate: CandidateSpec, task: str, seed: int, n_jobs: int,
-                 valid: dict[str, Any]) -> dict[str, Any]:
+                 valid: set[str]) -> dict[str, Any]:
     if candidate.estimator is not None:
         own = {"random_state": seed} if "random_state" in valid else {}
         return own | ({"n_jobs": n_jobs} if "n_jobs" in valid else {})
@@ -136,6 +137,12 @@ def _base_params(candidate: CandidateSpec, task: str, seed: int, n_jobs: int,
     return params
 
 
+def _init_params(cls: type) -> set[str]:
+    """Named constructor arguments (CatBoost's `get_params` lists only the ones set)."""
+    return {name for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
 def make_estimator(candidate: CandidateSpec | str, task: str, params: dict[str, Any], seed: int,
                    n_jobs: int, loc: str = "models.candidates") -> BaseEstimator:
     """A fresh, unfitted estimator for a candidate: family defaults, seed and threads, then the
@@ -144,16 +151,16 @@ def make_estimator(candidate: CandidateSpec | str, task: str, params: dict[str, 
         candidate = CandidateSpec(name=candidate)
     cls = estimator_class(candidate, task, loc)
     try:
-        valid = cls().get_params(deep=False)
+        valid = set(cls().get_params(deep=False)) | _init_params(cls)
     except TypeError as exc:
         raise SpecError(Problem(loc=f"{loc}.estimator", value=candidate.estimator,
                                 message=f"cannot be built without arguments: {exc}",
                                 fix="give every constructor argument a default")) from exc
-    wrong = ((is_regressor if task == "classification" else is_classifier)(cls())
-             and candidate.estimator is not None)
-    if wrong:
+    other = "regressor" if task == "classification" else "classifier"
+    if candidate.estimator is not None and (is_regressor if other == "regressor" else is_classifier)(cls()):
         raise SpecError(Problem(loc=f"{loc}.estimator", value=candidate.estimator,
-                                message=f"is not an estimator for {task}", fix="pick one for the task"))
+                                message=f"{cls.__name__} is a {other}, and the task is {task}",
+                                fix=f"give an estimator for {task}"))
     chosen = {**candidate.params, **params}
     unknown = [k for k in chosen if k not in valid]
     if unknown:

@@ -42,7 +42,7 @@ def render_report(context: dict[str, Any]) -> str:
     return _env().get_template("report.html").render(
         ctx=context,
         primary=primary,
-        leaderboard=_leaderboard(context.get("leaderboard") or [], primary),
+        leaderboard=_leaderboard(context.get("leaderboard") or [], primary, context.get("top_k") or 10),
         test_metrics=_ordered(context.get("test_metrics") or {}, primary),
         plots=_plots(context.get("task", ""), context.get("plots") or {}),
         profile=_profile(context.get("profile")),
@@ -83,23 +83,40 @@ def _ordered(metrics: dict[str, Any], primary: str) -> list[tuple[str, Any]]:
     return sorted(metrics.items(), key=lambda kv: kv[0] != primary)
 
 
-def _leaderboard(rows: list[dict[str, Any]], primary: str) -> dict[str, Any]:
+def _leaderboard(rows: list[dict[str, Any]], primary: str, top_k: int) -> dict[str, Any]:
+    """The top-k scored trials, then up to k trials without scores (pruned, failed, over budget,
+    skipped) with the reason; `hidden` counts the rows left out."""
     names: list[str] = []
     for row in rows:
         names += [m for m in row.get("mean") or {} if m not in names]
     names.sort(key=lambda m: m != primary)
-    out, rank = [], 0
-    for row in rows:
-        error = row.get("error") or ""
-        rank += 0 if error else 1
+    scored = [r for r in rows if not r.get("error")]
+    unscored = [r for r in rows if r.get("error")]
+    shown = scored[:top_k] + unscored[:top_k]
+    out = []
+    for rank, row in enumerate(shown, 1):
         mean, std = row.get("mean") or {}, row.get("std") or {}
         cells = []
         for m in names:
             value, spread = _fmt(mean.get(m)), _fmt(std.get(m))
             cells.append((value, "" if _DASH in (value, spread) else spread))
-        out.append({"rank": _DASH if error else rank, "name": row.get("name", ""),
-                    "cells": cells, "fit": _fmt(row.get("fit_seconds")), "error": error})
-    return {"metrics": names, "rows": out}
+        timings = row.get("timings") or {}
+        size = row.get("size_bytes")
+        out.append({"rank": _DASH if row.get("error") else rank, "trial": _fmt(row.get("trial")),
+                    "name": row.get("name", ""), "state": row.get("state") or ("failed" if row.get("error")
+                                                                               else "complete"),
+                    "params": _params(row.get("params") or {}, row.get("choices") or {}),
+                    "cells": cells, "fit": _fmt(row.get("fit_seconds")),
+                    "predict": _fmt(timings.get("predict_ms_per_1000")),
+                    "size": _fmt(round(size / 1024, 1)) if size else _DASH, "error": row.get("error") or ""})
+    return {"metrics": names, "rows": out, "hidden": len(rows) - len(shown)}
+
+
+def _params(params: dict[str, Any], choices: dict[str, Any]) -> str:
+    """`name=value` pairs, numbers to 4 significant digits, then the preprocessing choices."""
+    parts = [f"{k}={_fmt(v) if isinstance(v, float) else v}" for k, v in params.items()]
+    parts += [f"{k.removeprefix('preprocessing.')}={v}" for k, v in choices.items()]
+    return ", ".join(parts)
 
 
 def _plots(task: str, plots: dict[str, Any]) -> list[tuple[str, Markup]]:
