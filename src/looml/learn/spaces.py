@@ -239,7 +239,12 @@ def check_search(spec: Spec) -> None:
 
 def _path_problems(spec: Spec, path: str, values: list[Any]) -> list[Problem]:
     node: Any = spec
-    for part in path.split("."):
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if node is None:
+            section = ".".join(parts[:i])
+            return [Problem(loc=f"tuning.space.{path}", message=f"{section} is not set in the spec",
+                            fix=f"set `{section}:` to search a setting inside it")]
         fields = list(type(node).model_fields) if hasattr(type(node), "model_fields") else []
         if part not in fields:
             return [Problem(loc=f"tuning.space.{path}", message=f"no such setting: {part!r}",
