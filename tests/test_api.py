@@ -25,6 +25,7 @@ def test_exported_members() -> None:
         "__version__",
         "check",
         "load_spec",
+        "monitor",
         "run",
     ]
 

@@ -302,7 +302,7 @@ def test_schema_command_prints_the_sections_and_no_project_dir() -> None:
     assert schema["title"] == "looml.yaml"
     assert set(schema["properties"]) == {"seed", "data", "validation", "split", "preprocessing",
                                          "features", "models", "tuning", "evaluation", "registry", "tracking",
-                                         "serve", "alerts", "loop"}
+                                         "serve", "monitor", "alerts", "loop"}
     assert "project_dir" not in result.stdout
     assert set(schema["required"]) == {"data", "registry"}
     assert schema == spec_json_schema()

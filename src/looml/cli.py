@@ -1,7 +1,8 @@
 """The `looml` command line: parse, call one library function, print.
 
 Exit codes: 0 success, 1 unexpected error, 2 invalid spec or usage, 3 invalid data,
-4 evaluation gate failed, 5 registry / tracking error.
+4 evaluation gate failed, 5 registry / tracking error, 6 drift found by `looml monitor`
+(`monitor.drift.exit_code`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from looml.errors import DataError, GateError, LoomlError, RegistryError, SpecError
+from looml.errors import DataError, GateError, LoomlError, Problem, RegistryError, SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="looml: declarative, cached, reproducible ML pipelines for tabular data.")
@@ -256,6 +257,79 @@ def schema() -> None:
     from looml.spec import spec_json_schema
 
     sys.stdout.write(json.dumps(spec_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def monitor(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    data: str | None = typer.Option(None, "--data", help="Check these rows (a file, glob or URL, or an "
+                                    "inline source mapping) instead of the prediction log."),
+    last: str | None = typer.Option(None, "--last", help="The prediction log of the last 30m / 24h / 7d "
+                                    "(the default: 24h)."),
+    rows: int | None = typer.Option(None, "--rows", help="The newest N rows of the prediction log."),
+    since: str | None = typer.Option(None, "--since", help="The log from this time on (ISO 8601; UTC "
+                                     "unless it says otherwise)."),
+    until: str | None = typer.Option(None, "--until", help="The log before this time (ISO 8601)."),
+    version: str | None = typer.Option(None, "--version", help="Compare with this model version's "
+                                       "reference (default: the champion)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the JSON and HTML reports "
+                                    "(default: .looml/monitor)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Detect drift of new data against the champion's training data; exit 6 on drift."""
+    from looml.monitor.api import monitor as check_drift
+
+    try:
+        result = check_drift(spec, data=data, last=last, rows=rows, since=_moment("--since", since),
+                             until=_moment("--until", until), version=version, out_dir=out)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    else:
+        _print_drift(result)
+    raise typer.Exit(result.exit_code)
+
+
+def _moment(option: str, text: str | None) -> Any:
+    from datetime import datetime
+
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise SpecError(Problem(loc=option, value=text, message="not a date or time",
+                                fix="write it as 2026-01-31 or 2026-01-31T08:00")) from exc
+
+
+def _print_drift(result: Any) -> None:
+    out, report = _stdout(), result.report
+    table = Table(title=f"Drift of {escape(result.source)} against {escape(result.model_name)} version "
+                        f"{escape(result.model_version)}")
+    for name, justify in (("column", "left"), ("type", "left"), ("method", "left"), ("statistic", "right"),
+                          ("p-value", "right"), ("threshold", "right"), ("missing ref → cur", "right"),
+                          ("new", "right"), ("drift", "left")):
+        table.add_column(name, justify=justify)
+    for c in [*report.columns, *report.predictions]:
+        table.add_row(escape(c.column), c.treated_as, c.method or "-", _num(c.statistic), _num(c.p_value),
+                      _num(c.threshold), f"{c.reference_missing_rate:.1%} → {c.current_missing_rate:.1%}",
+                      "-" if c.new_category_share is None else f"{c.new_category_share:.1%}",
+                      f"[red]{', '.join(c.signals)}[/]" if c.drifted else "[green]no[/]")
+    out.print(table)
+    for note in report.notes:
+        out.print(f"[dim]note:[/] {escape(note)}", highlight=False)
+    verdict = "[red]dataset drift[/]" if report.dataset_drift else "[green]no dataset drift[/]"
+    predicted = ("" if report.prediction_drift is None else
+                 f"; prediction drift: {'[red]yes[/]' if report.prediction_drift else '[green]no[/]'}")
+    out.print(f"{verdict}: {report.share:.0%} of the columns drifted (threshold {report.drift_share:.0%})"
+              f"{predicted}", highlight=False)
+    out.print(f"json    {result.json_path}", soft_wrap=True, highlight=False)
+    out.print(f"html    {result.html_path}", soft_wrap=True, highlight=False)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 class _StageProgress:

@@ -32,6 +32,7 @@ from looml.data.schema import Schema, load_schema
 from looml.data.validate import ValidationReport, validate
 from looml.errors import DataError, GateError, Problem
 from looml.learn.gate import check_gate, check_metrics_fit_task
+from looml.monitor.reference import REFERENCE_ARTIFACT
 from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
@@ -161,14 +162,16 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
                          for f in failures])
 
     registered = runner.run(
-        "register", code=[*_WIRING, "looml.store.tracking"],
+        "register", code=[*_WIRING, "looml.store.tracking", "looml.monitor.reference"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
         inputs={"pipeline": pipeline_digest, "snapshot": data_digest, "schema": schema_digest,
                 "evaluation": _digest(evaluated), "report": reported["artifacts"]["html"]},
         compute=lambda: _register(spec, tracking_uri, fitted(), frame(), store.path(data_digest),
                                   data_digest, report, trained, evaluated, report_path, schema_digest,
                                   {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(
-                                      data_profile.to_dict())}),
+                                      data_profile.to_dict()),
+                                   REFERENCE_ARTIFACT: _reference(fitted(), frame(), indices(), report,
+                                                                  spec.seed)}),
         still_valid=lambda out: version_state(tracking_uri, out["model_name"], out["version"])[0],
     )
     _, champion = version_state(tracking_uri, registered["model_name"], registered["version"])
@@ -478,6 +481,17 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
     ))
     return registration.to_dict()
 
+
+
+def _reference(fitted: Any, frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
+               seed: int) -> str:
+    """The drift reference logged with the model: the training split's features, the model's
+    outputs and permutation importance on the holdout split."""
+    from looml.monitor.reference import reference_for_model
+
+    X, y = _rows(frame, indices, report, "test")
+    train = frame[indices[1:int(indices[0]) + 1]]
+    return reference_for_model(fitted, train, X, y, report.features, report.task, seed).to_json()
 
 
 def _git_commit(folder: Path) -> str | None:

@@ -843,6 +843,98 @@ class LoopSpec(_Section):
     promotion: PromotionSpec = PromotionSpec()
 
 
+DriftMethod = Literal["auto", "ks", "wasserstein", "psi", "chisquare", "jensenshannon"]
+P_VALUE_METHODS = ("ks", "chisquare")
+DRIFT_THRESHOLDS = {"ks": 0.05, "chisquare": 0.05, "wasserstein": 0.1, "jensenshannon": 0.1, "psi": 0.1}
+
+
+class DriftTestSpec(_Section):
+    """The statistic that decides drift for one type of column, and its threshold."""
+
+    method: DriftMethod = Field(
+        "auto", description="auto: a p-value test (ks for numbers, chisquare for categories) when either "
+                            "side has at most small_sample_rows values, else a distance (wasserstein for "
+                            "numbers, jensenshannon for categories).")
+    threshold: float | None = Field(
+        None, gt=0.0, description="Default by method: ks and chisquare 0.05 (drift when the p-value is "
+                                  "below, after a Bonferroni correction over the columns); wasserstein "
+                                  "(normed by the reference's std), jensenshannon and psi 0.1 (drift at "
+                                  "or above).")
+
+    @model_validator(mode="after")
+    def _threshold_fits_method(self) -> DriftTestSpec:
+        if self.threshold is None:
+            return self
+        _field_errors("DriftTestSpec", [
+            (("threshold",), "'auto' switches between a p-value and a distance, so one threshold cannot "
+             "fit both", self.threshold, "name the method too (e.g. method: wasserstein)")
+        ] if self.method == "auto" else [
+            (("threshold",), f"a p-value threshold of {self.method} must be below 1", self.threshold,
+             "e.g. 0.05, or 0.01 for fewer alarms")
+        ] if self.method in P_VALUE_METHODS and self.threshold >= 1 else [])
+        return self
+
+
+class ColumnDriftSpec(DriftTestSpec):
+    """Drift settings for one column (by name), over the defaults of its type."""
+
+    kind: Literal["auto", "continuous", "discrete"] = Field(
+        "auto", description="auto: a numeric column with at most 10 distinct values in the reference is "
+                            "discrete (compared value by value, like a category).")
+    skip: bool = Field(False, description="Leave this column out of drift detection.")
+
+
+class DriftSpec(_Section):
+    """`looml monitor`: drift between the champion's training data and new data."""
+
+    numeric: DriftTestSpec = Field(DriftTestSpec(), description="Numeric (and text length, date) columns.")
+    categorical: DriftTestSpec = Field(DriftTestSpec(), description="Categorical and discrete columns.")
+    columns: dict[str, ColumnDriftSpec] = Field(
+        default_factory=dict, description="Per-column method, threshold, kind or skip, by column name.")
+    small_sample_rows: int = Field(1000, ge=1, description="Up to this many values on either side, "
+                                                           "'auto' uses p-value tests; above, distances.")
+    drift_share: float = Field(0.5, gt=0.0, le=1.0, description="Dataset drift when the share of drifted "
+                                                                "columns reaches this.")
+    weight_by_importance: bool = Field(False, description="Weigh each column's vote in drift_share by its "
+                                                          "permutation importance (measured at training).")
+    min_rows: int = Field(100, ge=1, description="Fewer current rows (or non-missing values in a column) "
+                                                 "than this are reported, not judged.")
+    missing_rate_change: float = Field(0.05, gt=0.0, le=1.0, description="A change of a column's missing "
+                                       "rate by at least this (and beyond chance) is drift.")
+    new_category_share: float = Field(0.05, gt=0.0, le=1.0, description="A share of values never seen in "
+                                      "training at least this much above the expected share is drift.")
+    datetime: bool = Field(False, description="Check date columns too (off: dates move forward by nature).")
+    prediction: bool = Field(True, description="Check the model's predictions and probabilities too.")
+    fail_on: Literal["dataset", "any", "never"] = Field(
+        "dataset", description="Which drift gives exit_code: dataset (dataset or prediction drift), any "
+                               "(any drifted column), never (report only).")
+    exit_code: int = Field(6, ge=6, le=125, description="Exit status of `looml monitor` on drift (1-5 are "
+                                                        "looml's error codes).")
+
+    @model_validator(mode="after")
+    def _categorical_methods(self) -> DriftSpec:
+        _field_errors("DriftSpec", [
+            (("categorical", "method"), "ks and wasserstein compare numbers, not categories",
+             self.categorical.method, "use chisquare, jensenshannon, psi or auto")
+        ] if self.categorical.method in ("ks", "wasserstein") else [])
+        return self
+
+    def test_for(self, column: str, discrete: bool) -> tuple[str, float | None]:
+        """The method and threshold set for a column (either may still be 'auto' / None)."""
+        own = self.columns.get(column)
+        base = self.categorical if discrete else self.numeric
+        if own is not None and own.method != "auto":
+            return own.method, own.threshold
+        return base.method, base.threshold
+
+
+class MonitorSpec(_Section):
+    """Monitoring of the served model."""
+
+    drift: DriftSpec = DriftSpec()
+    performance: PerformanceSpec = PerformanceSpec()
+
+
 class Spec(_Section):
     """The whole looml.yaml."""
 
@@ -858,6 +950,7 @@ class Spec(_Section):
     registry: RegistrySpec
     tracking: TrackingSpec = TrackingSpec()
     serve: ServeSpec = ServeSpec()
+    monitor: MonitorSpec = MonitorSpec()
     alerts: AlertsSpec = AlertsSpec()
     loop: LoopSpec = LoopSpec()
     project_dir: Path = Field(Path("."), exclude=True, description="Set by load_spec; not a YAML key.")

@@ -281,9 +281,10 @@ def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, boo
     return True, champion is not None and str(champion.version) == version
 
 
-def model_documents(tracking_uri: str, name: str, version: str | None = None) -> tuple[str, dict[str, str]]:
+def model_documents(tracking_uri: str, name: str, version: str | None = None,
+                    paths: tuple[str, ...] = (SCHEMA_ARTIFACT, PROFILE_ARTIFACT)) -> tuple[str, dict[str, str]]:
     """The version (default: the champion) of a registered model and the documents logged with it
-    (`data/schema.yaml`, `data/profile.json`), by artifact path.
+    (`paths`: by default `data/schema.yaml` and `data/profile.json`), by artifact path.
 
     Raises `RegistryError` naming the model when there is no such version or no champion.
     """
@@ -301,7 +302,7 @@ def model_documents(tracking_uri: str, name: str, version: str | None = None) ->
             fix="run `looml run` until a model passes the gate, or pass an existing version")) from exc
     documents: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="looml-") as tmp:
-        for artifact_path in (SCHEMA_ARTIFACT, PROFILE_ARTIFACT):
+        for artifact_path in paths:
             with contextlib.suppress(MlflowException, OSError):
                 local = mlflow.artifacts.download_artifacts(
                     run_id=found.run_id, artifact_path=artifact_path, dst_path=tmp, tracking_uri=tracking_uri)

@@ -1,0 +1,167 @@
+"""`looml monitor`: drift of a file, a source or a window of the prediction log against the
+champion's reference, written as a JSON and an HTML report.
+
+    monitor(spec, data="new.parquet")      rows of any source (scored with the model for
+                                           prediction drift)
+    monitor(spec, last="24h")              the prediction log: the last 24 hours (the default),
+    monitor(spec, rows=10_000)             its newest 10,000 rows,
+    monitor(spec, since=..., until=...)    or a time range (UTC)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from looml.errors import DataError, Problem, SpecError
+from looml.monitor.drift import DriftReport, detect
+from looml.monitor.reference import Reference, load_reference, model_outputs
+from looml.spec import DriftSpec, Spec, load_spec
+
+__all__ = ["MonitorResult", "monitor", "parse_duration"]
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DEFAULT_WINDOW = "24h"
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """What `monitor` found and wrote; `exit_code` is 0, or `monitor.drift.exit_code` on drift."""
+
+    model_name: str
+    model_version: str
+    source: str
+    report: DriftReport
+    drift: bool  # drift as `monitor.drift.fail_on` counts it
+    exit_code: int
+    json_path: Path
+    html_path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (what `looml monitor --json` prints)."""
+        return {"model_name": self.model_name, "model_version": self.model_version, "source": self.source,
+                "drift": self.drift, "exit_code": self.exit_code, "json_path": str(self.json_path),
+                "html_path": str(self.html_path), "report": self.report.to_dict()}
+
+
+def monitor(spec: Spec | str | Path, *, data: str | None = None, last: str | None = None,
+            rows: int | None = None, since: datetime | None = None, until: datetime | None = None,
+            version: str | None = None, out_dir: Path | None = None) -> MonitorResult:
+    """Compare new rows with the reference of the champion (or `version`) and write the reports.
+
+    The rows are `data` (a path, glob, URL or inline source mapping) or a window of the
+    prediction log (`last` like "24h" / "7d", the newest `rows`, or `since` / `until`; without
+    any, the last 24 hours). Raises `SpecError`, `DataError` or `RegistryError`.
+    """
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    from looml.store.tracking import local_tracking_uri
+
+    if data is not None and (last or rows or since or until):
+        raise SpecError(Problem(loc="--data", message="give either --data or a log window "
+                                "(--last, --rows, --since/--until), not both", fix="drop one of them"))
+    tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
+    name = spec.registry.model_name
+    reference = load_reference(tracking_uri, name, version)
+    if reference is None:
+        raise DataError(Problem(loc="registry.model_name", value=f"{name} {version or 'champion'}",
+                                message="this model version was registered without a drift reference",
+                                fix="re-run `looml run` to register a version with its reference"))
+    settings = spec.monitor.drift
+    if data is not None:
+        current, source = _from_source(data, reference, settings, tracking_uri, name)
+    else:
+        current, source = _from_log(spec.project_dir / ".looml" / "logs", reference, last, rows, since, until)
+    report = detect(reference, current, settings)
+    drift = _counts_as_drift(report, settings)
+    folder = out_dir or spec.project_dir / ".looml" / "monitor"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    json_path, html_path = folder / f"drift-{stamp}.json", folder / f"drift-{stamp}.html"
+    _write(report, json_path, html_path, {"model": f"{name} version {reference.model_version}",
+                                          "current": source, "reference": reference.origin})
+    return MonitorResult(model_name=name, model_version=reference.model_version, source=source, report=report,
+                         drift=drift, exit_code=settings.exit_code if drift else 0, json_path=json_path,
+                         html_path=html_path)
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90m', '24h', '7d', '2w' or '30s' as a timedelta; raise `SpecError` otherwise."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if not found or float(found.group(1)) <= 0:
+        raise SpecError(Problem(loc="--last", value=text, message="not a duration",
+                                fix="write a number and a unit: 30m, 24h, 7d or 2w"))
+    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
+
+
+def _from_source(data: str, reference: Reference, settings: DriftSpec, tracking_uri: str,
+                 name: str) -> tuple[pl.DataFrame, str]:
+    """The rows of a source, with the model's outputs added when predictions are compared."""
+    from looml.data.sources import describe, fetch
+    from looml.datasets import parse_source
+
+    source = parse_source(data)
+    frame = fetch(source, Path.cwd()).frame
+    features = list(reference.columns)
+    wanted = settings.prediction and reference.predictions and "prediction" not in frame.columns
+    if wanted and all(f in frame.columns for f in features):
+        from looml.store.tracking import load_pipeline
+
+        pipeline, _ = load_pipeline(tracking_uri, name, reference.model_version)
+        task = "classification" if reference.predictions["prediction"].kind == "categorical" else "regression"
+        frame = frame.hstack(model_outputs(pipeline, frame.select(features).to_pandas(), task))
+    return frame, describe(source)
+
+
+def _from_log(root: Path, reference: Reference, last: str | None, rows: int | None,
+              since: datetime | None, until: datetime | None) -> tuple[pl.DataFrame, str]:
+    """A window of the prediction log, its feature columns named as the model's features."""
+    from looml.serve.predlog import feature_column, read_predictions
+
+    if rows is not None and rows < 1:
+        raise SpecError(Problem(loc="--rows", value=rows, message="must be at least 1",
+                                fix="e.g. --rows 10000"))
+    if last is None and rows is None and since is None and until is None:
+        last = DEFAULT_WINDOW
+    if last is not None:
+        if since is not None:
+            raise SpecError(Problem(loc="--last", message="give --last or --since, not both",
+                                    fix="drop one of them"))
+        since = datetime.now(UTC) - parse_duration(last)
+    frame = read_predictions(root, since=since, until=until, last_rows=rows)
+    if frame.height == 0:
+        raise DataError(Problem(loc="prediction log", value=str(root), message="no logged predictions in "
+                                f"the window ({_window(last, rows, since, until)})",
+                                fix="widen the window (--last 7d), or pass --data FILE"))
+    renames = {feature_column(n): n for n in reference.columns if feature_column(n) != n}
+    frame = frame.rename({k: v for k, v in renames.items() if k in frame.columns})
+    versions = sorted(frame.get_column("model_version").unique().to_list())
+    return frame, (f"prediction log, {_window(last, rows, since, until)}: {frame.height} rows of model "
+                   f"version{'s' if len(versions) > 1 else ''} {', '.join(versions)}")
+
+
+def _window(last: str | None, rows: int | None, since: datetime | None, until: datetime | None) -> str:
+    parts = [f"last {last}" if last else f"since {since:%Y-%m-%d %H:%M} UTC" if since else "",
+             f"until {until:%Y-%m-%d %H:%M} UTC" if until else "", f"newest {rows} rows" if rows else ""]
+    return ", ".join(p for p in parts if p)
+
+
+def _counts_as_drift(report: DriftReport, settings: DriftSpec) -> bool:
+    if settings.fail_on == "never":
+        return False
+    if settings.fail_on == "any":
+        return bool(report.drifted) or bool(report.prediction_drift)
+    return report.dataset_drift or bool(report.prediction_drift)
+
+
+def _write(report: DriftReport, json_path: Path, html_path: Path, meta: dict[str, str]) -> None:
+    from looml.monitor.drift_html import render_drift
+    from looml.store.artifacts import atomic_write
+
+    atomic_write(json_path, lambda tmp: tmp.write_text(report.to_json(**meta), encoding="utf-8"))
+    page = render_drift(report, meta)
+    atomic_write(html_path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
