@@ -283,7 +283,7 @@ def _retrain_and_decide(project: _Project, champion: str, metric_name: str, join
         return _keep(project, **base, reason=f"only {fresh.height} fresh labelled row(s) to compare on, "
                      f"fewer than loop.promotion.min_rows ({promotion.min_rows}); nothing was retrained")
     try:
-        challenger = _train_challenger(project, trainable, now)
+        challenger, drifted = _train_challenger(project, trainable, champion, now)
     except (DataError, GateError, RegistryError) as exc:
         decision = Decision(action="retrain_failed", champion_after=champion, **base,
                             reason=f"retraining failed: {exc.render()}")
@@ -295,7 +295,8 @@ def _retrain_and_decide(project: _Project, champion: str, metric_name: str, join
     move_alias(project.tracking_uri, project.name, CHALLENGER, challenger)
     comparison = _compare(project, champion, challenger, metric_name, fresh)
     evidence = {"comparison": comparison.to_dict(), "fresh_rows": fresh.height,
-                "trained_on_traffic_rows": trainable.height, "retrain_data": spec.loop.retrain_data}
+                "trained_on_traffic_rows": trainable.height, "retrain_data": spec.loop.retrain_data,
+                "outside_the_champion_schema": drifted}
     verdict = (f"{metric_name} {comparison.challenger:.4g} vs {comparison.champion:.4g} on {fresh.height} "
                f"fresh rows; improvement {comparison.improvement:+.4g}, {promotion.confidence:.0%} lower "
                f"bound {comparison.lower_bound:+.4g}, margin {promotion.margin:g}")
@@ -315,31 +316,72 @@ def _keep(project: _Project, **fields: Any) -> Decision:
     return decision
 
 
-def _train_challenger(project: _Project, traffic: pl.DataFrame, now: datetime) -> str:
-    """Train the same pipeline on the retraining data; return the version it registered."""
+def _train_challenger(project: _Project, traffic: pl.DataFrame, champion: str,
+                      now: datetime) -> tuple[str, list[str]]:
+    """Train the same pipeline on the retraining data; return the version it registered and the
+    drift-like findings of the data against the champion's schema.
+
+    The new window is checked against the champion's schema first: a missing column, a type
+    change or unexpected nulls stop the retrain, but values outside the old ranges or
+    categories, and moved missing rates, are what drift looks like, so they are only reported.
+    The challenger then gets a schema inferred from its own training data (logged with it).
+    """
     from looml.pipeline import run
     from looml.store.artifacts import ArtifactStore
     from looml.store.snapshots import SnapshotCatalog
 
     spec = project.spec
-    if spec.loop.retrain_data == "source":
-        return run(spec).model_version
-    frame = _traffic_frame(spec, traffic)
-    if spec.loop.retrain_data == "source_and_labelled_traffic":
-        from looml.data.sources import fetch
-
-        source = fetch(spec.data.source, spec.project_dir).frame
-        frame = pl.concat([source, _aligned(frame, source)], how="vertical_relaxed")
+    frame = _retrain_frame(spec, traffic)
     if frame.is_empty():
         raise DataError(Problem(loc="loop.retrain_data", value=spec.loop.retrain_data,
                                 message="no labelled served rows to train on outside the fresh share",
                                 fix="wait for more feedback, or retrain from the source"))
+    drifted = _check_against_champion(project, champion, frame)
     store = ArtifactStore(project.home / "artifacts")
     digest = store.put_file(lambda path: frame.write_parquet(path, statistics=False))
     SnapshotCatalog(project.home / "snapshots").record(
         digest, f"looml loop {now.isoformat(timespec='seconds')}: {spec.loop.retrain_data}", frame.height,
         frame.columns)
-    return run(spec, snapshot=digest).model_version
+    schema_file = project.home / "loop" / f"schema-{digest[:12]}.yaml"
+    retrain_spec = spec.model_copy(update={"validation": spec.validation.model_copy(
+        update={"schema_file": str(schema_file)})})
+    return run(retrain_spec, snapshot=digest).model_version, drifted
+
+
+_DRIFT_CHECKS = ("out_of_range", "new_category", "missing_rate")
+
+
+def _check_against_champion(project: _Project, champion: str, frame: pl.DataFrame) -> list[str]:
+    import yaml
+
+    from looml.data.anomalies import check_batch
+    from looml.data.schema import Schema
+    from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
+
+    _, documents = model_documents(project.tracking_uri, project.name, champion)
+    if SCHEMA_ARTIFACT not in documents:
+        return []
+    schema = Schema.model_validate(yaml.safe_load(documents[SCHEMA_ARTIFACT]))
+    checks = project.spec.validation
+    relaxed = checks.model_copy(update={n: getattr(checks, n).model_copy(update={"severity": "warning"})
+                                        for n in _DRIFT_CHECKS})
+    found = check_batch(frame, schema, relaxed)
+    errors = [a.to_problem() for a in found if a.severity == "error"]
+    if errors:
+        raise DataError(errors)
+    return [a.render() for a in found if a.check in _DRIFT_CHECKS]
+
+
+def _retrain_frame(spec: Spec, traffic: pl.DataFrame) -> pl.DataFrame:
+    """The rows the challenger trains on, per `loop.retrain_data`."""
+    from looml.data.sources import fetch
+
+    if spec.loop.retrain_data == "labelled_traffic":
+        return _traffic_frame(spec, traffic)
+    source = fetch(spec.data.source, spec.project_dir).frame
+    if spec.loop.retrain_data == "source":
+        return source
+    return pl.concat([source, _aligned(_traffic_frame(spec, traffic), source)], how="vertical_relaxed")
 
 
 def _traffic_frame(spec: Spec, traffic: pl.DataFrame) -> pl.DataFrame:

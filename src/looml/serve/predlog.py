@@ -106,7 +106,7 @@ def feature_frame(frame: pl.DataFrame) -> pl.DataFrame:
         inner = name.removeprefix("input_")
         original = inner if name.startswith("input_") and feature_column(inner) == name else name
         out[name] = original
-    return frame.select(out).rename(out)
+    return frame.select(list(out)).rename(out)
 
 
 def label_text(value: Any) -> str | None:
