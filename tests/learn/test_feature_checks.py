@@ -129,3 +129,28 @@ def test_derived_names_are_unique(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"features.derived.1.name \(line 6\): a derived column of this name "
                                         r"already exists"):
         load_spec(tmp_path / "looml.yaml")
+
+
+def test_every_preprocessing_and_features_key_is_documented() -> None:
+    from looml.spec import (
+        BinningSpec,
+        CategoricalSpec,
+        ColumnSpec,
+        DatetimeSpec,
+        NumericSpec,
+        PolynomialSpec,
+        SelectionSpec,
+        TextSpec,
+    )
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "spec.md").read_text(encoding="utf-8")
+    section = text[text.index("## `preprocessing`"):text.index("## `models`")]
+    sections = {"numeric": NumericSpec, "categorical": CategoricalSpec, "text": TextSpec,
+                "datetime": DatetimeSpec}
+    keys = [*(f"`{k}`" for k in PreprocessingSpec.model_fields if k not in sections),
+            *(f"`{prefix}.{k}`" for prefix, model in sections.items() for k in model.model_fields),
+            *(f"`selection.{k}`" for k in SelectionSpec.model_fields),
+            *(f"`{k}`" for k in FeaturesSpec.model_fields if k != "selection"),
+            *(f"`{k}`" for k in ColumnSpec.model_fields if k == "kind"),
+            *(k for model in (PolynomialSpec, BinningSpec) for k in model.model_fields)]
+    assert [k for k in keys if k not in section] == []
