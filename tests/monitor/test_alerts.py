@@ -67,7 +67,8 @@ def test_a_webhook_is_retried_after_5xx_and_gets_the_payload(tmp_path: Path, rec
                      headers={"Authorization": "Bearer ${HOOK_TOKEN}"})
     assert sender.send(Alert("drift", "churn v1", "data drift in tenure", {"drifted": ["tenure"]})) == "sent"
     assert len(receiver.bodies) == 3
-    assert receiver.bodies[-1]["kind"] == "drift" and receiver.bodies[-1]["details"] == {"drifted": ["tenure"]}
+    last = receiver.bodies[-1]
+    assert last["kind"] == "drift" and last["details"] == {"drifted": ["tenure"]}
     assert receiver.headers[-1]["Authorization"] == "Bearer s3cret"
 
 

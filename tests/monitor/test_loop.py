@@ -11,6 +11,7 @@ the old champion.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -24,12 +25,12 @@ import pytest
 from typer.testing import CliRunner
 
 import looml
+from liveserver import LiveServer
 from looml.cli import app
 from looml.monitor.loop import cycle, history, rollback
 from looml.serve.predlog import read_predictions
-from looml.store.tracking import champion_version, local_tracking_uri
 from looml.spec import load_spec
-from liveserver import LiveServer
+from looml.store.tracking import champion_version, local_tracking_uri
 
 SPEC = """seed: 5
 data:
@@ -135,7 +136,8 @@ def shifted_traffic(project: Path) -> Iterator[LiveServer]:
         yield server
 
 
-def test_monitor_flags_exactly_the_shifted_columns_and_the_drop(project: Path, shifted_traffic: LiveServer) -> None:
+def test_monitor_flags_exactly_the_shifted_columns_and_the_drop(project: Path,
+                                                                shifted_traffic: LiveServer) -> None:
     result = CliRunner().invoke(app, ["monitor", str(project), "--last", "1d", "--json"])
     assert result.exit_code == 6, result.output
     report = result.stdout
@@ -191,3 +193,28 @@ def test_rollback_restores_the_old_champion_and_history_shows_every_decision(
     shown = CliRunner().invoke(app, ["models", "history", str(project), "--json"])
     assert shown.exit_code == 0, shown.output
     assert [d.action for d in history(project)] == ["promote", "keep", "rollback"]
+
+
+def test_the_cli_verbs_of_the_loop(project: Path, shifted_traffic: LiveServer, tmp_path: Path) -> None:
+    runner = CliRunner()
+    listed = runner.invoke(app, ["models", "list", str(project), "--json"])
+    assert listed.exit_code == 0, listed.output
+    aliases = {v["version"]: v["aliases"] for v in json.loads(listed.stdout)}
+    assert aliases["1"] == ["champion"] and "roc_auc" in json.loads(listed.stdout)[-1]["metrics"]
+
+    assert runner.invoke(app, ["models", "promote", "2", "--spec", str(project)]).exit_code == 0
+    assert runner.invoke(app, ["models", "rollback", str(project)]).exit_code == 0
+    shown = runner.invoke(app, ["models", "history", str(project), "--json"])
+    assert [d["action"] for d in json.loads(shown.stdout)][-2:] == ["promote", "rollback"]
+    missing = runner.invoke(app, ["models", "show", "99", "--spec", str(project)])
+    assert missing.exit_code == 5 and "no such model version" in missing.stdout
+
+    logged = read_predictions(project.parent / ".looml" / "logs").head(3)
+    labels = tmp_path / "labels.csv"
+    pl.DataFrame({"row_id": logged["row_id"], "label": ["yes", "no", "yes"]}).write_csv(labels)
+    stored = runner.invoke(app, ["feedback", str(labels), "--spec", str(project)])
+    assert stored.exit_code == 0 and "stored 3" in stored.output
+
+    cycled = runner.invoke(app, ["loop", str(project), "--json"])
+    assert cycled.exit_code == 6, cycled.output  # the traffic still drifts from champion v1
+    assert json.loads(cycled.stdout)["decision"]["action"] in ("promote", "keep")

@@ -132,7 +132,8 @@ def versions(tracking_uri: str, name: str) -> list[VersionInfo]:
                                     message=f"cannot list versions: {exc}",
                                     fix="check tracking.uri and run `looml run` first")) from exc
     found = sorted(found, key=lambda v: int(v.version), reverse=True)
-    return [_info(v, client.get_run(v.run_id)) for v in found]
+    # search_model_versions leaves `aliases` empty: each version is read again for them.
+    return [_info(client.get_model_version(name, v.version), client.get_run(v.run_id)) for v in found]
 
 
 def move_alias(tracking_uri: str, name: str, alias: str, version: str | None) -> None:
