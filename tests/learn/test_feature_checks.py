@@ -154,3 +154,16 @@ def test_every_preprocessing_and_features_key_is_documented() -> None:
             *(f"`{k}`" for k in ColumnSpec.model_fields if k == "kind"),
             *(k for model in (PolynomialSpec, BinningSpec) for k in model.model_fields)]
     assert [k for k in keys if k not in section] == []
+
+
+def test_a_text_column_has_no_fixed_domain_in_the_schema() -> None:
+    from looml.data.schema import infer_schema
+
+    rng = np.random.default_rng(2)
+    frame = table().with_columns(pl.Series("review", [" ".join(rng.choice(WORDS, 6)) for _ in range(30)] * 4))
+    found = profile(frame)
+    report = check(frame)
+    assert report.features["review"] == "text" and found.column("review").n_unique == 30
+    schema = infer_schema(frame, found, report, [], 0.1)
+    assert schema.columns["review"].categories is None  # new reviews are not unknown categories
+    assert schema.columns["city"].categories == ["lyon", "nice", "paris"]

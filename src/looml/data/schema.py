@@ -85,8 +85,8 @@ def infer_schema(frame: pl.DataFrame, profile: Profile, report: ValidationReport
         kind = _type(col.kind, report.features.get(name))
         low = high = None
         # Dates are not bounded: new data is expected to be later than the training data. Nor are
-        # ids (new rows get new ones) or ignored columns (the model never sees them).
-        bounded = role in ("feature", "target")
+        # ids (new rows get new ones) or ignored columns (the model never sees them). Nor is free text.
+        bounded = role in ("feature", "target") and report.features.get(name) != "text"
         if bounded and kind == "numeric" and col.min is not None and col.max is not None:
             pad = (col.max - col.min) * range_margin
             low, high = _round(col.min - pad, col.integral, down=True), _round(col.max + pad, col.integral,
