@@ -62,14 +62,16 @@ def messy_frame(rows: int = 300, seed: int = 0) -> pd.DataFrame:
         "joined": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, rows), unit="D"),
         "churned": np.where(score > np.quantile(score, 0.75), "yes", "no"),
         "amount": np.exp(score),
+        "segment": np.digitize(score, np.quantile(score, [0.6, 0.95])).astype(str),  # one class of 5 %
     })
     return frame
 
 
-def project(folder: Path, frame: pd.DataFrame, target: str, drop: str, extra: str) -> Path:
+def project(folder: Path, frame: pd.DataFrame, target: str, drop: list[str], extra: str) -> Path:
     frame.to_csv(folder / "data.csv", index=False)
     spec = folder / "looml.yaml"
-    spec.write_text(f"seed: 3\ndata: {{source: data.csv, target: {target}, drop_columns: [{drop}]}}\n"
+    data = f"{{source: data.csv, target: {target}, drop_columns: [{', '.join(drop)}]}}"
+    spec.write_text(f"seed: 3\ndata: {data}\n"
                     f"split: {{test_size: 0.25, folds: 3}}\nmodels: {{candidates: [linear]}}\n"
                     f"registry: {{model_name: m}}\n{extra}")
     return spec
@@ -83,11 +85,14 @@ def raw_rows(folder: Path, rows: np.ndarray, drop: list[str]) -> pd.DataFrame:
     return picked.where(picked.notna(), None)
 
 
-@pytest.mark.parametrize(("target", "other", "extra"), [("churned", "amount", CLASSIFICATION),
-                                                        ("amount", "churned", REGRESSION)])
-def test_every_option_registers_and_predicts_raw_rows(tmp_path: Path, target: str, other: str,
-                                                      extra: str) -> None:
-    result = looml.run(project(tmp_path, messy_frame(), target, other, extra))
+TARGETS = ["churned", "amount", "segment"]
+
+
+@pytest.mark.parametrize(("target", "extra"), [("churned", CLASSIFICATION), ("amount", REGRESSION),
+                                               ("segment", "")])  # the defaults, on a messy table
+def test_every_option_registers_and_predicts_raw_rows(tmp_path: Path, target: str, extra: str) -> None:
+    others = [t for t in TARGETS if t != target]
+    result = looml.run(project(tmp_path, messy_frame(), target, others, extra))
     store = tmp_path / ".looml" / "artifacts"
     digest = result.artifacts["predictions"]
     holdout = pl.read_parquet(store / digest[:2] / digest)
@@ -98,12 +103,16 @@ def test_every_option_registers_and_predicts_raw_rows(tmp_path: Path, target: st
     assert "TrainingRows" not in repr(pipeline.steps[-1][1])  # finalize left the plain model
     mlflow.set_tracking_uri(result.tracking_uri)
     model = mlflow.pyfunc.load_model("models:/m@champion")
-    predicted = model.predict(raw_rows(tmp_path, holdout["row"].to_numpy(), [target, other]))
+    predicted = model.predict(raw_rows(tmp_path, holdout["row"].to_numpy(), TARGETS))
     branches = {name for name, _, columns in pipeline.named_steps["columns"].transformers_ if len(columns)}
     assert {"numeric", "datetime", "text"} <= branches  # "note" is free text
     if target == "churned":
         assert names[:3] == ["coerce", "derived", "columns"] and names[-2] == "pca"
         assert {"categorical_target", "datetime_cyclic", "polynomial", "binning"} <= branches
+    if target == "segment":
+        assert names == ["coerce", "columns", "model"]
+        assert {"categorical", "categorical_target"} <= branches  # 60 shops > high_cardinality 50
+    if target != "amount":
         assert list(predicted) == holdout["prediction"].to_list()
     else:
         assert pipeline.steps[-1][1].transformer_.method_ == "log"  # auto: the amount is right-skewed
