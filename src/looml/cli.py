@@ -1,7 +1,8 @@
 """The `looml` command line: parse, call one library function, print.
 
 Exit codes: 0 success, 1 unexpected error, 2 invalid spec or usage, 3 invalid data,
-4 evaluation gate failed, 5 registry / tracking error, 6 drift found by `looml monitor`
+4 evaluation gate failed, 5 registry / tracking error; `looml loop`: 6 drift, a performance
+drop or invalid served rows found, 7 a retrain was due and failed; `looml monitor`: 6 drift
 (`monitor.drift.exit_code`).
 """
 
@@ -257,6 +258,196 @@ def schema() -> None:
     from looml.spec import spec_json_schema
 
     sys.stdout.write(json.dumps(spec_json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def loop(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    watch: bool = typer.Option(False, "--watch", help="Keep running, one cycle every loop.interval."),
+    retrain: bool = typer.Option(False, "--retrain", help="Retrain and compare even if no trigger fired."),
+    as_json: bool = typer.Option(False, "--json", help="Print each cycle as JSON on stdout."),
+) -> None:
+    """Watch the champion: drift, live performance, alerts; retrain and promote only a better model.
+
+    One cycle, then exit (cron-friendly): 0 nothing alarming, 6 drift, a performance drop or invalid
+    served rows were found (and acted on), 7 a retrain was due and failed.
+    """
+    from looml.monitor.loop import cycle
+    from looml.monitor.loop import watch as watch_loop
+
+    if watch:
+        try:
+            watch_loop(spec, on_cycle=lambda r: _print_cycle(r, as_json))
+        except LoomlError as exc:
+            _fail(exc, as_json)
+        return
+    try:
+        result = cycle(spec, retrain=retrain)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    _print_cycle(result, as_json)
+    raise typer.Exit(7 if result.retrain_failed else 6 if result.alarmed else 0)
+
+
+def _print_cycle(result: Any, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), default=str) + "\n")
+        return
+    out = _stdout()
+    out.print(f"[bold]{escape(result.model_name)}[/] champion v{result.champion}: {result.rows} served rows "
+              f"in the window, {result.labelled} labelled")
+    if result.drift is not None:
+        drifted = ", ".join(result.drift.get("drifted", [])) or "none"
+        out.print(f"  drift: {'[red]yes[/]' if result.drift.get('dataset_drift') else 'no'} "
+                  f"(drifted columns: {escape(drifted)})")
+    if result.performance is not None:
+        perf = result.performance
+        value = "-" if perf["value"] is None else f"{perf['value']:.4g}"
+        estimate = perf.get("estimate") or {}
+        guess = f"; estimated accuracy of unlabelled rows {estimate['accuracy']:.3g}" if estimate else ""
+        out.print(f"  {perf['metric']}: {value} (holdout {perf['reference']}) -> {perf['verdict']}{guess}")
+    for problem in result.validation_errors:
+        out.print(f"  [red]invalid served rows[/]: {escape(problem)}")
+    out.print(f"  triggers: {', '.join(result.triggers) or 'none'}")
+    if result.decision is not None:
+        d = result.decision
+        out.print(f"  decision: [bold]{d['action']}[/] (champion v{d['champion_after']}): "
+                  f"{escape(d['reason'])}")
+    for alert in result.alerts:
+        out.print(f"  alert {alert['kind']}: {escape(alert['message'])} ({alert['outcome']})")
+
+
+models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, show, promote, "
+                         "rollback, history.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
+) -> None:
+    """Every version, newest first, with its aliases and holdout metrics."""
+    from looml.spec import load_spec
+    from looml.store.registry import versions
+    from looml.store.tracking import local_tracking_uri
+
+    try:
+        loaded = load_spec(spec)
+        uri = local_tracking_uri(loaded.tracking.uri, loaded.project_dir)
+        found = versions(uri, loaded.registry.model_name)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps([v.to_dict() for v in found], indent=2) + "\n")
+        return
+    table = Table(title=f"{loaded.registry.model_name}: versions, newest first")
+    for name in ("version", "aliases", "created", "model", "holdout metrics", "data"):
+        table.add_column(name)
+    for v in found:
+        metrics = ", ".join(f"{k} {val:.4g}" for k, val in sorted(v.metrics.items()))
+        table.add_row(v.version, ", ".join(v.aliases), v.created.replace("T", " "), v.best_model, metrics,
+                      v.data_digest[:12])
+    _stdout().print(table)
+
+
+@models_app.command("show")
+def models_show(
+    version: str = typer.Argument(..., help="The version."),
+    spec: Path = typer.Option(Path("looml.yaml"), "--spec", help="Path to looml.yaml."),
+) -> None:
+    """One version's aliases, metrics and lineage, as JSON."""
+    from looml.spec import load_spec
+    from looml.store.registry import version_info
+    from looml.store.tracking import local_tracking_uri
+
+    try:
+        loaded = load_spec(spec)
+        info = version_info(local_tracking_uri(loaded.tracking.uri, loaded.project_dir),
+                            loaded.registry.model_name, version)
+    except LoomlError as exc:
+        _fail(exc, as_json=True)
+    sys.stdout.write(json.dumps(info.to_dict(), indent=2) + "\n")
+
+
+@models_app.command("promote")
+def models_promote(
+    version: str = typer.Argument(..., help="The version to make champion."),
+    spec: Path = typer.Option(Path("looml.yaml"), "--spec", help="Path to looml.yaml."),
+    reason: str = typer.Option("promoted by hand", "--reason", help="Why, for the history."),
+) -> None:
+    """Make a version the champion now (recorded in the history; a server follows)."""
+    from looml.monitor.loop import promote
+
+    try:
+        decision = promote(spec, version, reason=reason)
+    except LoomlError as exc:
+        _fail(exc, as_json=False)
+    console.print(f"champion: v{decision.champion_before} -> [bold]v{decision.champion_after}[/]")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+) -> None:
+    """Restore the champion that the latest promotion replaced."""
+    from looml.monitor.loop import rollback
+
+    try:
+        decision = rollback(spec)
+    except LoomlError as exc:
+        _fail(exc, as_json=False)
+    console.print(f"champion: v{decision.champion_before} -> [bold]v{decision.champion_after}[/] "
+                  f"({escape(decision.reason)})")
+
+
+@models_app.command("history")
+def models_history(
+    spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
+) -> None:
+    """Every promote / keep / rollback decision, oldest first, with its reason and evidence."""
+    from looml.monitor.loop import history
+
+    try:
+        decisions = history(spec)
+    except LoomlError as exc:
+        _fail(exc, as_json)
+    if as_json:
+        sys.stdout.write(json.dumps([d.to_dict() for d in decisions], indent=2, default=str) + "\n")
+        return
+    table = Table(title="Champion decisions, oldest first")
+    for name in ("at", "action", "champion", "challenger", "triggers", "by", "reason"):
+        table.add_column(name)
+    for d in decisions:
+        champion = (f"v{d.champion_before} -> v{d.champion_after}" if d.champion_before != d.champion_after
+                    else f"v{d.champion_after}")
+        table.add_row(d.at.replace("T", " "), d.action, champion, f"v{d.challenger}" if d.challenger else "-",
+                      ", ".join(d.triggers) or "-", d.by, escape(d.reason))
+    _stdout().print(table)
+
+
+@app.command()
+def feedback(
+    data: Path = typer.Argument(..., help="CSV, Parquet or NDJSON with row_id (or request_id and row), "
+                                "label, and optionally timestamp."),
+    spec: Path = typer.Option(Path("looml.yaml"), "--spec", help="Path to looml.yaml."),
+) -> None:
+    """Store ground-truth labels for served predictions (as POST /feedback does)."""
+    import orjson
+
+    from looml.data.sources.files import read_files
+    from looml.serve.predlog import FeedbackStore, parse_feedback
+    from looml.spec import FileSource, load_spec
+
+    try:
+        loaded = load_spec(spec)
+        frame, _ = read_files(FileSource(path=str(data.resolve())), Path.cwd())
+        records = parse_feedback(orjson.dumps(frame.to_dicts(), option=orjson.OPT_NAIVE_UTC))
+        stored = FeedbackStore(loaded.project_dir / ".looml" / "logs").append(records)
+    except LoomlError as exc:
+        _fail(exc, as_json=False)
+    console.print(f"stored {stored} label(s)")
 
 
 @app.command()
