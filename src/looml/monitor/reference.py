@@ -8,8 +8,9 @@ What is kept per column (never raw rows, so the JSON stays small whatever the da
 
 - numbers (and a text column's length in characters, and dates as epoch microseconds): the
   count of rows and of missing values (null, NaN or infinite), mean, std, min, max, the number
-  of distinct values, and the reference's distribution function at up to 1,001 points: every
-  distinct value when there are at most 1,000, else the quantiles at levels 0, 0.001, ..., 1.
+  of distinct values, and the reference's distribution function at up to 1,009 points: every
+  distinct value when there are at most 1,000, else the quantiles at levels 0, 0.001, ..., 1
+  (and at 1e-5, 3e-5, 1e-4, 3e-4 from either end, where heavy tails make the widest bins).
   The distribution function is exact at those points, so a current sample is compared with
   the whole training split, not with a sample of it.
 - categories: every value's count (up to 10,000 distinct values; above, the 100 most frequent
@@ -38,6 +39,9 @@ REFERENCE_ARTIFACT = "monitor/reference.json"
 GRID = 1000  # distribution-function points per numeric column (quantile levels i / GRID)
 MAX_CATEGORIES = 10_000  # categories counted one by one; above, only the most frequent
 TOP_KEPT = 100  # categories kept when a column has more than MAX_CATEGORIES
+# Quantile levels: every 0.001, and finer in the tails, where a heavy tail's bins are widest.
+_TAILS = np.array([1e-5, 3e-5, 1e-4, 3e-4])
+_LEVELS = np.unique(np.concatenate([np.linspace(0.0, 1.0, GRID + 1), _TAILS, 1.0 - _TAILS]))
 _IMPORTANCE_ROWS = 1000
 _IMPORTANCE_REPEATS = 3
 
@@ -137,6 +141,8 @@ def _output_kinds(outputs: pl.DataFrame) -> dict[str, str]:
 
 
 def _summary(values: pl.Series, kind: str) -> ColumnSummary:
+    """Counts and moments; the distribution function at every distinct value (at most GRID of
+    them) or at the quantile levels."""
     if kind == "categorical":
         return _categories(values)
     rows = len(values)
@@ -147,7 +153,7 @@ def _summary(values: pl.Series, kind: str) -> ColumnSummary:
     if distinct <= GRID:
         edges = np.unique(present)
     else:
-        edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, GRID + 1), method="inverted_cdf"))
+        edges = np.unique(np.quantile(present, _LEVELS, method="inverted_cdf"))
     cdf = np.searchsorted(present, edges, side="right") / len(present)
     return ColumnSummary(kind=kind, rows=rows, missing=rows - len(present), distinct=distinct,
                          mean=float(present.mean()), std=float(present.std()), min=float(present[0]),
