@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 import looml
 from liveserver import LiveServer
 from looml.cli import app
-from looml.monitor.loop import cycle, history, rollback
+from looml.monitor.loop import cycle, history, rollback, watch
 from looml.serve.predlog import read_predictions
 from looml.spec import load_spec
 from looml.store.tracking import champion_version, local_tracking_uri
@@ -218,3 +218,20 @@ def test_the_cli_verbs_of_the_loop(project: Path, shifted_traffic: LiveServer, t
     cycled = runner.invoke(app, ["loop", str(project), "--json"])
     assert cycled.exit_code == 6, cycled.output  # the traffic still drifts from champion v1
     assert json.loads(cycled.stdout)["decision"]["action"] in ("promote", "keep")
+
+
+def test_watch_runs_cycles_at_the_interval_and_survives_a_failed_one(project: Path,
+                                                                    shifted_traffic: LiveServer) -> None:
+    spec = load_spec(project)
+    quiet = spec.model_copy(update={"loop": spec.loop.model_copy(update={
+        "interval": 60.0, "triggers": spec.loop.triggers.model_copy(update={
+            "drift": False, "performance_drop": False})})})
+    seen: list[Any] = []
+    slept: list[float] = []
+    watch(quiet, cycles=2, on_cycle=seen.append, sleep=slept.append)
+    assert len(seen) == 2 and all(r.decision is None for r in seen)
+    assert len(slept) == 1 and 0 < slept[0] <= 60.0
+
+    broken = quiet.model_copy(update={"registry": quiet.registry.model_copy(update={"model_name": "nope"})})
+    watch(broken, cycles=2, on_cycle=seen.append, sleep=slept.append)  # logged, not raised
+    assert len(seen) == 2
