@@ -71,7 +71,8 @@ def test_one_bayesian_search_across_families_is_reproducible() -> None:
     assert len(first.rows) == 12 and {r.name for r in first.rows} == {"linear", "lightgbm", "decision_tree"}
     # the warm-start portfolio comes first: each family's default, in candidate order
     by_trial = sorted(first.rows, key=lambda r: r.trial)
-    assert [r.name for r in by_trial[:2]] == ["linear", "linear"] and by_trial[0].params == {"C": 1.0}
+    assert [r.name for r in by_trial[:3]] == ["linear", "lightgbm", "decision_tree"]
+    assert by_trial[0].params == {"C": 1.0} and by_trial[3].params == {"C": 0.1}
     assert_all_folds_or_nothing(first.rows)
     ranked = [r.mean["roc_auc"] for r in first.rows if r.state == "complete"]
     assert ranked == sorted(ranked, reverse=True)

@@ -49,6 +49,9 @@ _PRELOAD = ("looml.learn.trial", "looml.learn.zoo", "lightgbm", "xgboost")
 _REFIT_MARGIN = 1.3  # the refit on all training rows, relative to one fold's fit scaled by rows
 _POOL_START_SECONDS = 1.5  # fork server + workers with the preloaded modules, measured here: 0.6-1.2 s
 _MAX_SKIPS = 200  # consecutive skipped configurations after which the search gives up
+_ESTIMATE_ROWS = (2_000, 20_000)  # sample sizes of the fits that estimate one trial
+_WARM_ROUNDS = 2  # warm-start configurations tried per family
+_SCORE_MARGIN = 1.3  # a fold's fit, plus predicting and scoring its validation rows
 
 
 @dataclass(frozen=True)
@@ -129,31 +132,41 @@ def estimate_mb(family: str, params: dict[str, Any], rows: int, width: int, n_cl
 
 def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec,
                  task: str) -> float:
-    """Seconds one trial of the first candidate takes, estimated from a small-sample fit; a
+    """Seconds one trial of the first candidate takes, estimated from two small-sample fits; a
     `SpecError` suggesting a budget when `tuning.time_budget` cannot finish one trial and the
-    refit."""
-    rng = np.random.default_rng(spec.seed)
-    sample = np.sort(rng.choice(len(X), size=min(len(X), 300), replace=False))
-    candidate = spec.models.candidates[0]
-    pipeline = candidate_pipeline(features, spec, task, make_estimator(candidate, task, {}, spec.seed, 1))
-    began = time.perf_counter()
-    with threadpool_limits(limits=1), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            pipeline.fit(X.iloc[sample], y[sample])
-        except ValueError:
-            return 0.0  # the sample could not be fitted (a class too rare); the trial will say why
-    fit = time.perf_counter() - began
+    refit.
+
+    A fit's time is taken as fixed + per-row cost, from fits on 2,000 and 20,000 rows (a
+    single small fit is mostly fixed cost, and scaling it by rows overestimates many times).
+    """
     folds = spec.split.folds
-    scale = max(1.0, len(X) * (folds - 1) / folds / len(sample))
-    trial = fit * scale * folds
-    needed = trial + fit * scale * _REFIT_MARGIN + _POOL_START_SECONDS
+    fold_rows = len(X) * (folds - 1) // folds
+    sizes = sorted({min(fold_rows, n) for n in _ESTIMATE_ROWS})
+    rng = np.random.default_rng(spec.seed)
+    candidate = spec.models.candidates[0]
+    times = []
+    for size in sizes:
+        sample = np.sort(rng.choice(len(X), size=size, replace=False))
+        pipeline = candidate_pipeline(features, spec, task, make_estimator(candidate, task, {}, spec.seed, 1))
+        began = time.perf_counter()
+        with threadpool_limits(limits=1), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                pipeline.fit(X.iloc[sample], y[sample])
+            except ValueError:
+                return 0.0  # the sample could not be fitted (a class too rare); the trial will say why
+        times.append(time.perf_counter() - began)
+    per_row = max(0.0, (times[-1] - times[0]) / (sizes[-1] - sizes[0])) if len(sizes) > 1 else 0.0
+    fit = times[-1] + per_row * (fold_rows - sizes[-1])
+    refit = (times[-1] + per_row * (len(X) - sizes[-1])) * _REFIT_MARGIN
+    trial = fit * folds * _SCORE_MARGIN
+    needed = trial + refit + _POOL_START_SECONDS
     budget = spec.tuning.time_budget
     if budget is not None and budget < needed:
         raise SpecError(Problem(
             loc="tuning.time_budget", value=budget,
             message=f"too small to finish one trial: one {folds}-fold trial of {candidate.name} on "
-                    f"{len(X):,} rows takes about {trial:.1f} s, and the refit {fit * scale:.1f} s more",
+                    f"{len(X):,} rows takes about {trial:.1f} s, and the refit {refit:.1f} s more",
             fix=f"use time_budget: {math.ceil(max(needed * 3, needed + 5))} or more (or list a faster "
                 "candidate first)"))
     return trial
@@ -201,10 +214,14 @@ class _Search:
             direction="minimize" if primary in LOWER_IS_BETTER else "maximize", sampler=sampler,
             pruner=pruner)
         if tuning.warm_start and self.method != "grid":
-            for i, candidate in candidates.items():
-                defaults = make_estimator(candidate, task, {}, 0, 1).get_params(deep=False)
-                for fixed in warm_start(candidate.name, candidate, task, self.spaces[i], defaults)[:2]:
-                    self.study.enqueue_trial(fixed, skip_if_exists=True)
+            # Round robin: every family's default first, then every family's second configuration.
+            portfolios = [warm_start(c.name, c, task, self.spaces[i],
+                                     make_estimator(c, task, {}, 0, 1).get_params(deep=False))
+                          for i, c in candidates.items()]
+            for round_ in range(_WARM_ROUNDS):
+                for configs in portfolios:
+                    if round_ < len(configs):
+                        self.study.enqueue_trial(configs[round_], skip_if_exists=True)
         self.prune = tuning.pruning
 
     def ask(self, number: int) -> tuple[Any, Config] | None:
