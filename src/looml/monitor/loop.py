@@ -124,32 +124,19 @@ def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool
     info = version_info(project.tracking_uri, project.name, champion)
     metric_name = _primary(spec, info.metrics)
 
-    drift = _drift(project, champion, feature_frame(window)) if window.height else None
+    current = feature_frame(window)
+    drift = _drift(project, champion, current) if window.height else None
     served = joined.filter(pl.col("model_version") == champion)
     performance = live_performance(served, metric_name, info.metrics.get(metric_name),
                                    spec.monitor.performance, seed=spec.seed) if served.height else None
-    invalid = _validation_errors(project, champion, feature_frame(window)) if window.height else []
+    invalid = _validation_errors(project, champion, current) if window.height else []
 
     state = _LoopState.load(project.home / "loop" / "state.json")
     labelled_total = int(joined["label"].is_not_null().sum()) if joined.height else 0
     triggers = _triggers(spec, drift, performance, state, labelled_total, now)
     if retrain and "requested" not in triggers:
         triggers.append("requested")
-
-    alerts = []
-    subject = f"{project.name} v{champion}"
-    if drift is not None and drift.get("dataset_drift"):
-        columns = ", ".join(drift.get("drifted", []))
-        alerts.append(Alert("drift", subject, f"data drift in {columns}",
-                            {"drifted": drift.get("drifted")}))
-    if performance is not None and performance.dropped:
-        alerts.append(Alert("performance_drop", subject,
-                            f"{performance.metric} fell to {performance.value:.4g} (holdout "
-                            f"{performance.reference:.4g}, limit {performance.limit:.4g})",
-                            performance.to_dict()))
-    if invalid:
-        alerts.append(Alert("validation_errors", subject, f"{len(invalid)} schema error(s) in served rows",
-                            {"problems": invalid}))
+    alerts = _alerts(f"{project.name} v{champion}", drift, performance, invalid)
 
     decision = None
     if triggers:
@@ -167,6 +154,22 @@ def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool
         drift=drift, performance=performance.to_dict() if performance else None,
         validation_errors=invalid, triggers=triggers, decision=decision.to_dict() if decision else None,
         alerts=sent)
+
+
+def _alerts(subject: str, drift: dict[str, Any] | None, performance: Any, invalid: list[str]) -> list[Alert]:
+    alerts = []
+    if drift is not None and drift.get("dataset_drift"):
+        drifted = drift.get("drifted", [])
+        alerts.append(Alert("drift", subject, f"data drift in {', '.join(drifted)}", {"drifted": drifted}))
+    if performance is not None and performance.dropped:
+        alerts.append(Alert("performance_drop", subject,
+                            f"{performance.metric} fell to {performance.value:.4g} (holdout "
+                            f"{performance.reference:.4g}, limit {performance.limit:.4g})",
+                            performance.to_dict()))
+    if invalid:
+        alerts.append(Alert("validation_errors", subject, f"{len(invalid)} schema error(s) in served rows",
+                            {"problems": invalid}))
+    return alerts
 
 
 def watch(spec: Spec | str | Path, *, cycles: int | None = None,
