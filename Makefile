@@ -31,6 +31,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/csv_read.py
 	scripts/ensure-postgres.sh
 	$(BIN)/python bench/ingest_sql.py
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/tune_overhead.py
+	$(BIN)/python bench/tune_budget.py
+	$(BIN)/python bench/tune_quality.py
 
 clean:
 	rm -rf $(VENV) examples/churn/.looml
