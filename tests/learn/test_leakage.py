@@ -1,8 +1,9 @@
 """No leakage: with random labels, every configured preprocessing and feature path scores at chance in CV.
 
 Each path is the real pipeline (`build_preprocessor` + `wrap_model`), cross-validated with
-scikit-learn on 600 seeded rows whose labels are coin flips (two draws, averaged). Anything fitted on the validation
-fold's labels would lift ROC AUC above 0.5; the last test shows the check catching a leak.
+scikit-learn on 600 seeded rows whose labels are coin flips (two draws, averaged). Anything
+fitted on the validation fold's labels would lift ROC AUC above 0.5; the last test shows the
+check catching a leak.
 """
 
 from __future__ import annotations
