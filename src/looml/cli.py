@@ -570,9 +570,9 @@ def _print_summary(result: Any) -> None:
     for m in others:
         board.add_column(m, justify="right")
     board.add_column("seconds", justify="right")
-    for i, row in enumerate(result.leaderboard, 1):
+    for i, row in enumerate(result.leaderboard[:10], 1):  # every trial is in the report and MLflow
         if row["error"]:
-            board.add_row(str(i), row["name"], f"[red]failed: {row['error'][:80]}[/]",
+            board.add_row(str(i), row["name"], f"[red]{row.get('state', 'failed')}: {row['error'][:80]}[/]",
                           *[""] * len(others), f"{row['fit_seconds']:.1f}")
             continue
         board.add_row(str(i), row["name"], f"{row['mean'][primary]:.4f} ± {row['std'][primary]:.4f}",
