@@ -57,7 +57,8 @@ def test_per_column_kinds_win_over_inference() -> None:
 
 def test_every_column_problem_at_once_with_did_you_mean() -> None:
     with pytest.raises(DataError) as exc:
-        check(table(), preprocessing={"columns": {"hieght": {"scale": "robust"}, "label": {"kind": "drop"}}},
+        check(table(), preprocessing={"columns": {"hieght": {"scale": "robust"}, "label": {"kind": "drop"},
+                                                  "city": {"impute": "knn"}}},
               features={"derived": [{"name": "bmi", "expr": "wieght / (height / 100) ** 2"},
                                     {"name": "weight", "expr": "city * 2"},
                                     {"name": "per_id", "expr": "bmi / code"}],
@@ -67,6 +68,8 @@ def test_every_column_problem_at_once_with_did_you_mean() -> None:
     assert got == {
         ("preprocessing.columns.hieght", "no such column in the data", "did you mean 'height'?"),
         ("preprocessing.columns.label", "the target column is not a feature", "remove 'label'"),
+        ("preprocessing.columns.city", "option(s) impute do not apply to 'city', a categorical column",
+         "remove them, or set the column's kind"),
         ("features.derived[0].expr", "no such column in the data", "did you mean 'weight'?"),
         ("features.derived[1].name", "the data already has a column of this name",
          "give the derived column a new name"),

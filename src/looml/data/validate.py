@@ -101,6 +101,7 @@ def validate(profile: Profile, data: DataSpec, split: SplitSpec, preprocessing: 
     kinds = {n: c.kind for n, c in preprocessing.columns.items() if c.kind is not None}
     features, dropped = _roles(profile, data.target, excluded, preprocessing.drop_id_like, kinds)
     problems += _preprocessing_problems(preprocessing, names, data.target, task, target)
+    problems += _override_problems(preprocessing, features)
     problems += _engineering_problems(engineering or FeaturesSpec(), features, dropped, names)
     if not features and data.target in names:
         problems.append(Problem(loc="data", message="no usable feature columns remain",
@@ -275,6 +276,22 @@ def _preprocessing_problems(preprocessing: PreprocessingSpec, names: list[str], 
         problems.append(Problem(loc="preprocessing.imbalance", value=preprocessing.imbalance,
                                 message="class imbalance handling applies to classification only",
                                 fix="remove it"))
+    return problems
+
+
+def _override_problems(preprocessing: PreprocessingSpec, features: dict[str, str]) -> list[Problem]:
+    """Options in preprocessing.columns that do not fit the column's (inferred) kind."""
+    problems = []
+    for name, column in preprocessing.columns.items():
+        if column.kind is not None or name not in features:
+            continue  # with a kind, the spec has checked them; an unknown name is reported above
+        given = {k for k, v in column.model_dump(exclude={"kind"}).items() if v is not None}
+        wrong = sorted(given - set(column.options(features[name])))
+        if wrong:
+            problems.append(Problem(
+                loc=f"preprocessing.columns.{name}", value=wrong,
+                message=f"option(s) {', '.join(wrong)} do not apply to {name!r}, a {features[name]} column",
+                fix="remove them, or set the column's kind"))
     return problems
 
 

@@ -35,6 +35,7 @@ from sklearn.preprocessing import (
 )
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from looml.learn.rows import finalize, wrap_model
 from looml.learn.selection import selection_steps
 from looml.learn.transformers import (
     CardinalitySelector,
@@ -45,7 +46,7 @@ from looml.learn.transformers import (
 )
 from looml.spec import CategoricalSpec, DatetimeSpec, FeaturesSpec, NumericSpec, PreprocessingSpec
 
-__all__ = ["DatetimeParts", "SchemaCoercer", "build_preprocessor"]
+__all__ = ["DatetimeParts", "SchemaCoercer", "build_preprocessor", "finalize", "wrap_model"]
 
 MISSING_CATEGORY = "(missing)"
 
@@ -55,7 +56,8 @@ class SchemaCoercer(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    columns : dict of column name -> "numeric" | "categorical" | "datetime"
+    columns : dict of column name -> "numeric" | "categorical" | "datetime" | "text"
+        Text is coerced as categorical values are (strings; None stays missing).
     """
 
     def __init__(self, columns: dict[str, str] | None = None) -> None:
