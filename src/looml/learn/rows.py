@@ -8,6 +8,7 @@ transform, inside a `TransformedTargetRegressor`. After the final fit `finalize`
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ def wrap_model(estimator: BaseEstimator, preprocessing: PreprocessingSpec, task:
     if imbalance == "class_weight":
         if "class_weight" in estimator.get_params(deep=False):
             estimator = clone(estimator).set_params(class_weight="balanced")
-        elif has_fit_parameter(estimator, "sample_weight"):
+        elif _takes_sample_weight(estimator):
             weights = True
         else:
             raise SpecError(Problem(
@@ -56,6 +57,12 @@ def wrap_model(estimator: BaseEstimator, preprocessing: PreprocessingSpec, task:
             regressor=estimator, transformer=TargetTransform(preprocessing.target_transform),
             check_inverse=False)
     return estimator
+
+
+def _takes_sample_weight(estimator: BaseEstimator) -> bool:
+    """`fit` names `sample_weight`, or passes keyword arguments on (as XGBLabelClassifier does)."""
+    parameters = inspect.signature(estimator.fit).parameters.values()
+    return has_fit_parameter(estimator, "sample_weight") or any(p.kind == p.VAR_KEYWORD for p in parameters)
 
 
 def finalize(pipeline: Pipeline) -> Pipeline:
