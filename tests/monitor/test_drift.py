@@ -216,3 +216,17 @@ def test_the_report_lists_every_statistic_in_json(reference: Reference) -> None:
     assert set(x0["stats"]) == {"ks", "ks_p_value", "wasserstein", "chisquare", "chisquare_p_value",
                                 "jensenshannon", "psi"}
     assert x0["method"] == "wasserstein" and x0["threshold"] == 0.1 and x0["drifted"]
+
+
+def test_dates_are_left_out_unless_asked_for() -> None:
+    rng = np.random.default_rng(4)
+    start = np.datetime64("2024-01-01")
+    train = pl.DataFrame({"joined": start + rng.integers(0, 365, 5_000).astype("timedelta64[D]")})
+    later = pl.DataFrame({"joined": start + rng.integers(300, 665, 2_000).astype("timedelta64[D]")})
+    summary = summarise(train, {"joined": "datetime"})
+
+    default = detect(summary, later, DriftSpec())
+    checked = detect(summary, later, DriftSpec(datetime=True))
+
+    assert default.columns == [] and "a date column, not checked" in default.notes[0]
+    assert checked.drifted == ["joined"] and checked.columns[0].method == "wasserstein"

@@ -212,6 +212,9 @@ def _measure(name: str, summary: ColumnSummary, series: pl.Series, spec: DriftSp
     method, threshold = spec.test_for(name, treated != "continuous")
     measure = _Measure(column=name, summary=summary, treated_as=treated, method=method, threshold=threshold,
                        rows=total - missing, missing=missing, total=total, stats={}, bins={})
+    if kind == "discrete" and treated == "continuous":
+        measure.note = (f"{summary.distinct} distinct values in training, too many to compare one by one: "
+                        "compared as continuous")
     if measure.rows < spec.min_rows or summary.present < spec.min_rows:
         measure.note = (f"{min(measure.rows, summary.present)} non-missing values, fewer than "
                         f"min_rows ({spec.min_rows}): the distribution was not judged")
