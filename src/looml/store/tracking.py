@@ -282,7 +282,8 @@ def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, boo
 
 
 def model_documents(tracking_uri: str, name: str, version: str | None = None,
-                    paths: tuple[str, ...] = (SCHEMA_ARTIFACT, PROFILE_ARTIFACT)) -> tuple[str, dict[str, str]]:
+                    paths: tuple[str, ...] = (SCHEMA_ARTIFACT, PROFILE_ARTIFACT),
+                    ) -> tuple[str, dict[str, str]]:
     """The version (default: the champion) of a registered model and the documents logged with it
     (`paths`: by default `data/schema.yaml` and `data/profile.json`), by artifact path.
 
