@@ -36,6 +36,7 @@ from looml.errors import DataError, Problem, SpecError
 from looml.executors import Executor, JobFailure
 from looml.executors.inline import InlineExecutor
 from looml.executors.local import LocalExecutor
+from looml.learn.ensemble import try_ensemble
 from looml.learn.metrics import better
 from looml.learn.spaces import Config, apply_choices, grid_configs, merged_space, suggest_config, warm_start
 from looml.learn.trial import TrialData, TrialJob, fold_indices, run_trial
@@ -296,16 +297,13 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
         ranked = _rank(rows, primary)
         if not ranked or ranked[0].state != "complete":
             raise DataError(_nothing_finished(rows, spec))
-        best = ranked[0]
-        from looml.learn.ensemble import try_ensemble
-
         chosen, extra, notes = try_ensemble(ranked, loop, deadline)
     finally:
         executor.close()
-    ranked = _rank(rows + extra, primary)
+    ranked = _rank(rows + extra, primary)  # an ensemble ranks first exactly when it was kept
     pipeline = _refit(chosen, X, y, spec, task, features, loop)
-    return Tuned(rows=ranked, best=ranked[0] if ranked[0].family == "ensemble" else best, pipeline=pipeline,
-                 method=search.method, seconds=time.monotonic() - started, notes=notes)
+    return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
+                 seconds=time.monotonic() - started, notes=notes)
 
 
 class _Loop:
