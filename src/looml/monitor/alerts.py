@@ -22,7 +22,7 @@ from typing import Any
 from looml.errors import Problem, SpecError
 from looml.spec import AlertsSpec
 
-__all__ = ["Alert", "Alerter"]
+__all__ = ["Alert", "Alerter", "alerts_for"]
 
 log = logging.getLogger("looml.alerts")
 _VAR = re.compile(r"\$\{([^}]*)\}")
@@ -141,3 +141,22 @@ class Alerter:
         self.folder.mkdir(parents=True, exist_ok=True)
         with (self.folder / "alerts.jsonl").open("a", encoding="utf-8") as out:
             out.write(json.dumps({**alert.to_dict(), "outcome": outcome}, default=str) + "\n")
+
+
+def alerts_for(subject: str, drift: dict[str, Any] | None, performance: Any,
+               invalid: list[str]) -> list[Alert]:
+    """The alerts a monitoring pass raises: dataset drift (a `DriftReport.to_dict()`), a
+    performance drop (a `LivePerformance`), schema errors in served rows."""
+    alerts = []
+    if drift is not None and drift.get("dataset_drift"):
+        drifted = drift.get("drifted", [])
+        alerts.append(Alert("drift", subject, f"data drift in {', '.join(drifted)}", {"drifted": drifted}))
+    if performance is not None and performance.dropped:
+        alerts.append(Alert("performance_drop", subject,
+                            f"{performance.metric} fell to {performance.value:.4g} (holdout "
+                            f"{performance.reference:.4g}, limit {performance.limit:.4g})",
+                            performance.to_dict()))
+    if invalid:
+        alerts.append(Alert("validation_errors", subject, f"{len(invalid)} schema error(s) in served rows",
+                            {"problems": invalid}))
+    return alerts

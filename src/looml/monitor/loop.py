@@ -31,8 +31,8 @@ import numpy as np
 import polars as pl
 
 from looml.errors import DataError, GateError, LoomlError, Problem, RegistryError
-from looml.monitor.alerts import Alert, Alerter
-from looml.monitor.performance import live_performance
+from looml.monitor.alerts import Alert, Alerter, alerts_for
+from looml.monitor.performance import live_performance, watched_metric
 from looml.monitor.stats import Outcomes, paired_bootstrap
 from looml.schedule import parse_schedule
 from looml.spec import Spec, load_spec
@@ -122,7 +122,7 @@ def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool
     window = read_predictions(logs, since=now - timedelta(seconds=spec.loop.window), until=now)
     joined = join_feedback(window, read_feedback(logs))
     info = version_info(project.tracking_uri, project.name, champion)
-    metric_name = _primary(spec, info.metrics)
+    metric_name = watched_metric(spec, info.metrics)
 
     current = feature_frame(window)
     drift = _drift(project, champion, current) if window.height else None
@@ -136,7 +136,7 @@ def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool
     triggers = _triggers(spec, drift, performance, state, labelled_total, now)
     if retrain and "requested" not in triggers:
         triggers.append("requested")
-    alerts = _alerts(f"{project.name} v{champion}", drift, performance, invalid)
+    alerts = alerts_for(f"{project.name} v{champion}", drift, performance, invalid)
 
     decision = None
     if triggers:
@@ -154,22 +154,6 @@ def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool
         drift=drift, performance=performance.to_dict() if performance else None,
         validation_errors=invalid, triggers=triggers, decision=decision.to_dict() if decision else None,
         alerts=sent)
-
-
-def _alerts(subject: str, drift: dict[str, Any] | None, performance: Any, invalid: list[str]) -> list[Alert]:
-    alerts = []
-    if drift is not None and drift.get("dataset_drift"):
-        drifted = drift.get("drifted", [])
-        alerts.append(Alert("drift", subject, f"data drift in {', '.join(drifted)}", {"drifted": drifted}))
-    if performance is not None and performance.dropped:
-        alerts.append(Alert("performance_drop", subject,
-                            f"{performance.metric} fell to {performance.value:.4g} (holdout "
-                            f"{performance.reference:.4g}, limit {performance.limit:.4g})",
-                            performance.to_dict()))
-    if invalid:
-        alerts.append(Alert("validation_errors", subject, f"{len(invalid)} schema error(s) in served rows",
-                            {"problems": invalid}))
-    return alerts
 
 
 def watch(spec: Spec | str | Path, *, cycles: int | None = None,
@@ -191,16 +175,6 @@ def watch(spec: Spec | str | Path, *, cycles: int | None = None,
         done += 1
         if cycles is None or done < cycles:
             sleep(max(0.0, project.spec.loop.interval - (time.monotonic() - started)))
-
-
-def _primary(spec: Spec, holdout: dict[str, float]) -> str:
-    from looml.learn.metrics import primary_metric
-
-    declared = spec.monitor.performance.metric
-    if declared == "auto":
-        declared = spec.evaluation.primary_metric
-    task = "classification" if "accuracy" in holdout else "regression"
-    return primary_metric(declared, task)
 
 
 def _drift(project: _Project, champion: str, current: pl.DataFrame) -> dict[str, Any] | None:

@@ -17,9 +17,9 @@ import numpy as np
 import polars as pl
 
 from looml.monitor.stats import Outcomes, bootstrap_interval, metric
-from looml.spec import LOWER_IS_BETTER, PerformanceSpec
+from looml.spec import LOWER_IS_BETTER, PerformanceSpec, Spec
 
-__all__ = ["LivePerformance", "live_performance", "outcomes_of"]
+__all__ = ["LivePerformance", "live_performance", "outcomes_of", "watched_metric"]
 
 _CALIBRATION_ROWS = 50  # labelled rows needed to recalibrate the probabilities
 
@@ -59,6 +59,17 @@ def outcomes_of(frame: pl.DataFrame) -> tuple[Outcomes, pl.DataFrame]:
     proba = labelled.select(proba_columns).to_numpy() if proba_columns else None
     return Outcomes("classification", classes, labelled["label"].cast(pl.String).to_numpy(),
                     labelled["prediction"].cast(pl.String).to_numpy(), proba), labelled
+
+
+def watched_metric(spec: Spec, holdout: dict[str, float]) -> str:
+    """The metric live performance is judged by: `monitor.performance.metric`, or the evaluation's
+    primary metric; the task is read off the model's holdout metrics."""
+    from looml.learn.metrics import primary_metric
+
+    declared = spec.monitor.performance.metric
+    if declared == "auto":
+        declared = spec.evaluation.primary_metric
+    return primary_metric(declared, "classification" if "accuracy" in holdout else "regression")
 
 
 def live_performance(joined: pl.DataFrame, name: str, reference: float | None, spec: PerformanceSpec,
