@@ -145,7 +145,8 @@ def detect(reference: Reference, current: pl.DataFrame, spec: DriftSpec) -> Drif
     features = {n: s for n, s in reference.columns.items() if _checked(n, s, spec, notes)}
     measured = [_measure(n, s, current.get_column(n), spec) for n, s in features.items()] if judged else []
     columns = _verdicts(measured, spec, reference, with_data_signals=True)
-    outputs = {n: s for n, s in reference.predictions.items() if n in current.columns}
+    outputs = {n: s for n, s in reference.predictions.items()
+               if n in current.columns and not (n in spec.columns and spec.columns[n].skip)}
     predictions: list[ColumnDrift] = []
     prediction_drift = None
     if judged and spec.prediction and outputs:
