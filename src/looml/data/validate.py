@@ -297,11 +297,12 @@ def _override_problems(preprocessing: PreprocessingSpec, features: dict[str, str
 
 def _engineering_problems(engineering: FeaturesSpec, features: dict[str, str], dropped: dict[str, str],
                           names: list[str]) -> list[Problem]:
-    """Columns named by derived expressions, polynomial and binning: numeric features (or derived)."""
-    from looml.learn.expressions import parse
+    """Derived expressions parse; the columns they, polynomial and binning name are numeric features."""
+    from looml.learn.expressions import ExpressionError, parse
 
     problems: list[Problem] = []
     numeric = {n for n, k in features.items() if k == "numeric"}
+    known = list(names)  # and the derived columns so far
 
     def check(loc: str, column: str) -> None:
         if column in numeric:
@@ -315,16 +316,21 @@ def _engineering_problems(engineering: FeaturesSpec, features: dict[str, str], d
             problems.append(Problem(loc=loc, value=column, message=f"{column!r} is not a feature: "
                                     f"{dropped[column]}", fix="use a feature column"))
         else:
-            problems.append(_unknown_column(loc, column, [*names, *numeric]))
+            problems.append(_unknown_column(loc, column, known))
 
     for i, derived in enumerate(engineering.derived):
         if derived.name in names:
             problems.append(Problem(loc=f"features.derived[{i}].name", value=derived.name,
                                     message="the data already has a column of this name",
                                     fix="give the derived column a new name"))
-        for column in parse(derived.expr).columns:
-            check(f"features.derived[{i}].expr", column)
+        try:
+            for column in parse(derived.expr).columns:  # a derived column reads earlier ones only
+                check(f"features.derived[{i}].expr", column)
+        except ExpressionError as exc:
+            problems.append(Problem(loc=f"features.derived[{i}].expr", value=derived.expr, message=str(exc),
+                                    fix=exc.fix))
         numeric.add(derived.name)
+        known += [derived.name] if derived.name not in known else []
     for section in ("polynomial", "binning"):
         chosen = getattr(engineering, section)
         for i, column in enumerate(chosen.columns if chosen is not None else []):
