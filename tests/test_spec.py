@@ -71,6 +71,13 @@ def test_spec_hash_ignores_the_folder_but_not_the_content(tmp_path: Path) -> Non
     assert a.spec_hash != c.spec_hash
 
 
+def test_spec_hash_ignores_how_the_model_is_served_and_watched(tmp_path: Path) -> None:
+    base = load_spec(write(tmp_path, MINIMAL))
+    extra = ("serve: {port: 9000}\nloop: {interval: 2h}\nalerts: {cooldown: 1h}\n"
+             "monitor: {drift: {drift_share: 0.3}}\n")
+    operational = load_spec(write(tmp_path, MINIMAL + extra))
+    assert base.spec_hash == operational.spec_hash
+
 def test_missing_spec_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"nope\.yaml: spec file not found") as exc:
         load_spec(tmp_path / "nope.yaml")

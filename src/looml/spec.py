@@ -929,6 +929,9 @@ class MonitorSpec(_Section):
     performance: PerformanceSpec = PerformanceSpec()
 
 
+_OPERATIONAL = frozenset({"project_dir", "serve", "monitor", "alerts", "loop"})
+
+
 class Spec(_Section):
     """The whole looml.yaml."""
 
@@ -982,8 +985,10 @@ class Spec(_Section):
 
     @property
     def spec_hash(self) -> str:
-        """Hash of the whole spec, excluding where it lives on disk."""
-        return self.section_hash(*[n for n in type(self).model_fields if n != "project_dir"])
+        """Hash of the sections that make the model: everything but where the spec lives and how
+        the model is served and watched (`serve`, `monitor`, `alerts`, `loop`), so changing those
+        never registers a new version."""
+        return self.section_hash(*[n for n in type(self).model_fields if n not in _OPERATIONAL])
 
     def resolve(self, path: str) -> Path:
         """A path from the spec, relative to the spec file's folder."""
