@@ -120,7 +120,7 @@ def _from_source(data: str, reference: Reference, settings: DriftSpec, tracking_
 def _from_log(root: Path, reference: Reference, last: str | None, rows: int | None,
               since: datetime | None, until: datetime | None) -> tuple[pl.DataFrame, str]:
     """A window of the prediction log, its feature columns named as the model's features."""
-    from looml.serve.predlog import feature_column, read_predictions
+    from looml.serve.predlog import own_names, read_predictions
 
     if rows is not None and rows < 1:
         raise SpecError(Problem(loc="--rows", value=rows, message="must be at least 1",
@@ -137,8 +137,7 @@ def _from_log(root: Path, reference: Reference, last: str | None, rows: int | No
         raise DataError(Problem(loc="prediction log", value=str(root), message="no logged predictions in "
                                 f"the window ({_window(last, rows, since, until)})",
                                 fix="widen the window (--last 7d), or pass --data FILE"))
-    renames = {feature_column(n): n for n in reference.columns if feature_column(n) != n}
-    frame = frame.rename({k: v for k, v in renames.items() if k in frame.columns})
+    frame = own_names(frame, reference.columns)
     versions = sorted(frame.get_column("model_version").unique().to_list())
     return frame, (f"prediction log, {_window(last, rows, since, until)}: {frame.height} rows of model "
                    f"version{'s' if len(versions) > 1 else ''} {', '.join(versions)}")

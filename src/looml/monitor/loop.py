@@ -125,7 +125,7 @@ def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool
     metric_name = watched_metric(spec, info.metrics)
 
     current = feature_frame(window)
-    drift = _drift(project, champion, current) if window.height else None
+    drift = _drift(project, champion, window) if window.height else None
     served = joined.filter(pl.col("model_version") == champion)
     performance = live_performance(served, metric_name, info.metrics.get(metric_name),
                                    spec.monitor.performance, seed=spec.seed) if served.height else None
@@ -177,14 +177,16 @@ def watch(spec: Spec | str | Path, *, cycles: int | None = None,
             sleep(max(0.0, project.spec.loop.interval - (time.monotonic() - started)))
 
 
-def _drift(project: _Project, champion: str, current: pl.DataFrame) -> dict[str, Any] | None:
+def _drift(project: _Project, champion: str, window: pl.DataFrame) -> dict[str, Any] | None:
+    """Drift of the window's features and of the model's outputs against the champion's reference."""
     from looml.monitor.drift import detect
     from looml.monitor.reference import load_reference
+    from looml.serve.predlog import own_names
 
     reference = load_reference(project.tracking_uri, project.name, champion)
     if reference is None:
         return None
-    return detect(reference, current, project.spec.monitor.drift).to_dict()
+    return detect(reference, own_names(window, reference.columns), project.spec.monitor.drift).to_dict()
 
 
 def _validation_errors(project: _Project, champion: str, current: pl.DataFrame) -> list[str]:

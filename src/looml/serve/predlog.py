@@ -44,7 +44,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +65,7 @@ __all__ = [
     "feature_frame",
     "join_feedback",
     "label_text",
+    "own_names",
     "parse_feedback",
     "read_feedback",
     "read_predictions",
@@ -95,6 +96,13 @@ def feature_column(name: str) -> str:
     if name in _RESERVED or name.startswith(("proba_", "input_")):
         return f"input_{name}"
     return name
+
+
+def own_names(frame: pl.DataFrame, features: Iterable[str]) -> pl.DataFrame:
+    """Logged rows with each of `features` under its own name (see `feature_column`); the
+    other columns (the prediction, `proba_*`, request ids) as they are."""
+    renames = {feature_column(n): n for n in features if feature_column(n) != n}
+    return frame.rename({k: v for k, v in renames.items() if k in frame.columns})
 
 
 def feature_frame(frame: pl.DataFrame) -> pl.DataFrame:
