@@ -298,14 +298,11 @@ def _print_cycle(result: Any, as_json: bool) -> None:
               f"in the window, {result.labelled} labelled")
     if result.drift is not None:
         drifted = ", ".join(result.drift.get("drifted", [])) or "none"
-        out.print(f"  drift: {'[red]yes[/]' if result.drift.get('dataset_drift') else 'no'} "
-                  f"(drifted columns: {escape(drifted)})")
+        found = result.drift.get("dataset_drift") or result.drift.get("prediction_drift")
+        out.print(f"  drift: {'[red]yes[/]' if found else 'no'} (drifted columns: {escape(drifted)}; "
+                  f"model outputs: {'drifted' if result.drift.get('prediction_drift') else 'steady'})")
     if result.performance is not None:
-        perf = result.performance
-        value = "-" if perf["value"] is None else f"{perf['value']:.4g}"
-        estimate = perf.get("estimate") or {}
-        guess = f"; estimated accuracy of unlabelled rows {estimate['accuracy']:.3g}" if estimate else ""
-        out.print(f"  {perf['metric']}: {value} (holdout {perf['reference']}) -> {perf['verdict']}{guess}")
+        _print_performance(out, result.performance)
     for problem in result.validation_errors:
         out.print(f"  [red]invalid served rows[/]: {escape(problem)}")
     out.print(f"  triggers: {', '.join(result.triggers) or 'none'}")
@@ -315,6 +312,18 @@ def _print_cycle(result: Any, as_json: bool) -> None:
                   f"{escape(d['reason'])}")
     for alert in result.alerts:
         out.print(f"  alert {alert['kind']}: {escape(alert['message'])} ({alert['outcome']})")
+
+
+def _print_performance(out: Console, perf: dict[str, Any]) -> None:
+    value = "-" if perf["value"] is None else f"{perf['value']:.4g}"
+    interval = "" if perf["interval"] is None else f" [{perf['interval'][0]:.4g}, {perf['interval'][1]:.4g}]"
+    holdout = "-" if perf["reference"] is None else f"{perf['reference']:.4g}"
+    verdict = f"[red]{perf['verdict']}[/]" if perf["dropped"] else perf["verdict"]
+    estimate = perf.get("estimate") or {}
+    guess = (f"; {estimate['rows']} unlabelled rows: estimated accuracy {estimate['accuracy']:.3g}"
+             if estimate else "")
+    out.print(f"  live {perf['metric']}: {value}{interval} on {perf['labelled']} labelled rows (holdout "
+              f"{holdout}): {verdict}{guess}", highlight=False)
 
 
 models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, show, promote, "
@@ -515,6 +524,8 @@ def _print_drift(result: Any) -> None:
                  f"; prediction drift: {'[red]yes[/]' if report.prediction_drift else '[green]no[/]'}")
     out.print(f"{verdict}: {report.share:.0%} of the columns drifted (threshold {report.drift_share:.0%})"
               f"{predicted}", highlight=False)
+    if result.performance is not None:
+        _print_performance(out, result.performance.to_dict())
     out.print(f"json    {result.json_path}", soft_wrap=True, highlight=False)
     out.print(f"html    {result.html_path}", soft_wrap=True, highlight=False)
 

@@ -140,8 +140,10 @@ def test_monitor_flags_exactly_the_shifted_columns_and_the_drop(project: Path,
                                                                 shifted_traffic: LiveServer) -> None:
     result = CliRunner().invoke(app, ["monitor", str(project), "--last", "1d", "--json"])
     assert result.exit_code == 6, result.output
-    report = result.stdout
-    assert '"spend"' in report and '"region"' in report
+    found = json.loads(result.stdout)
+    assert sorted(found["report"]["drifted"]) == ["region", "spend"]
+    assert found["performance"]["verdict"] == "drop" and found["performance"]["labelled"] == 1200
+    assert {a["kind"] for a in found["alerts"]} == {"drift", "performance_drop"}
 
 
 def test_the_loop_promotes_a_better_challenger_without_a_failed_request(

@@ -148,9 +148,11 @@ def alerts_for(subject: str, drift: dict[str, Any] | None, performance: Any,
     """The alerts a monitoring pass raises: dataset drift (a `DriftReport.to_dict()`), a
     performance drop (a `LivePerformance`), schema errors in served rows."""
     alerts = []
-    if drift is not None and drift.get("dataset_drift"):
+    if drift is not None and (drift.get("dataset_drift") or drift.get("prediction_drift")):
         drifted = drift.get("drifted", [])
-        alerts.append(Alert("drift", subject, f"data drift in {', '.join(drifted)}", {"drifted": drifted}))
+        what = [*drifted, *(["the model's outputs"] if drift.get("prediction_drift") else [])]
+        alerts.append(Alert("drift", subject, f"drift in {', '.join(what)}",
+                            {"drifted": drifted, "prediction_drift": bool(drift.get("prediction_drift"))}))
     if performance is not None and performance.dropped:
         alerts.append(Alert("performance_drop", subject,
                             f"{performance.metric} fell to {performance.value:.4g} (holdout "

@@ -10,8 +10,7 @@ champion's reference, written as a JSON and an HTML report.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,22 @@ from typing import Any
 import polars as pl
 
 from looml.errors import DataError, Problem, SpecError
+from looml.monitor.alerts import Alerter, alerts_for
 from looml.monitor.drift import DriftReport, detect
+from looml.monitor.performance import LivePerformance, live_performance, watched_metric
 from looml.monitor.reference import Reference, load_reference, model_outputs
+from looml.schedule import parse_duration
 from looml.spec import DriftSpec, Spec, load_spec
 
-__all__ = ["MonitorResult", "monitor", "parse_duration"]
+__all__ = ["MonitorResult", "monitor"]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_WINDOW = "24h"
 
 
 @dataclass(frozen=True)
 class MonitorResult:
-    """What `monitor` found and wrote; `exit_code` is 0, or `monitor.drift.exit_code` on drift."""
+    """What `monitor` found and wrote; `exit_code` is 0, or `monitor.drift.exit_code` on drift or
+    on a live performance drop."""
 
     model_name: str
     model_version: str
@@ -41,12 +43,16 @@ class MonitorResult:
     exit_code: int
     json_path: Path
     html_path: Path
+    performance: LivePerformance | None = None  # log windows: the labelled rows against the holdout
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (what `looml monitor --json` prints)."""
         return {"model_name": self.model_name, "model_version": self.model_version, "source": self.source,
                 "drift": self.drift, "exit_code": self.exit_code, "json_path": str(self.json_path),
-                "html_path": str(self.html_path), "report": self.report.to_dict()}
+                "html_path": str(self.html_path), "report": self.report.to_dict(),
+                "performance": self.performance.to_dict() if self.performance else None,
+                "alerts": self.alerts}
 
 
 def monitor(spec: Spec | str | Path, *, data: str | None = None, last: str | None = None,
@@ -79,23 +85,35 @@ def monitor(spec: Spec | str | Path, *, data: str | None = None, last: str | Non
         current, source = _from_log(spec.project_dir / ".looml" / "logs", reference, last, rows, since, until)
     report = detect(reference, current, settings)
     drift = _counts_as_drift(report, settings)
+    performance = (None if data is not None else
+                   _performance(spec, tracking_uri, reference.model_version, current))
+    dropped = performance is not None and performance.dropped
     folder = out_dir or spec.project_dir / ".looml" / "monitor"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     json_path, html_path = folder / f"drift-{stamp}.json", folder / f"drift-{stamp}.html"
     _write(report, json_path, html_path, {"model": f"{name} version {reference.model_version}",
                                           "current": source, "reference": reference.origin})
+    alerter = Alerter(spec.alerts, spec.project_dir / ".looml" / "alerts")
+    raised = alerts_for(f"{name} v{reference.model_version}", report.to_dict() if drift else None,
+                        performance, [])
+    sent = [{**a.to_dict(), "outcome": alerter.send(a)} for a in raised]
     return MonitorResult(model_name=name, model_version=reference.model_version, source=source, report=report,
-                         drift=drift, exit_code=settings.exit_code if drift else 0, json_path=json_path,
-                         html_path=html_path)
+                         drift=drift, exit_code=settings.exit_code if drift or dropped else 0,
+                         json_path=json_path, html_path=html_path, performance=performance, alerts=sent)
 
 
-def parse_duration(text: str) -> timedelta:
-    """'90m', '24h', '7d', '2w' or '30s' as a timedelta; raise `SpecError` otherwise."""
-    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
-    if not found or float(found.group(1)) <= 0:
-        raise SpecError(Problem(loc="--last", value=text, message="not a duration",
-                                fix="write a number and a unit: 30m, 24h, 7d or 2w"))
-    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
+def _performance(spec: Spec, tracking_uri: str, version: str, window: pl.DataFrame) -> LivePerformance | None:
+    """Live performance of `version` on the labelled rows of a log window it served."""
+    from looml.serve.predlog import join_feedback, read_feedback
+    from looml.store.registry import version_info
+
+    served = window.filter(pl.col("model_version") == version)
+    if served.is_empty():
+        return None
+    joined = join_feedback(served, read_feedback(spec.project_dir / ".looml" / "logs"))
+    holdout = version_info(tracking_uri, spec.registry.model_name, version).metrics
+    metric = watched_metric(spec, holdout)
+    return live_performance(joined, metric, holdout.get(metric), spec.monitor.performance, seed=spec.seed)
 
 
 def _from_source(data: str, reference: Reference, settings: DriftSpec, tracking_uri: str,
@@ -131,7 +149,11 @@ def _from_log(root: Path, reference: Reference, last: str | None, rows: int | No
         if since is not None:
             raise SpecError(Problem(loc="--last", message="give --last or --since, not both",
                                     fix="drop one of them"))
-        since = datetime.now(UTC) - parse_duration(last)
+        try:
+            since = datetime.now(UTC) - timedelta(seconds=parse_duration(last))
+        except ValueError as exc:
+            raise SpecError(Problem(loc="--last", value=last, message="not a duration",
+                                    fix="write a number and a unit: 30m, 24h, 7d or 2w")) from exc
     frame = read_predictions(root, since=since, until=until, last_rows=rows)
     if frame.height == 0:
         raise DataError(Problem(loc="prediction log", value=str(root), message="no logged predictions in "

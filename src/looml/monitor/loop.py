@@ -234,7 +234,7 @@ def _triggers(spec: Spec, drift: dict[str, Any] | None, performance: Any, state:
               labelled_total: int, now: datetime) -> list[str]:
     chosen = spec.loop.triggers
     fired = []
-    if chosen.drift and drift is not None and drift.get("dataset_drift"):
+    if chosen.drift and drift is not None and (drift.get("dataset_drift") or drift.get("prediction_drift")):
         fired.append("drift")
     if chosen.performance_drop and performance is not None and performance.dropped:
         fired.append("performance_drop")
