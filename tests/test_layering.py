@@ -71,7 +71,8 @@ def test_stages_do_not_import_stores_server_runner_or_cli(path: Path) -> None:
 def test_the_core_modules_are_found() -> None:
     names = {module_name(p) for p in CORE_MODULES}
 
-    assert {"looml.spec", "looml.errors", "looml.schedule"} <= names
+    assert {"looml.spec", "looml.spec.data", "looml.spec.operations", "looml.errors",
+            "looml.schedule"} <= names
 
 
 @pytest.mark.parametrize("path", CORE_MODULES, ids=module_name)

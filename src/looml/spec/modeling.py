@@ -1,0 +1,239 @@
+"""The `models`, `tuning`, `evaluation`, `registry` and `tracking` sections: which models are
+tried, how they are searched and judged, and where the result is recorded."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from looml.errors import did_you_mean
+from looml.spec._base import (
+    ALIASES,
+    CLASSIFICATION_METRICS,
+    DEFAULT_CANDIDATES,
+    MODEL_NAMES,
+    REGRESSION_METRICS,
+    _field_errors,
+    _Section,
+)
+
+
+class ParamRange(_Section):
+    """One searched parameter: a range (`low`, `high`, optional `log` / `step` / `type`) or `choices`.
+
+    A plain list is short for `{choices: [...]}`.
+    """
+
+    low: int | float | None = Field(None, description="Lowest value (with `high`).")
+    high: int | float | None = Field(None, description="Highest value (with `low`).")
+    log: bool = Field(False, description="Sample on a log scale (needs low > 0).")
+    step: float | None = Field(None, gt=0, description="Only values low, low + step, ... (needed by "
+                                                       "grid search for a range).")
+    type: Literal["auto", "int", "float"] = Field(
+        "auto", description="'auto' is int when low and high are both written as integers.")
+    choices: list[Any] | None = Field(None, description="A categorical parameter: these values.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_is_choices(cls, value: Any) -> Any:
+        return {"choices": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamRange:
+        errors = []
+        if self.choices is not None:
+            if not self.choices:
+                errors.append((("choices",), "empty choices", None, "list at least one value"))
+            if self.low is not None or self.high is not None:
+                errors.append(((), "give either `choices` or `low`/`high`, not both", None,
+                               "remove one of them"))
+        elif self.low is None or self.high is None:
+            errors.append(((), "a range needs both `low` and `high` (or give `choices`)", None,
+                           "e.g. {low: 0.01, high: 0.3, log: true} or {choices: [a, b]}"))
+        else:
+            if self.low > self.high:
+                errors.append((("low",), f"low ({self.low:g}) is greater than high ({self.high:g})",
+                               self.low, "swap them"))
+            if self.log and self.low <= 0:
+                errors.append((("log",), f"a log scale needs low > 0; low is {self.low:g}", self.low,
+                               "use a positive low, or log: false"))
+            if self.log and self.step is not None:
+                errors.append((("step",), "a log scale cannot have a step", self.step,
+                               "remove `step` or `log`"))
+        _field_errors("ParamRange", errors)
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        """Whether the range samples integers: `type: int`, or low and high written as integers."""
+        if self.type != "auto":
+            return self.type == "int"
+        return all(isinstance(v, int) for v in (self.low, self.high)) and (
+            self.step is None or float(self.step).is_integer())
+
+    @property
+    def finite(self) -> bool:
+        """Whether the parameter has finitely many values (choices, or a range with a step / ints)."""
+        return self.choices is not None or self.step is not None or self.is_int
+
+
+class CandidateSpec(_Section):
+    """One candidate model: a zoo name (or your own estimator), fixed params and searched params."""
+
+    name: str = Field(description=f"A zoo model ({', '.join(MODEL_NAMES)}), or any name with "
+                                  "`estimator`.")
+    estimator: str | None = Field(
+        None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="Import path 'module:Class' of any scikit-learn-compatible estimator.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Fixed parameters.")
+    space: dict[str, ParamRange] = Field(
+        default_factory=dict, description="Searched parameters; overrides or extends the model's "
+                                          "default space (a param in `params` is not searched).")
+    allow_large: bool = Field(False, description="Try svm / knn even above their row limit.")
+
+    @model_validator(mode="after")
+    def _known_name(self) -> CandidateSpec:
+        name = ALIASES.get(self.name, self.name)
+        if self.estimator is None and name not in MODEL_NAMES:
+            _field_errors("CandidateSpec", [(
+                ("name",), "unknown model", self.name,
+                did_you_mean(self.name, [*MODEL_NAMES, *ALIASES])
+                or f"use one of {', '.join(MODEL_NAMES)}, or give `estimator: module:Class`")])
+        if self.estimator is not None and name in MODEL_NAMES:
+            _field_errors("CandidateSpec", [(
+                ("name",), "a zoo model's name cannot name your own estimator", self.name,
+                f"call it something else, e.g. my_{self.name}")])
+        both = sorted(set(self.params) & set(self.space))
+        _field_errors("CandidateSpec", [
+            (("space", key), "this parameter is both fixed (params) and searched (space)", key,
+             "keep it in one of the two") for key in both])
+        return self
+
+    @property
+    def family(self) -> str:
+        """The zoo family (aliases resolved), or the candidate's own name for an import path."""
+        return ALIASES.get(self.name, self.name)
+
+
+class ModelsSpec(_Section):
+    """The candidate models compared in cross-validation."""
+
+    candidates: list[CandidateSpec] = Field(
+        default_factory=lambda: [CandidateSpec(name=n) for n in DEFAULT_CANDIDATES],
+        min_length=1,
+        description="Each item is a model name or {name: ..., params: {...}, space: {...}}.",
+    )
+    n_jobs: int = Field(-1, description="Threads per model fit (-1: all cores).")
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _names_to_objects(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ModelsSpec:
+        names = [c.name for c in self.candidates]
+        _field_errors("ModelsSpec", [
+            (("candidates", i), f"this candidate is listed more than once (first at "
+             f"models.candidates.{names.index(name)})", name,
+             "list each model once; to compare settings, keep the one you want")
+            for i, name in enumerate(names) if names.index(name) != i
+        ])
+        return self
+
+
+class TuningSpec(_Section):
+    """The search over models, their parameters and preprocessing choices, and its budgets."""
+
+    method: Literal["auto", "grid", "random", "bayesian", "none"] = Field(
+        "auto", description="'bayesian' is Optuna's TPE; 'none' tries each candidate with its params; "
+                            "'auto' is 'none' when neither trials nor time_budget is set, else 'bayesian'.")
+    trials: int | None = Field(None, ge=1, description="Trials at most; default 30, or unlimited under "
+                                                      "a time_budget.")
+    time_budget: float | None = Field(None, gt=0, description="Seconds for the whole search and the "
+                                                               "final refit, enforced: late trials are "
+                                                               "stopped and discarded.")
+    n_jobs: int = Field(1, ge=1, description="Trials in parallel; threads per fit = cores // n_jobs.")
+    pruning: bool = Field(True, description="Stop poor trials after early folds (median pruner).")
+    warm_start: bool = Field(True, description="Try known-good configurations per family first.")
+    space: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Preprocessing choices searched with the models: dotted "
+                                          "path -> values, e.g. preprocessing.numeric.scale: "
+                                          "[standard, robust].")
+    ensemble: Literal["none", "voting", "stacking"] = Field(
+        "none", description="Combine the top models; kept only if it beats the best single one in CV.")
+    ensemble_top_k: int = Field(3, ge=2, le=10, description="How many top models the ensemble combines.")
+    top_k: int = Field(10, ge=1, description="Leaderboard rows shown in the report.")
+    memory_limit_mb: float | None = Field(None, gt=0, description="Skip configurations estimated to "
+                                                                  "need more; default 80% of available "
+                                                                  "memory.")
+    executor: Literal["local"] = Field("local", description="Where trials run (local process pool).")
+
+    @field_validator("space")
+    @classmethod
+    def _paths(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        _field_errors("TuningSpec", [
+            ((path,), "empty choices", None, "list at least one value") for path, v in value.items() if not v
+        ] + [
+            ((path,), "a searched path starts with 'preprocessing.' (or 'features.')", path,
+             f"e.g. preprocessing.{path}") for path in value
+            if path.split(".")[0] not in ("preprocessing", "features")
+        ])
+        return value
+
+    @property
+    def resolved_method(self) -> str:
+        """The method after 'auto' is decided."""
+        if self.method != "auto":
+            return self.method
+        return "none" if self.trials is None and self.time_budget is None else "bayesian"
+
+
+class GateSpec(_Section):
+    """Thresholds a model must reach on the holdout split to be registered."""
+
+    min: dict[str, float] = Field(default_factory=dict, description="metric -> lowest allowed value")
+    max: dict[str, float] = Field(default_factory=dict, description="metric -> highest allowed value")
+
+
+class EvaluationSpec(_Section):
+    """How candidates are ranked and which results let a model be registered."""
+
+    primary_metric: str = Field(
+        "auto", description="Ranks the candidates; 'auto' is roc_auc (classification) or rmse (regression)."
+    )
+    gate: GateSpec = GateSpec()
+
+    def metric_locations(self) -> list[tuple[tuple, str]]:
+        """Every metric named in this section, with its location: (loc, metric)."""
+        primary = self.primary_metric
+        named = [(("primary_metric",), primary)] if primary != "auto" else []
+        named += [(("gate", "min", n), n) for n in self.gate.min]
+        return named + [(("gate", "max", n), n) for n in self.gate.max]
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> EvaluationSpec:
+        known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+        listing = (f"classification: {', '.join(CLASSIFICATION_METRICS)}; "
+                   f"regression: {', '.join(REGRESSION_METRICS)}")
+        _field_errors("EvaluationSpec", [
+            (loc, "unknown metric", name, did_you_mean(name, known) or f"known metrics: {listing}")
+            for loc, name in self.metric_locations() if name not in known
+        ])
+        return self
+
+
+class RegistrySpec(_Section):
+    """The registered model name in the MLflow registry."""
+
+    model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+class TrackingSpec(_Section):
+    """The MLflow tracking store. The default is an embedded SQLite file under .looml/."""
+
+    uri: str = Field("sqlite:///.looml/mlflow.db", description="Any MLflow tracking URI.")
+    experiment: str = Field("looml", min_length=1)
