@@ -18,6 +18,7 @@ import copy
 import gc
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -45,6 +46,7 @@ __all__ = ["ModelHolder", "create_app"]
 log = logging.getLogger("looml.serve")
 access = logging.getLogger("looml.access")
 _JSON = "application/json"
+_SWITCH_SECONDS = 0.0005  # the GIL switch interval in a serving process (bench/serve.py)
 
 
 @dataclass
@@ -113,6 +115,9 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The prediction log's writer thread holds the GIL while it builds a file; with Python's
+        # default 5 ms switch interval each hand-back to the event loop could wait that long.
+        sys.setswitchinterval(_SWITCH_SECONDS)
         await asyncio.to_thread(holder.load)
         metrics.serving(holder.model)
         follower = None if pinned else asyncio.create_task(holder.follow(settings.reload_seconds))

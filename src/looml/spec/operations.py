@@ -25,7 +25,8 @@ class PredictionLogSpec(_Section):
 
     enabled: bool = True
     flush_rows: int = Field(10_000, ge=1, description="Write a file when this many rows are buffered.")
-    flush_seconds: float = Field(5.0, gt=0, description="... or when the oldest buffered row is this old.")
+    flush_seconds: float = Field(1.0, gt=0, description="... or when the oldest buffered row is this old "
+                                 "(short: each file's build holds the server's GIL for less time).")
     max_buffer_rows: int = Field(200_000, ge=1, description="Rows held in memory at most; beyond, rows "
                                                             "are dropped and counted, never blocking.")
 
