@@ -69,7 +69,7 @@ def run_looml(X: pd.DataFrame, y: np.ndarray, task: str, metric: str, budget: fl
         "seed": SEED, "data": {"source": "d.csv", "target": "y"}, "registry": {"model_name": "m"},
         "evaluation": {"primary_metric": metric},
         "models": {"candidates": ["linear", "lightgbm", "xgboost", "hist_gradient_boosting",
-                                  "random_forest", "extra_trees"]},
+                                  "random_forest", "extra_trees", "catboost"]},
         "tuning": {"method": "bayesian", "time_budget": budget, "n_jobs": 2, "ensemble": "voting"}})
     features = dict.fromkeys(X.columns, "numeric")
     trained = train(X, y, features, spec, task)

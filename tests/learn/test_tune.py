@@ -176,3 +176,27 @@ def test_memory_estimate_grows_with_forest_size() -> None:
     small = estimate_mb("random_forest", {"n_estimators": 10, "min_samples_leaf": 5}, 10_000, 20, 2)
     large = estimate_mb("random_forest", {"n_estimators": 500, "min_samples_leaf": 1}, 10_000, 20, 2)
     assert large > 50 * small > 0
+
+
+def test_the_pruner_compares_a_trial_only_with_its_own_family() -> None:
+    import optuna
+
+    from looml.learn.tune import _FamilyMedianPruner
+
+    families = optuna.distributions.CategoricalDistribution(["forest", "linear"])
+    study = optuna.create_study(direction="maximize", pruner=_FamilyMedianPruner(startup=3))
+    for value in (0.90, 0.80, 0.85):  # three finished forests, fold-1 scores as their values
+        study.add_trial(optuna.trial.create_trial(
+            params={"model": "forest"}, distributions={"model": families}, value=value,
+            intermediate_values={0: value}))
+
+    def pruned_after_fold_one(model: str, score: float) -> bool:
+        study.enqueue_trial({"model": model})
+        trial = study.ask()
+        assert trial.suggest_categorical("model", ["forest", "linear"]) == model
+        trial.report(score, 0)
+        return trial.should_prune()
+
+    assert pruned_after_fold_one("forest", 0.70)  # below the forests' median, 0.85
+    assert not pruned_after_fold_one("forest", 0.95)
+    assert not pruned_after_fold_one("linear", 0.50)  # no finished linear trial to compare with
