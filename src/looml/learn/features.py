@@ -43,6 +43,7 @@ from looml.learn.transformers import (
     DerivedColumns,
     OutlierClipper,
     TextTfidf,
+    date_part,
 )
 from looml.spec import CategoricalSpec, DatetimeSpec, FeaturesSpec, NumericSpec, PreprocessingSpec
 
@@ -177,7 +178,7 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
         for name in frame.columns:
             stamps = pd.to_datetime(frame[name], errors="coerce")
             for part in self.parts:
-                blocks.append(getattr(stamps.dt, part).astype("float64").to_numpy())
+                blocks.append(date_part(stamps, part))
         return np.column_stack(blocks) if blocks else np.empty((len(frame), 0))
 
     def __sklearn_tags__(self) -> Any:

@@ -20,6 +20,14 @@ from looml.learn.expressions import parse
 __all__ = ["CardinalitySelector", "CyclicParts", "DerivedColumns", "OutlierClipper", "TextTfidf"]
 
 _DEFAULT_THRESHOLDS = {"iqr": 1.5, "zscore": 3.0}
+_ACCESSORS = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}  # pandas 3's names
+
+
+def date_part(stamps: pd.Series, part: str) -> np.ndarray:
+    """One part (year, month, day, dayofweek, dayofyear, hour, minute) of datetimes as floats; NaT: NaN."""
+    return getattr(stamps.dt, _ACCESSORS.get(part, part)).astype("float64").to_numpy()
+
+
 _PERIODS = {"month": 12.0, "dayofweek": 7.0, "dayofyear": 365.25, "hour": 24.0, "minute": 60.0}
 
 
@@ -230,7 +238,7 @@ class CyclicParts(TransformerMixin, BaseEstimator):
         for i in range(frame.shape[1]):
             stamps = pd.to_datetime(frame.iloc[:, i], errors="coerce")
             for part in self.parts:
-                angle = 2 * np.pi * getattr(stamps.dt, part).astype("float64").to_numpy() / _PERIODS[part]
+                angle = 2 * np.pi * date_part(stamps, part) / _PERIODS[part]
                 blocks += [np.sin(angle), np.cos(angle)]
         return np.column_stack(blocks) if blocks else np.empty((len(frame), 0))
 
