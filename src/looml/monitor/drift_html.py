@@ -6,15 +6,13 @@ from rows, so the page is a few kilobytes a column however many rows were compar
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
-from functools import cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from looml.monitor.drift import ColumnDrift, DriftReport
+from looml.report.html import template_env
 
 __all__ = ["render_drift"]
 
@@ -25,35 +23,14 @@ _WIDTH, _HEIGHT, _LEFT, _BOTTOM = 520, 170, 40, 58
 
 def render_drift(report: DriftReport, meta: dict[str, str]) -> str:
     """The page for `report`; `meta` (model, current, reference) is shown in the header."""
-    return _env().get_template("drift.html").render(
+    return template_env().get_template("drift.html").render(
         report=report, meta=meta,
         columns=[_column(c) for c in report.columns], predictions=[_column(c) for c in report.predictions],
     )
 
 
-@cache
-def _env() -> Environment:
-    env = Environment(loader=PackageLoader("looml.report", "templates"),
-                      autoescape=select_autoescape(["html"]))
-    env.filters["num"] = _fmt
-    env.filters["pct"] = _pct
-    return env
-
-
 def _column(c: ColumnDrift) -> dict[str, Any]:
     return {**asdict(c), "plot": _bars(c.column, c.bins) if c.bins else None}
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-    return str(value)
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.3g}%"
 
 
 def _bars(name: str, bins: dict[str, list[Any]]) -> Markup:

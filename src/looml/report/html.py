@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 
 from looml.spec import LOWER_IS_BETTER
 
-__all__ = ["render_report"]
+__all__ = ["render_report", "template_env"]
 
 _DASH = "—"
 _MAX_POINTS = 1000
@@ -39,7 +39,7 @@ def render_report(context: dict[str, Any]) -> str:
     run lacks (such as the profile) leaves its part of the page out.
     """
     primary = context.get("primary_metric", "")
-    return _env().get_template("report.html").render(
+    return template_env().get_template("report.html").render(
         ctx=context,
         primary=primary,
         leaderboard=_leaderboard(context.get("leaderboard") or [], primary, context.get("top_k") or 10),
@@ -51,7 +51,8 @@ def render_report(context: dict[str, Any]) -> str:
 
 
 @cache
-def _env() -> Environment:
+def template_env() -> Environment:
+    """The Jinja environment of looml's HTML pages (autoescaped; `num` and `pct` filters)."""
     env = Environment(loader=PackageLoader("looml.report", "templates"),
                       autoescape=select_autoescape(["html"]))
     env.filters["num"] = _fmt
