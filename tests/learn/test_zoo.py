@@ -3,6 +3,7 @@ spec errors naming the field, all at once, before any work."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,10 @@ def test_default_candidates_are_todays(tmp_path: Path) -> None:
                                                          "lightgbm"]
     assert spec_from(tmp_path, "").tuning.resolved_method == "none"
     assert spec_from(tmp_path, "tuning: {time_budget: 60}\n").tuning.resolved_method == "bayesian"
+
+
+def test_a_missing_optional_extra_is_a_spec_error_naming_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "catboost", None)  # as on a machine without looml[catboost]
+    with pytest.raises(SpecError) as caught:
+        make_estimator("catboost", "classification", {}, seed=0, n_jobs=1)
+    assert "pip install 'looml[catboost]'" in caught.value.render()
