@@ -28,7 +28,11 @@ class _Worker:
 
 
 def _serve(conn: Connection) -> None:
-    """A worker's loop: read (fn, data) once, then run jobs until told to stop."""
+    """A worker's loop: read (fn, data) once, then run jobs until told to stop.
+
+    The pipe's other end is the parent that started this worker: only looml's own process
+    writes to it, so unpickling what it sends trusts nothing from outside.
+    """
     fn, data = pickle.loads(conn.recv_bytes())
     while True:
         message = conn.recv()

@@ -80,6 +80,7 @@ class _Project:
     spec: Spec
     tracking_uri: str
     home: Path
+    _schemas: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -88,6 +89,19 @@ class _Project:
     @property
     def audit(self) -> AuditLog:
         return AuditLog(self.home / "audit.jsonl")
+
+    def schema(self, version: str) -> Any:
+        """The `Schema` logged with a version (read from the registry once per cycle), or None."""
+        if version not in self._schemas:
+            import yaml
+
+            from looml.data.schema import Schema
+            from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
+
+            _, documents = model_documents(self.tracking_uri, self.name, version)
+            text = documents.get(SCHEMA_ARTIFACT)
+            self._schemas[version] = None if text is None else Schema.model_validate(yaml.safe_load(text))
+        return self._schemas[version]
 
 
 def _project(spec: Spec | str | Path) -> _Project:
@@ -190,16 +204,12 @@ def _drift(project: _Project, champion: str, window: pl.DataFrame) -> dict[str, 
 
 
 def _validation_errors(project: _Project, champion: str, current: pl.DataFrame) -> list[str]:
-    import yaml
-
     from looml.data.anomalies import check_batch
     from looml.data.schema import Schema
-    from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
 
-    _, documents = model_documents(project.tracking_uri, project.name, champion)
-    if SCHEMA_ARTIFACT not in documents:
+    schema = project.schema(champion)
+    if schema is None:
         return []
-    schema = Schema.model_validate(yaml.safe_load(documents[SCHEMA_ARTIFACT]))
     # The log holds the model's features only (the server refused rows without them): check those.
     served = Schema(target=schema.target, columns={n: c for n, c in schema.columns.items()
                                                    if c.role == "feature" and n in current.columns})
@@ -331,16 +341,11 @@ _DRIFT_CHECKS = ("out_of_range", "new_category", "missing_rate")
 
 
 def _check_against_champion(project: _Project, champion: str, frame: pl.DataFrame) -> list[str]:
-    import yaml
-
     from looml.data.anomalies import check_batch
-    from looml.data.schema import Schema
-    from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
 
-    _, documents = model_documents(project.tracking_uri, project.name, champion)
-    if SCHEMA_ARTIFACT not in documents:
+    schema = project.schema(champion)
+    if schema is None:
         return []
-    schema = Schema.model_validate(yaml.safe_load(documents[SCHEMA_ARTIFACT]))
     checks = project.spec.validation
     relaxed = checks.model_copy(update={n: getattr(checks, n).model_copy(update={"severity": "warning"})
                                         for n in _DRIFT_CHECKS})
