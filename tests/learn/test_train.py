@@ -30,13 +30,14 @@ def test_a_search_is_logged_as_child_runs_and_shown_in_the_report(
         make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame]) -> None:
     result = looml.run(project(make_project, classification_frame(rows=200)))
 
-    assert len(result.leaderboard) == 5
+    assert len(result.leaderboard) == 6  # 5 trials and the voting ensemble a search adds
+    assert sum(r["family"] == "ensemble" for r in result.leaderboard) == 1
     assert result.best_model == result.leaderboard[0]["name"]
     client = mlflow.MlflowClient(result.tracking_uri)
     parent = client.get_run(result.run_id)
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'")
-    assert len(children) == 5
+    assert len(children) == 6
     by_trial = {int(c.data.params["trial"]): c for c in children}
     for row in result.leaderboard:
         child = by_trial[row["trial"]]
@@ -55,7 +56,7 @@ def test_changing_the_tuning_section_retrains_only(make_project: Callable[..., P
     again = looml.run(spec)
     status = {s.name: s.status for s in again.stages}
     assert status["split"] == "cached" and status["train"] == "ran"
-    assert len(again.leaderboard) == 3
+    assert len(again.leaderboard) == 4  # 3 trials and the ensemble
 
 
 def test_a_bad_search_is_refused_before_any_work(make_project: Callable[..., Path],

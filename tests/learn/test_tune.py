@@ -68,20 +68,21 @@ def test_one_bayesian_search_across_families_is_reproducible() -> None:
     first = run(candidates, method="bayesian", trials=12)
     second = run(candidates, method="bayesian", trials=12)
     assert scores(first) == scores(second)
-    assert len(first.rows) == 12 and {r.name for r in first.rows} == {"linear", "lightgbm", "decision_tree"}
+    trials = [r for r in first.rows if r.family != "ensemble"]  # a search adds a voting ensemble's row
+    assert len(trials) == 12 and {r.name for r in trials} == {"linear", "lightgbm", "decision_tree"}
     # the warm-start portfolio comes first: each family's default, in candidate order
     by_trial = sorted(first.rows, key=lambda r: r.trial)
     assert [r.name for r in by_trial[:3]] == ["linear", "lightgbm", "decision_tree"]
     assert by_trial[0].params == {"C": 1.0} and by_trial[3].params == {"C": 0.1}
     assert_all_folds_or_nothing(first.rows)
-    ranked = [r.mean["roc_auc"] for r in first.rows if r.state == "complete"]
+    ranked = [r.mean["roc_auc"] for r in trials if r.state == "complete"]
     assert ranked == sorted(ranked, reverse=True)
 
 
 def test_parallel_trials_without_a_budget_are_reproducible_too() -> None:
     candidates = ["linear", "decision_tree"]
-    first = run(candidates, method="random", trials=6, n_jobs=2, pruning=False)
-    second = run(candidates, method="random", trials=6, n_jobs=2, pruning=False)
+    first = run(candidates, method="random", trials=6, n_jobs=2, pruning=False, ensemble="none")
+    second = run(candidates, method="random", trials=6, n_jobs=2, pruning=False, ensemble="none")
     assert scores(first) == scores(second)
     assert [r.state for r in first.rows] == ["complete"] * 6
 
@@ -98,13 +99,13 @@ def test_poor_trials_are_pruned_after_early_folds_and_recorded() -> None:
 def test_grid_tries_every_point_of_the_finite_grid() -> None:
     result = run([{"name": "linear", "space": {"C": [0.01, 1.0, 100.0]}},
                   {"name": "decision_tree", "space": {"max_depth": {"low": 2, "high": 6, "step": 2}}}],
-                 method="grid")
+                 method="grid", ensemble="none")
     assert sorted(str(r.params) for r in result.rows) == sorted(
         [str({"C": c}) for c in (0.01, 1.0, 100.0)] + [str({"max_depth": d}) for d in (2, 4, 6)])
 
 
 def test_preprocessing_choices_are_part_of_the_search() -> None:
-    result = run([{"name": "linear", "space": {"C": [1.0]}}], method="grid",
+    result = run([{"name": "linear", "space": {"C": [1.0]}}], method="grid", ensemble="none",
                  space={"preprocessing.numeric.scale": ["standard", "minmax", "none"]})
     picked = sorted(r.choices["preprocessing.numeric.scale"] for r in result.rows)
     assert picked == ["minmax", "none", "standard"]
@@ -156,13 +157,14 @@ def test_svm_and_knn_are_skipped_on_large_tables_unless_asked() -> None:
 
 def test_an_ensemble_is_kept_only_if_it_beats_the_best_single_model() -> None:
     result = run(["linear", {"name": "lightgbm", "params": {"n_estimators": 30}}, "decision_tree"],
-                 ensemble="voting", ensemble_top_k=2)
+                 method="bayesian", trials=8, ensemble_top_k=2)
     ensemble = next(r for r in result.rows if r.family == "ensemble")
-    singles = [r for r in result.rows if r.family != "ensemble"]
-    assert ensemble.state == "complete" and len(ensemble.params["members"]) == 2
-    beats = ensemble.mean["roc_auc"] > singles[0].mean["roc_auc"]
-    assert (result.best is ensemble) == beats
-    assert ("VotingClassifier" in str(result.pipeline)) == beats
+    assert ensemble.name == "voting_ensemble" and ensemble.state == "complete"
+    assert 1 <= len(ensemble.params["members"]) == len(ensemble.params["weights"]) <= 2
+    kept = "VotingClassifier" in str(result.pipeline)
+    assert (result.best is ensemble) == kept
+    [note] = result.notes
+    assert ("not kept" not in note) == kept and "picking the best single trial the same way" in note
 
 
 def test_threads_times_parallel_trials_never_exceed_the_cores() -> None:

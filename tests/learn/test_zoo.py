@@ -144,11 +144,15 @@ def test_searched_preprocessing_paths_and_values_are_checked(tmp_path: Path) -> 
         spec_from(tmp_path, "tuning:\n  space:\n    numeric.scale: [standard]\n")
 
 
-def test_default_candidates_are_todays(tmp_path: Path) -> None:
-    assert [c.name for c in ModelsSpec().candidates] == ["linear", "random_forest", "hist_gradient_boosting",
-                                                         "lightgbm"]
-    assert spec_from(tmp_path, "").tuning.resolved_method == "none"
-    assert spec_from(tmp_path, "tuning: {time_budget: 60}\n").tuning.resolved_method == "bayesian"
+def test_default_candidates_and_search(tmp_path: Path) -> None:
+    assert [c.name for c in ModelsSpec().candidates] == [
+        "lightgbm", "linear", "catboost", "xgboost", "mlp", "extra_trees", "random_forest",
+        "hist_gradient_boosting"]
+    assert not ModelsSpec().listed and ModelsSpec.model_validate({"candidates": ["linear"]}).listed
+    plain = spec_from(tmp_path, "").tuning
+    assert (plain.resolved_method, plain.resolved_ensemble) == ("none", "none")
+    searched = spec_from(tmp_path, "tuning: {time_budget: 60}\n").tuning
+    assert (searched.resolved_method, searched.resolved_ensemble) == ("bayesian", "voting")
 
 
 def test_a_missing_optional_extra_is_a_spec_error_naming_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -156,3 +160,24 @@ def test_a_missing_optional_extra_is_a_spec_error_naming_the_install(monkeypatch
     with pytest.raises(SpecError) as caught:
         make_estimator("catboost", "classification", {}, seed=0, n_jobs=1)
     assert "pip install 'looml[catboost]'" in caught.value.render()
+
+
+def test_a_default_candidate_without_its_extra_is_skipped_not_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.datasets import load_breast_cancer
+
+    from looml.learn.train import train
+    from looml.spec import Spec
+
+    monkeypatch.setitem(sys.modules, "catboost", None)  # as on a machine without looml[catboost]
+    frame = load_breast_cancer(as_frame=True).frame.sample(150, random_state=0)
+    X, y = frame.drop(columns="target").iloc[:, :5], frame["target"].to_numpy()
+    defaults = Spec.model_validate({"data": {"source": "d.csv", "target": "y"},
+                                    "registry": {"model_name": "m"}, "split": {"folds": 2}})
+    assert "catboost" in [c.name for c in defaults.models.candidates]
+    trained = train(X, y, dict.fromkeys(X.columns, "numeric"), defaults, "classification")
+    skipped = next(r for r in trained.leaderboard if r["name"] == "catboost")
+    assert skipped["state"] == "skipped" and "pip install 'looml[catboost]'" in skipped["error"]
+    listed = defaults.model_copy(update={"models": ModelsSpec.model_validate({"candidates": ["catboost"]})})
+    with pytest.raises(SpecError, match=r"looml\[catboost\]"):
+        train(X, y, dict.fromkeys(X.columns, "numeric"), listed, "classification")

@@ -89,7 +89,7 @@ _PORTFOLIO: dict[str, list[dict[str, Any]]] = {
     "xgboost": [{"n_estimators": 200, "learning_rate": 0.1, "max_depth": 6},
                 {"n_estimators": 500, "learning_rate": 0.03, "max_depth": 4, "subsample": 0.8,
                  "colsample_bytree": 0.8}],
-    "mlp": [{"alpha": 1e-4}],
+    "mlp": [{"alpha": 0.01}, {"alpha": 0.001, "learning_rate_init": 0.003}],
     "catboost": [{"iterations": 300, "learning_rate": 0.1, "depth": 6}],
 }
 

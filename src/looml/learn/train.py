@@ -45,11 +45,12 @@ def train(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, 
     check_search(spec)
     primary = primary_metric(spec.evaluation.primary_metric, task)
     tuned = tune(X, y, features, spec, task, primary, on_trial)
-    states = Counter(r.state for r in tuned.rows)
+    states = Counter(r.state for r in tuned.rows if r.family != "ensemble")
     return Trained(
         pipeline=tuned.pipeline, leaderboard=[r.to_dict() for r in tuned.rows], best=tuned.best.name,
         primary_metric=primary,
-        search={"method": tuned.method, "seconds": round(tuned.seconds, 3), "trials": len(tuned.rows),
+        search={"method": tuned.method, "seconds": round(tuned.seconds, 3),
+                "trials": sum(states.values()),
                 "states": dict(sorted(states.items())), "best_trial": tuned.best.trial,
                 "time_budget": spec.tuning.time_budget, "notes": tuned.notes},
     )

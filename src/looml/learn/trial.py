@@ -62,13 +62,17 @@ def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict
 
     A complete trial has `mean` and `std` of every metric, `fold_fit_seconds` (mean fit time
     of a fold), `predict_ms_per_1000` and `size_bytes` (pickled fitted pipeline), measured
-    on the last fold's model. `ask((fold, running mean of the primary metric))` returns True
-    to stop the trial there.
+    on the last fold's model, and `oof`: every row's out-of-fold prediction (class
+    probabilities, or values), which the ensemble is chosen from; None when a classifier has
+    no probabilities. `ask((fold, running mean of the primary metric))` returns True to stop
+    the trial there.
     """
     started = time.perf_counter()
     scores: list[dict[str, float]] = []
     fit_seconds: list[float] = []
     model: Pipeline | None = None
+    classification = data.task == "classification"
+    oof: np.ndarray | None = np.zeros((len(data.y), len(data.classes)) if classification else len(data.y))
     try:
         with threadpool_limits(limits=data.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -78,7 +82,12 @@ def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict
                 began = time.perf_counter()
                 model.fit(data.X.iloc[train], data.y[train])
                 fit_seconds.append(time.perf_counter() - began)
-                scores.append(_score(model, data.X.iloc[test], data.y[test], data))
+                fold_scores, predicted = _score(model, data.X.iloc[test], data.y[test], data)
+                scores.append(fold_scores)
+                if oof is not None and predicted is not None:
+                    oof[test] = predicted
+                elif classification:
+                    oof = None
                 last = i == len(data.folds) - 1
                 if job.prune and not last and ask((i, float(np.mean([s[data.primary] for s in scores])))):
                     return {"state": "pruned", "seconds": time.perf_counter() - started,
@@ -93,16 +102,20 @@ def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict
         "mean": {m: stable(float(np.mean([s[m] for s in scores]))) for m in metrics},
         "std": {m: stable(float(np.std([s[m] for s in scores]))) for m in metrics},
         "fold_fit_seconds": float(np.mean(fit_seconds)), "predict_ms_per_1000": latency,
-        "size_bytes": len(pickle.dumps(model, protocol=5)),
+        "size_bytes": len(pickle.dumps(model, protocol=5)), "oof": oof,
     }
 
 
-def _score(model: Pipeline, X: pd.DataFrame, y: np.ndarray, data: TrialData) -> dict[str, float]:
+def _score(model: Pipeline, X: pd.DataFrame, y: np.ndarray,
+           data: TrialData) -> tuple[dict[str, float], np.ndarray | None]:
+    """Every metric on one fold, and what the ensemble blends: class probabilities or values."""
     predicted = model.predict(X)
+    if data.task == "regression":
+        return score(data.task, data.classes, y, predicted, None), np.asarray(predicted, dtype=float)
     proba = None
-    if data.task == "classification" and hasattr(model, "predict_proba"):
+    if hasattr(model, "predict_proba"):
         proba = _aligned(model.predict_proba(X), np.asarray(model.classes_), data.classes)
-    return score(data.task, data.classes, y, predicted, proba)
+    return score(data.task, data.classes, y, predicted, proba), proba
 
 
 def _aligned(proba: np.ndarray, seen: np.ndarray, classes: np.ndarray) -> np.ndarray:

@@ -36,11 +36,11 @@ from looml.errors import DataError, Problem, SpecError
 from looml.executors import Executor, JobFailure
 from looml.executors.inline import InlineExecutor
 from looml.executors.local import LocalExecutor
-from looml.learn.ensemble import try_ensemble
+from looml.learn.ensemble import likely_members, pool, try_ensemble
 from looml.learn.metrics import better
 from looml.learn.spaces import Config, apply_choices, grid_configs, merged_space, suggest_config, warm_start
 from looml.learn.trial import TrialData, TrialJob, fold_indices, run_trial
-from looml.learn.zoo import ROW_LIMIT, make_estimator, threads_for
+from looml.learn.zoo import ROW_LIMIT, make_estimator, missing_extra, threads_for
 from looml.spec import LOWER_IS_BETTER, Spec
 
 __all__ = ["TrialRow", "Tuned", "candidate_pipeline", "check_budget", "estimate_mb", "parallelism",
@@ -48,6 +48,8 @@ __all__ = ["TrialRow", "Tuned", "candidate_pipeline", "check_budget", "estimate_
 
 _PRELOAD = ("looml.learn.trial", "looml.learn.zoo", "lightgbm", "xgboost")
 _REFIT_MARGIN = 1.3  # the refit on all training rows, relative to one fold's fit scaled by rows
+_SHARED_LANES = 1.25  # members refit side by side in threads run this much slower (GIL, memory; measured 1.2)
+_VOTE_SECONDS = 1.0  # choosing the vote's members and weights, nested CV included
 _POOL_START_SECONDS = 1.5  # fork server + workers with the preloaded modules, measured here: 0.6-1.2 s
 _MAX_SKIPS = 200  # consecutive skipped configurations after which the search gives up
 _ESTIMATE_ROWS = (2_000, 20_000)  # sample sizes of the fits that estimate one trial
@@ -292,7 +294,11 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     rows: list[TrialRow] = []
     candidates = {}
     for i, c in enumerate(spec.models.candidates):
-        if c.family in ("svm", "knn") and len(X) > ROW_LIMIT and not c.allow_large:
+        extra = missing_extra(c)
+        if extra:  # only a default candidate gets here: a listed one failed `check_search`
+            rows.append(TrialRow(trial=-1, name=c.name, family=c.family, params={}, state="skipped",
+                                 error=f"skipped: not installed (pip install 'looml[{extra}]')"))
+        elif c.family in ("svm", "knn") and len(X) > ROW_LIMIT and not c.allow_large:
             rows.append(TrialRow(trial=-1, name=c.name, family=c.family, params={}, state="skipped",
                                  error=f"skipped: {len(X):,} rows > {ROW_LIMIT:,} (set allow_large: true "
                                        "on the candidate to try it)"))
@@ -316,7 +322,7 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     inline = deadline is None and workers == 1  # nothing to stop from outside, nothing parallel
     executor: Executor = (InlineExecutor(run_trial, data, on_message) if inline
                           else LocalExecutor(run_trial, data, on_message, workers, _PRELOAD))
-    loop = _Loop(search, executor, spec, task, primary, features, threads, running, rows, on_trial)
+    loop = _Loop(search, executor, spec, data, features, running, rows, on_trial)
     try:
         loop.run(deadline, estimate, limit_mb, width, len(X), len(classes))
         ranked = _rank(rows, primary)
@@ -325,7 +331,9 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
         chosen, extra, notes = try_ensemble(ranked, loop, deadline)
     finally:
         executor.close()
-    ranked = _rank(rows + extra, primary)  # an ensemble ranks first exactly when it was kept
+    ranked = _rank(rows + extra, primary)
+    if callable(chosen):  # a kept ensemble ranks first (it won the nested comparison; see ensemble.py)
+        ranked = [*extra, *(r for r in ranked if r not in extra)]
     pipeline = _refit(chosen, X, y, spec, task, features, loop)
     return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
                  seconds=time.monotonic() - started, notes=notes)
@@ -334,13 +342,16 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
 class _Loop:
     """The ask / run / tell loop, and the build of a row's pipeline."""
 
-    def __init__(self, search: _Search, executor: Executor, spec: Spec, task: str, primary: str,
-                 features: dict[str, str], threads: int, running: dict[int, tuple[Any, Config]],
+    def __init__(self, search: _Search, executor: Executor, spec: Spec, data: TrialData,
+                 features: dict[str, str], running: dict[int, tuple[Any, Config]],
                  rows: list[TrialRow], on_trial: Callable[[TrialRow], None] | None) -> None:
-        self.search, self.executor, self.spec, self.task = search, executor, spec, task
-        self.primary, self.features, self.threads = primary, features, threads
-        self.running, self.rows, self.on_trial = running, rows, on_trial
+        self.search, self.executor, self.spec, self.data = search, executor, spec, data
+        self.task, self.primary, self.threads = data.task, data.primary, data.threads
+        self.features, self.running, self.rows, self.on_trial = features, running, rows, on_trial
         self.configs: dict[int, Config] = {}
+        self.oof: dict[int, np.ndarray] = {}  # out-of-fold predictions of the voting pool's trials
+        self.members: list[TrialRow] = []  # what a vote would combine now
+        self.voting = spec.tuning.resolved_ensemble == "voting"
         self.sync = spec.tuning.time_budget is None  # batches: the same results run to run
 
     def pipeline(self, config: Config, threads: int) -> Pipeline:
@@ -350,16 +361,34 @@ class _Loop:
                                    loc=f"models.candidates[{config.candidate}]")
         return candidate_pipeline(self.features, self.spec, self.task, estimator, config.choices)
 
-    def refit_seconds(self) -> float:
-        """The time the refit of the best trial so far is expected to take."""
-        best = _rank(self.rows, self.primary)
-        if not best or best[0].state != "complete":
-            return 0.0
+    def refit_seconds(self, members: list[TrialRow] | None = None) -> float:
+        """The time the final refit is expected to take: of `members`, or else of the best trial
+        so far (with a voting ensemble, of the best `ensemble_top_k`, which it may combine)."""
+        if members is None:
+            ranked = [r for r in _rank(self.rows, self.primary) if r.state == "complete"]
+            members = self.members if self.voting and self.members else ranked[:1]
         folds = self.spec.split.folds
-        return best[0].timings["fold_fit_seconds"] * folds / (folds - 1) * _REFIT_MARGIN
+        times = sorted((r.timings["fold_fit_seconds"] * folds / (folds - 1) * _REFIT_MARGIN for r in members),
+                       reverse=True)
+        lanes = refit_lanes(len(self.data.y), self.spec)
+        if lanes == 1 or len(times) < 2:
+            return sum(times)
+        loads = [0.0] * lanes  # longest first, each to the least loaded lane
+        for seconds in times:
+            loads[loads.index(min(loads))] += seconds
+        return max(loads) * _SHARED_LANES
 
-    def record(self, row: TrialRow, trial: Any, pending: list[tuple[Any, TrialRow]]) -> None:
+    def record(self, row: TrialRow, trial: Any, pending: list[tuple[Any, TrialRow]],
+               oof: np.ndarray | None = None) -> None:
         self.rows.append(row)
+        if self.voting and row.state == "complete" and oof is not None:
+            self.oof[row.trial] = oof
+            ranked = _rank(self.rows, self.primary)
+            kept = {r.trial for r in pool(ranked)}
+            self.oof = {t: p for t, p in self.oof.items() if t in kept}
+            if row.trial in kept:
+                self.members = likely_members(ranked, self.oof, self.data, self.spec.tuning.ensemble_top_k,
+                                              self.spec.seed)
         if self.on_trial:
             self.on_trial(row)
         pending.append((trial, row))
@@ -374,7 +403,8 @@ class _Loop:
         number, skips, done = 0, 0, False
         pending: list[tuple[Any, TrialRow]] = []
         while True:
-            stop_at = None if deadline is None else deadline - max(self.refit_seconds(), estimate * 0.3)
+            reserve = self.refit_seconds() + (_VOTE_SECONDS if self.voting else 0.0)
+            stop_at = None if deadline is None else deadline - max(reserve, estimate * 0.3)
             if stop_at is not None and time.monotonic() >= stop_at:
                 for key in list(self.running):
                     self.executor.cancel(key)
@@ -416,7 +446,8 @@ class _Loop:
                 trial, config = self.running.pop(key)
                 outcome = ({"state": "failed", "error": result.message} if isinstance(result, JobFailure)
                            else result)
-                self.record(self._row(key, config, outcome), trial, pending)
+                oof = outcome.pop("oof", None)
+                self.record(self._row(key, config, outcome), trial, pending, oof)
 
     def _row(self, number: int, config: Config, outcome: dict[str, Any]) -> TrialRow:
         candidate = self.spec.models.candidates[config.candidate]
@@ -468,14 +499,27 @@ def _nothing_finished(rows: list[TrialRow], spec: Spec) -> list[Problem]:
                     fix="check the data and the candidate's params and space") for r in rows[:20]]
 
 
+def refit_lanes(rows: int, spec: Spec) -> int:
+    """How many ensemble members the final refit fits side by side: the cores one fit leaves."""
+    return max(1, (os.cpu_count() or 1) // threads_for(rows, spec.models.n_jobs))
+
+
 def _refit(chosen: Any, X: pd.DataFrame, y: np.ndarray, spec: Spec, task: str, features: dict[str, str],
            loop: _Loop) -> Pipeline:
-    """Fit the winner on all training rows, with every thread the machine gives one fit."""
+    """Fit the winner on all training rows, with every thread the machine gives one fit; an
+    ensemble's members side by side in threads when one fit uses fewer than the cores."""
+    from joblib import parallel_config
+
     threads = threads_for(len(X), spec.models.n_jobs)
-    pipeline = chosen(threads) if callable(chosen) else loop.pipeline(chosen, threads)
-    with threadpool_limits(limits=threads), warnings.catch_warnings():
+    lanes = refit_lanes(len(X), spec) if callable(chosen) else 1
+    pipeline = clone(chosen(threads) if callable(chosen) else loop.pipeline(chosen, threads))
+    if lanes > 1:
+        pipeline.named_steps["model"].set_params(n_jobs=lanes)
+    with threadpool_limits(limits=threads), parallel_config(backend="threading"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitted = clone(pipeline).fit(X, y)
+        fitted = pipeline.fit(X, y)
+    if lanes > 1:
+        fitted.named_steps["model"].set_params(n_jobs=None)  # the threads were for this fit only
     from looml.learn.rows import finalize
 
     return finalize(fitted)

@@ -14,7 +14,10 @@ ModelName = Literal["linear", "ridge", "lasso", "elastic_net", "knn", "svm", "de
                     "mlp", "catboost"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 ALIASES = {"logistic": "linear"}
-DEFAULT_CANDIDATES = ("linear", "random_forest", "hist_gradient_boosting", "lightgbm")
+# Without `models.candidates`: a broad search. An optional extra's family (catboost) that is not
+# installed is skipped, not an error, unless the spec lists it.
+DEFAULT_CANDIDATES = ("lightgbm", "linear", "catboost", "xgboost", "mlp", "extra_trees", "random_forest",
+                      "hist_gradient_boosting")
 
 CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")

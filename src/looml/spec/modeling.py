@@ -126,6 +126,11 @@ class ModelsSpec(_Section):
     )
     n_jobs: int = Field(-1, description="Threads per model fit (-1: all cores).")
 
+    @property
+    def listed(self) -> bool:
+        """True when the spec lists its candidates (False: the defaults are in effect)."""
+        return "candidates" in self.model_fields_set
+
     @field_validator("candidates", mode="before")
     @classmethod
     def _names_to_objects(cls, value: Any) -> Any:
@@ -163,9 +168,12 @@ class TuningSpec(_Section):
         default_factory=dict, description="Preprocessing choices searched with the models: dotted "
                                           "path -> values, e.g. preprocessing.numeric.scale: "
                                           "[standard, robust].")
-    ensemble: Literal["none", "voting", "stacking"] = Field(
-        "none", description="Combine the top models; kept only if it beats the best single one in CV.")
-    ensemble_top_k: int = Field(3, ge=2, le=10, description="How many top models the ensemble combines.")
+    ensemble: Literal["auto", "none", "voting", "stacking"] = Field(
+        "auto", description="Combine the best models: 'voting' is a weighted soft vote chosen on "
+                            "out-of-fold predictions, 'stacking' a meta-model; kept only if it beats "
+                            "the best single model in CV. 'auto' is 'voting' when the method searches, "
+                            "else 'none'.")
+    ensemble_top_k: int = Field(5, ge=2, le=10, description="Models an ensemble combines at most.")
     top_k: int = Field(10, ge=1, description="Leaderboard rows shown in the report.")
     memory_limit_mb: float | None = Field(None, gt=0, description="Skip configurations estimated to "
                                                                   "need more; default 80% of available "
@@ -190,6 +198,13 @@ class TuningSpec(_Section):
         if self.method != "auto":
             return self.method
         return "none" if self.trials is None and self.time_budget is None else "bayesian"
+
+    @property
+    def resolved_ensemble(self) -> str:
+        """The ensemble after 'auto' is decided: a weighted vote when the method searches."""
+        if self.ensemble != "auto":
+            return self.ensemble
+        return "none" if self.resolved_method == "none" else "voting"
 
 
 class GateSpec(_Section):
