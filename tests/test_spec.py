@@ -41,7 +41,8 @@ def test_minimal_spec_loads_with_defaults(tmp_path: Path) -> None:
     assert spec.data.id_columns == [] and spec.data.drop_columns == []
     assert (spec.split.test_size, spec.split.folds) == (0.2, 5)
     assert [c.name for c in spec.models.candidates] == [
-        "linear", "random_forest", "hist_gradient_boosting", "lightgbm"]
+        "lightgbm", "linear", "catboost", "xgboost", "mlp", "extra_trees", "random_forest",
+        "hist_gradient_boosting"]
     assert spec.evaluation.primary_metric == "auto"
     assert spec.evaluation.gate.min == {} and spec.evaluation.gate.max == {}
     assert spec.tracking.uri == "sqlite:///.looml/mlflow.db"

@@ -423,7 +423,7 @@ def _report_context(spec: Spec, report: ValidationReport, data_profile: Profile,
                  "warnings": report.warnings},
         "profile": data_profile.to_dict(),
         "split": {"train_rows": split_out["train_rows"], "test_rows": split_out["test_rows"],
-                  "folds": spec.split.folds},
+                  "folds": (trained.get("search") or {}).get("folds", spec.split.folds)},
         "primary_metric": trained["primary_metric"], "leaderboard": trained["leaderboard"],
         "search": trained.get("search"), "top_k": spec.tuning.top_k,
         "best": trained["best"], "test_metrics": evaluated["evaluation"]["metrics"],
@@ -465,7 +465,8 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
             metrics[f"cv_{row['name']}_{metric}_std"] = row["std"][metric]
     params = {f"model.{k}": v for k, v in best["params"].items()}
     params |= {"best_model": trained["best"], "task": report.task, "seed": spec.seed,
-               "folds": spec.split.folds, "test_size": spec.split.test_size,
+               "folds": (trained.get("search") or {}).get("folds", spec.split.folds),
+               "test_size": spec.split.test_size,
                "primary_metric": trained["primary_metric"]}
     tags = {"looml.version": __version__, "looml.spec_hash": spec.spec_hash,
             "looml.data_digest": data_digest, "looml.task": report.task, "looml.schema_digest": schema_digest}

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.datasets import load_breast_cancer, make_regression
 from sklearn.pipeline import Pipeline
 
 from looml.errors import DataError, SpecError
-from looml.learn.tune import TrialRow, Tuned, estimate_mb, parallelism, tune
+from looml.learn.tune import TrialRow, Tuned, check_budget, estimate_mb, parallelism, tune
 from looml.spec import Spec
 
 STATES = {"complete", "pruned", "failed", "over budget", "skipped"}
@@ -134,6 +135,43 @@ def test_a_budget_too_small_for_one_trial_is_refused_with_a_suggestion() -> None
                                         r"trial of random_forest on 240 rows takes about .* \(got 0\.2\)\n"
                                         r"\s+fix: use time_budget: \d+ or more"):
         run(["random_forest", "linear"], method="bayesian", time_budget=0.2)
+
+
+class Sleepy(RegressorMixin, BaseEstimator):
+    """A regressor whose fit takes a known time: 0.01 s + `per_row` s a row."""
+
+    def __init__(self, per_row: float = 3e-4) -> None:
+        self.per_row = per_row
+
+    def fit(self, X: Any, y: Any) -> Sleepy:
+        time.sleep(0.01 + self.per_row * len(X))
+        self.mean_ = float(np.mean(y))
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.full(len(X), self.mean_)
+
+
+def test_a_tight_budget_lowers_the_default_folds_and_says_so_but_keeps_folds_the_spec_sets() -> None:
+    X, y = make_regression(n_samples=10_000, n_features=3, random_state=0)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    features = dict.fromkeys(frame.columns, "numeric")
+
+    def spec(budget: float, **split: int) -> Spec:
+        sleepy = {"name": "sleepy", "estimator": "test_tune:Sleepy"}
+        return Spec.model_validate({"data": {"source": "d.csv", "target": "y"},
+                                    "registry": {"model_name": "m"}, "split": split,
+                                    "tuning": {"time_budget": budget}, "models": {"candidates": [sleepy]}})
+
+    # one fit: 0.01 + 3e-4 s a row; a 5-fold trial about 5 x 2.4 s x 1.3 = 16 s, a 2-fold one 4 s
+    folds, trial, note = check_budget(frame, y, features, spec(300), "regression")
+    assert (folds, note) == (5, "") and 12 < trial < 24
+    folds, trial, note = check_budget(frame, y, features, spec(50), "regression")
+    assert folds == 2 and 3 < trial < 6
+    assert note.startswith("2-fold CV instead of 5: a 5-fold trial of sleepy on 10,000 rows takes about")
+    assert note.endswith("too long for 8 trials in the 50 s budget (set split.folds to keep 5)")
+    folds, _, note = check_budget(frame, y, features, spec(50, folds=5), "regression")
+    assert (folds, note) == (5, "")
 
 
 def test_configurations_that_would_not_fit_in_memory_are_skipped_with_the_reason() -> None:

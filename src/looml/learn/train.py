@@ -50,7 +50,7 @@ def train(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, 
         pipeline=tuned.pipeline, leaderboard=[r.to_dict() for r in tuned.rows], best=tuned.best.name,
         primary_metric=primary,
         search={"method": tuned.method, "seconds": round(tuned.seconds, 3),
-                "trials": sum(states.values()),
+                "trials": sum(states.values()), "folds": tuned.folds,
                 "states": dict(sorted(states.items())), "best_trial": tuned.best.trial,
                 "time_budget": spec.tuning.time_budget, "notes": tuned.notes},
     )

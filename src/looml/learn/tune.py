@@ -55,6 +55,7 @@ _MAX_SKIPS = 200  # consecutive skipped configurations after which the search gi
 _ESTIMATE_ROWS = (2_000, 20_000)  # sample sizes of the fits that estimate one trial
 _WARM_ROUNDS = 2  # warm-start configurations tried per family
 _SCORE_MARGIN = 1.3  # a fold's fit, plus predicting and scoring its validation rows
+_MIN_TRIALS = 8  # trials a time budget should hold before the default folds are lowered
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Tuned:
     pipeline: Pipeline
     method: str
     seconds: float
+    folds: int
     notes: list[str] = field(default_factory=list)
 
 
@@ -133,18 +135,53 @@ def estimate_mb(family: str, params: dict[str, Any], rows: int, width: int, n_cl
     return estimate / 2**20
 
 
-def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec,
-                 task: str) -> float:
-    """Seconds one trial of the first candidate takes, estimated from two small-sample fits; a
-    `SpecError` suggesting a budget when `tuning.time_budget` cannot finish one trial and the
-    refit.
+def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
+                 workers: int = 1) -> tuple[int, float, str]:
+    """(CV folds, seconds one trial of the first candidate takes, a note): the estimate from two
+    small-sample fits; a `SpecError` suggesting a budget when `tuning.time_budget` cannot finish
+    one trial and the refit.
 
     A fit's time is taken as fixed + per-row cost, from fits on 2,000 and 20,000 rows (a
     single small fit is mostly fixed cost, and scaling it by rows overestimates many times).
+    Under a time budget with `split.folds` left at its default, the folds go down (to 2 at
+    least) until the budget holds `_MIN_TRIALS` trials: on large tables a few configurations
+    scored on fewer folds beat one scored on five. A `split.folds` the spec sets is kept.
     """
-    folds = spec.split.folds
-    fold_rows = len(X) * (folds - 1) // folds
-    sizes = sorted({min(fold_rows, n) for n in _ESTIMATE_ROWS})
+    budget, folds = spec.tuning.time_budget, spec.split.folds
+    candidate = spec.models.candidates[0]
+    cost = _fit_cost(X, y, features, spec, task)
+    if cost is None:
+        return folds, 0.0, ""  # the sample could not be fitted (a class too rare); the trial will say why
+
+    def plan(k: int) -> tuple[float, float]:  # (one k-fold trial, the refit)
+        trial = cost(len(X) * (k - 1) // k) * k * _SCORE_MARGIN
+        return trial, cost(len(X)) * _REFIT_MARGIN
+
+    note = ""
+    if budget is not None and "folds" not in spec.split.model_fields_set:
+        chosen = next((k for k in range(folds, 1, -1)
+                       if plan(k)[0] * _MIN_TRIALS / workers + plan(k)[1] + _POOL_START_SECONDS <= budget), 2)
+        if chosen < folds:
+            note = (f"{chosen}-fold CV instead of {folds}: a {folds}-fold trial of {candidate.name} on "
+                    f"{len(X):,} rows takes about {plan(folds)[0]:.0f} s, too long for {_MIN_TRIALS} trials "
+                    f"in the {budget:g} s budget (set split.folds to keep {folds})")
+            folds = chosen
+    trial, refit = plan(folds)
+    needed = trial + refit + _POOL_START_SECONDS
+    if budget is not None and budget < needed:
+        raise SpecError(Problem(
+            loc="tuning.time_budget", value=budget,
+            message=f"too small to finish one trial: one {folds}-fold trial of {candidate.name} on "
+                    f"{len(X):,} rows takes about {trial:.1f} s, and the refit {refit:.1f} s more",
+            fix=f"use time_budget: {math.ceil(max(needed * 3, needed + 5))} or more (or list a faster "
+                "candidate first)"))
+    return folds, trial, note
+
+
+def _fit_cost(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec,
+              task: str) -> Callable[[int], float] | None:
+    """Seconds one fit of the first candidate takes on n rows (one thread), from two sample fits."""
+    sizes = sorted({min(len(X) // 2, n) for n in _ESTIMATE_ROWS})
     rng = np.random.default_rng(spec.seed)
     candidate = spec.models.candidates[0]
     times = []
@@ -157,22 +194,10 @@ def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec:
             try:
                 pipeline.fit(X.iloc[sample], y[sample])
             except ValueError:
-                return 0.0  # the sample could not be fitted (a class too rare); the trial will say why
+                return None
         times.append(time.perf_counter() - began)
     per_row = max(0.0, (times[-1] - times[0]) / (sizes[-1] - sizes[0])) if len(sizes) > 1 else 0.0
-    fit = times[-1] + per_row * (fold_rows - sizes[-1])
-    refit = (times[-1] + per_row * (len(X) - sizes[-1])) * _REFIT_MARGIN
-    trial = fit * folds * _SCORE_MARGIN
-    needed = trial + refit + _POOL_START_SECONDS
-    budget = spec.tuning.time_budget
-    if budget is not None and budget < needed:
-        raise SpecError(Problem(
-            loc="tuning.time_budget", value=budget,
-            message=f"too small to finish one trial: one {folds}-fold trial of {candidate.name} on "
-                    f"{len(X):,} rows takes about {trial:.1f} s, and the refit {refit:.1f} s more",
-            fix=f"use time_budget: {math.ceil(max(needed * 3, needed + 5))} or more (or list a faster "
-                "candidate first)"))
-    return trial
+    return lambda rows: times[-1] + per_row * (rows - sizes[-1])
 
 
 class _AskTellGridSampler(optuna.samplers.GridSampler):
@@ -290,7 +315,9 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     started = time.monotonic()
     tuning = spec.tuning
     deadline = started + tuning.time_budget if tuning.time_budget else None
-    estimate = check_budget(X, y, features, spec, task) if deadline else 0.0
+    workers, threads = parallelism(len(X), spec.models.n_jobs, tuning.n_jobs)
+    folds, estimate, folds_note = (check_budget(X, y, features, spec, task, workers) if deadline
+                                   else (spec.split.folds, 0.0, ""))
     rows: list[TrialRow] = []
     candidates = {}
     for i, c in enumerate(spec.models.candidates):
@@ -309,9 +336,7 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
                          for r in rows])
     search = _Search(spec, task, candidates, primary)
     classes = np.unique(y) if task == "classification" else np.array([])
-    workers, threads = parallelism(len(X), spec.models.n_jobs, tuning.n_jobs)
-    data = TrialData(X, y, fold_indices(y, task, spec.split.folds, spec.seed), task, classes, primary,
-                     threads)
+    data = TrialData(X, y, fold_indices(y, task, folds, spec.seed), task, classes, primary, threads)
     limit_mb = (tuning.memory_limit_mb or _available_mb() * 0.8) / workers
     width = _width(X, y, features, spec, task)
     running: dict[int, tuple[Any, Config]] = {}
@@ -336,7 +361,8 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
         ranked = [*extra, *(r for r in ranked if r not in extra)]
     pipeline = _refit(chosen, X, y, spec, task, features, loop)
     return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
-                 seconds=time.monotonic() - started, notes=notes)
+                 seconds=time.monotonic() - started, folds=folds,
+                 notes=[n for n in (folds_note, *notes) if n])
 
 
 class _Loop:
@@ -367,7 +393,7 @@ class _Loop:
         if members is None:
             ranked = [r for r in _rank(self.rows, self.primary) if r.state == "complete"]
             members = self.members if self.voting and self.members else ranked[:1]
-        folds = self.spec.split.folds
+        folds = len(self.data.folds)
         times = sorted((r.timings["fold_fit_seconds"] * folds / (folds - 1) * _REFIT_MARGIN for r in members),
                        reverse=True)
         lanes = refit_lanes(len(self.data.y), self.spec)
