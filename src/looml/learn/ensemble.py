@@ -31,6 +31,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import Pipeline
 
 from looml.executors import JobFailure
+from looml.learn.features import SchemaCoercer
 from looml.learn.metrics import better, metric_of, score, stable
 from looml.learn.trial import TrialData, TrialJob
 
@@ -47,9 +48,13 @@ _SELECT_ROWS = 20_000  # rows the members are chosen on; a larger split is sampl
 _GUESS_ROWS = 5_000  # rows of the running guess at the members, made after every trial
 
 
-def make_ensemble(kind: str, members: list[tuple[str, Pipeline]], task: str, seed: int,
-                  weights: list[int] | None = None) -> Pipeline:
-    """One Pipeline whose model combines the member pipelines (each with its own preprocessing)."""
+def make_ensemble(kind: str, members: list[tuple[str, Pipeline]], features: dict[str, str], task: str,
+                  seed: int, weights: list[int] | None = None) -> Pipeline:
+    """One Pipeline whose model combines the member pipelines (each with its own preprocessing).
+
+    Like every looml pipeline it starts with the `SchemaCoercer` of the feature columns: the
+    server and batch scoring read the input columns from the first step.
+    """
     if kind == "voting":
         model: Any = (VotingClassifier(members, voting="soft", weights=weights) if task == "classification"
                       else VotingRegressor(members, weights=weights))
@@ -59,7 +64,7 @@ def make_ensemble(kind: str, members: list[tuple[str, Pipeline]], task: str, see
                                    cv=_STACK_FOLDS, stack_method="predict_proba")
     else:
         model = StackingRegressor(members, final_estimator=RidgeCV(), cv=_STACK_FOLDS)
-    return Pipeline([("model", model)])
+    return Pipeline([("coerce", SchemaCoercer(columns=dict(features))), ("model", model)])
 
 
 def pool(ranked: list[TrialRow]) -> list[TrialRow]:
@@ -135,7 +140,7 @@ def _builder(kind: str, members: list[TrialRow], weights: list[int] | None,
              loop: _Loop) -> Callable[[int], Pipeline]:
     def build(threads: int) -> Pipeline:
         pipelines = [(f"trial_{r.trial}", loop.pipeline(loop.configs[r.trial], threads)) for r in members]
-        return make_ensemble(kind, pipelines, loop.task, loop.spec.seed, weights)
+        return make_ensemble(kind, pipelines, loop.features, loop.task, loop.spec.seed, weights)
 
     return build
 
@@ -199,11 +204,11 @@ def _greedy(predictions: list[np.ndarray], rows: np.ndarray, data: TrialData, li
         value, pick = math.nan, -1
         for i in allowed:
             candidate = metric_of(data.primary, data.task, data.classes, y, (total + parts[i]) / picks)
-            if pick < 0 or better(data.primary, candidate, value):
+            if pick < 0 or math.isnan(value) or better(data.primary, candidate, value):
                 value, pick = candidate, i
         counts[pick] += 1
         total = total + parts[pick]
-        if best is None or better(data.primary, value, best[0]):
+        if best is None or math.isnan(best[0]) or better(data.primary, value, best[0]):
             best = (value, Counter(counts))
     assert best is not None
     divisor = math.gcd(*best[1].values())
