@@ -80,14 +80,18 @@ def pool(ranked: list[TrialRow]) -> list[TrialRow]:
 
 
 def likely_members(ranked: list[TrialRow], oof: dict[int, np.ndarray], data: TrialData, limit: int,
-                   seed: int) -> list[TrialRow]:
-    """The members a vote would pick now (one greedy pass on a sample): what the search must
-    leave time to refit."""
+                   seed: int) -> tuple[list[TrialRow], float]:
+    """The members a vote would pick now (one greedy pass on a sample), which the search must
+    leave time to refit, and the seconds choosing the vote at the end will take (scaled from
+    this pass: more rows, and a pass per fold besides the final one)."""
     candidates = [r for r in pool(ranked) if r.trial in oof]
     if len(candidates) < 2:
-        return candidates[:1]
+        return candidates[:1], 0.0
+    began = time.perf_counter()
     rows = _sample(np.arange(len(data.y)), np.random.default_rng(seed), _GUESS_ROWS)
-    return [candidates[i] for i in _greedy([oof[r.trial] for r in candidates], rows, data, limit)]
+    members = [candidates[i] for i in _greedy([oof[r.trial] for r in candidates], rows, data, limit)]
+    scale = min(len(data.y), _SELECT_ROWS) / len(rows) * (len(data.folds) + 1)
+    return members, (time.perf_counter() - began) * scale
 
 
 def try_ensemble(ranked: list[TrialRow], loop: _Loop, deadline: float | None,
@@ -103,7 +107,7 @@ def try_ensemble(ranked: list[TrialRow], loop: _Loop, deadline: float | None,
         candidates = [r for r in pool(ranked) if r.trial in loop.oof]
         if len(candidates) < 2:
             return loop.configs[best.trial], [], ["voting ensemble skipped: fewer than two trials have "
-                                                  "out-of-fold probabilities"]
+                                                  "out-of-fold predictions"]
         members, weights, outcome, single = _vote(candidates, loop)
     else:
         members = [r for r in ranked if r.state == "complete"][:loop.spec.tuning.ensemble_top_k]

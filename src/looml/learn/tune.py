@@ -49,7 +49,7 @@ __all__ = ["TrialRow", "Tuned", "candidate_pipeline", "check_budget", "estimate_
 _PRELOAD = ("looml.learn.trial", "looml.learn.zoo", "lightgbm", "xgboost")
 _REFIT_MARGIN = 1.3  # the refit on all training rows, relative to one fold's fit scaled by rows
 _SHARED_LANES = 1.25  # members refit side by side in threads run this much slower (GIL, memory; measured 1.2)
-_VOTE_SECONDS = 1.0  # choosing the vote's members and weights, nested CV included
+_VOTE_SECONDS = 1.0  # choosing the vote's members and weights, at least (see `likely_members`)
 _POOL_START_SECONDS = 1.5  # fork server + workers with the preloaded modules, measured here: 0.6-1.2 s
 _MAX_SKIPS = 200  # consecutive skipped configurations after which the search gives up
 _ESTIMATE_ROWS = (2_000, 20_000)  # sample sizes of the fits that estimate one trial
@@ -378,6 +378,7 @@ class _Loop:
         self.oof: dict[int, np.ndarray] = {}  # out-of-fold predictions of the voting pool's trials
         self.members: list[TrialRow] = []  # what a vote would combine now
         self.voting = spec.tuning.resolved_ensemble == "voting"
+        self.vote_seconds = _VOTE_SECONDS if self.voting else 0.0  # choosing it at the end
         self.sync = spec.tuning.time_budget is None  # batches: the same results run to run
 
     def pipeline(self, config: Config, threads: int) -> Pipeline:
@@ -413,8 +414,9 @@ class _Loop:
             kept = {r.trial for r in pool(ranked)}
             self.oof = {t: p for t, p in self.oof.items() if t in kept}
             if row.trial in kept:
-                self.members = likely_members(ranked, self.oof, self.data, self.spec.tuning.ensemble_top_k,
-                                              self.spec.seed)
+                self.members, seconds = likely_members(ranked, self.oof, self.data,
+                                                       self.spec.tuning.ensemble_top_k, self.spec.seed)
+                self.vote_seconds = max(_VOTE_SECONDS, seconds)
         if self.on_trial:
             self.on_trial(row)
         pending.append((trial, row))
@@ -429,7 +431,7 @@ class _Loop:
         number, skips, done = 0, 0, False
         pending: list[tuple[Any, TrialRow]] = []
         while True:
-            reserve = self.refit_seconds() + (_VOTE_SECONDS if self.voting else 0.0)
+            reserve = self.refit_seconds() + self.vote_seconds
             stop_at = None if deadline is None else deadline - max(reserve, estimate * 0.3)
             if stop_at is not None and time.monotonic() >= stop_at:
                 for key in list(self.running):
