@@ -1,8 +1,8 @@
 """Tuner overhead: N trials through looml's tuner against the same trials with plain Optuna +
 scikit-learn, in the same process run.
 
-* looml:    `looml.learn.tune.tune` with `method: random`, `trials: N`, pruning and warm start
-            off, in-process (no budget, one trial at a time: the path a plain spec takes), and
+* looml:    `looml.learn.tune.tune` with `method: random`, `trials: N`, pruning, warm start
+            and the ensemble off (the baseline has none), in-process (no budget, one trial at a time: the path a plain spec takes), and
             again through the process pool (`--pool`: a huge `time_budget` forces it), so the
             pool's start and data transfer are measured too.
 * baseline: an Optuna study (ask-and-tell is not needed: `study.optimize`) with the very same
@@ -53,7 +53,7 @@ def spec(trials: int, candidates: list[str], pool: bool) -> Spec:
         "seed": SEED, "data": {"source": "d.csv", "target": "y"}, "registry": {"model_name": "m"},
         "split": {"folds": FOLDS}, "models": {"candidates": candidates, "n_jobs": 1},
         "tuning": {"method": "random", "trials": trials, "pruning": False, "warm_start": False,
-                   "time_budget": 10_000 if pool else None}})
+                   "ensemble": "none", "time_budget": 10_000 if pool else None}})
 
 
 def run_looml(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], the_spec: Spec) -> tuple[float, Any]:
