@@ -2,9 +2,10 @@
 scikit-learn, in the same process run.
 
 * looml:    `looml.learn.tune.tune` with `method: random`, `trials: N`, pruning, warm start
-            and the ensemble off (the baseline has none), in-process (no budget, one trial at a time: the path a plain spec takes), and
-            again through the process pool (`--pool`: a huge `time_budget` forces it), so the
-            pool's start and data transfer are measured too.
+            and the ensemble off (the baseline has none), in-process (no budget, one trial at
+            a time: the path a plain spec takes), and again through the process pool
+            (`--pool`: a huge `time_budget` forces it), so the pool's start and data transfer
+            are measured too.
 * baseline: an Optuna study (ask-and-tell is not needed: `study.optimize`) with the very same
             configurations enqueued (the params of looml's leaderboard), the same pipelines
             (looml's preprocessing and estimator, built once per trial), the same
