@@ -490,6 +490,19 @@ def test_shifted_features_are_found() -> None:
     assert check_skew(train.head(150), test, FEATURES, SKEW) == []  # too few rows to tell
 
 
+def test_free_text_is_compared_by_its_length() -> None:
+    rng = np.random.default_rng(4)
+
+    def notes(rows: int, words: tuple[int, int]) -> pl.DataFrame:
+        return pl.DataFrame({"notes": [" ".join(["bird"] * int(k)) + f" strike {i}"
+                                       for i, k in enumerate(rng.integers(*words, rows))]})
+
+    same = check_skew(notes(800, (1, 30)), notes(400, (1, 30)), {"notes": "text"}, SKEW)
+    longer = check_skew(notes(800, (1, 30)), notes(400, (20, 60)), {"notes": "text"}, SKEW)
+
+    assert same == []
+    assert [a.column for a in longer] == ["notes"]
+
 
 def test_a_missing_rate_needs_a_hundred_rows(schema: Schema) -> None:
     one_row = churn(1000, seed=1).head(1).with_columns(pl.lit(None, dtype=pl.Float64).alias("charges"))

@@ -305,8 +305,9 @@ def check_skew(train: pl.DataFrame, test: pl.DataFrame, features: dict[str, str]
                check: CheckSpec) -> list[Anomaly]:
     """Features whose distribution differs between the training and holdout rows (PSI).
 
-    Numbers and dates are cut at quantiles of the training rows, categories keep their most
-    frequent training values apart and pool the rest; missing values get a bucket of their own.
+    Numbers, dates and text lengths are cut at quantiles of the training rows, categories keep
+    their most frequent training values apart and pool the rest; missing values get a bucket of
+    their own.
     There are fewer buckets for fewer rows (at most 10): the PSI of two samples of one
     distribution grows with the buckets and shrinks with the rows, and should stay well under
     the threshold.
@@ -338,6 +339,8 @@ def _buckets(a: pl.Series, b: pl.Series, kind: str, count: int) -> tuple[np.ndar
         codes = [np.where(s.is_null().to_numpy(), -1, s.replace_strict(
             top, list(range(len(top))), default=len(top), return_dtype=pl.Int64).to_numpy()) for s in (a, b)]
         return codes[0], codes[1]
+    if kind == "text":  # free text is compared by its length, as drift compares it
+        a, b = (s.cast(pl.String).str.len_chars() for s in (a, b))
     physical = pl.Int64 if kind == "datetime" else pl.Float64
     x, z = (s.cast(physical).cast(pl.Float64).fill_nan(None) for s in (a, b))
     present = x.drop_nulls().to_numpy()

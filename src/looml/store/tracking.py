@@ -126,7 +126,6 @@ def log_and_register(run: TrackedRun) -> Registration:
     import polars as pl
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
-    from mlflow.models import infer_signature
     from skops.io import dumps, get_untrusted_types
 
     mlflow.set_tracking_uri(run.tracking_uri)
@@ -141,8 +140,7 @@ def log_and_register(run: TrackedRun) -> Registration:
         else:
             experiment_id = experiment.experiment_id
         trusted = get_untrusted_types(data=dumps(run.pipeline))
-        predictions = run.pipeline.predict(run.input_example)
-        signature = infer_signature(run.input_example, predictions)
+        signature = _signature(run.pipeline, run.input_example)
         with mlflow.start_run(experiment_id=experiment_id) as active:
             mlflow.log_params({k: _param(v) for k, v in run.params.items()})
             mlflow.log_metrics(run.metrics)
@@ -157,11 +155,13 @@ def log_and_register(run: TrackedRun) -> Registration:
                 mlflow.log_artifact(str(path))
             for artifact_path, text in run.documents.items():
                 mlflow.log_text(text, artifact_path)
-            info = mlflow.sklearn.log_model(
-                run.pipeline, name="model", signature=signature, input_example=run.input_example,
-                serialization_format="skops", skops_trusted_types=trusted,
-                pip_requirements=_requirements(run.pipeline),
-            )
+            with warnings.catch_warnings():  # its hint on integer columns is for typed signatures
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                info = mlflow.sklearn.log_model(
+                    run.pipeline, name="model", signature=signature, input_example=run.input_example,
+                    serialization_format="skops", skops_trusted_types=trusted,
+                    pip_requirements=_requirements(run.pipeline),
+                )
             run_id = active.info.run_id
             _log_trials(client, experiment_id, run_id, run.trials)
             if not _exists(client, run.model_name):
@@ -188,6 +188,25 @@ def log_and_register(run: TrackedRun) -> Registration:
     return Registration(model_name=run.model_name, version=registered[1], run_id=run_id,
                         model_uri=f"models:/{run.model_name}/{registered[1]}", champion=champion,
                         tracking_uri=run.tracking_uri)
+
+
+def _signature(pipeline: Pipeline, example: pd.DataFrame) -> Any:
+    """The model signature: every input column by name, of any type.
+
+    The pipeline's first step coerces each column to its training kind, so the model takes what
+    clients actually send: integers where training saw floats (`pd.read_csv` of a column without
+    gaps), floats where it saw integers (a column with gaps), dates as ISO strings, numbers in a
+    category column. MLflow's typed column specs refuse each of these before the pipeline sees
+    them ("Can not safely convert int64 to float64"), so the columns are declared `Any`; the
+    types are in the schema document logged beside the model. Extra columns are dropped and the
+    order does not matter, as MLflow does for any named signature.
+    """
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    outputs = infer_signature(example, pipeline.predict(example)).outputs
+    return ModelSignature(inputs=Schema([ColSpec(AnyType(), str(c)) for c in example.columns]),
+                          outputs=outputs)
 
 
 def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[dict[str, Any]]) -> None:
