@@ -166,7 +166,7 @@ def run_looml(name: str, meta: dict[str, Any], folder: Path, config: str, budget
         if proc.returncode == 0:
             break
         leaks = _leaking_columns(body)
-        result["stop"] = [p.get("message", "") for p in body.get("problems", [])][:10]
+        result["stop"] = [p.get("msg", "") for p in body.get("problems", [])][:10]
         if proc.returncode == 3 and leaks and attempt == 0:
             drop = leaks
             spec["data"]["drop_columns"] = sorted({*spec["data"].get("drop_columns", []), *leaks})
@@ -185,7 +185,7 @@ def run_looml(name: str, meta: dict[str, Any], folder: Path, config: str, budget
 def _leaking_columns(body: dict[str, Any]) -> list[str]:
     found = []
     for problem in body.get("problems", []):
-        if "target_leakage" in problem.get("message", ""):
+        if "target_leakage" in problem.get("msg", ""):
             match = re.fullmatch(r"column '(.+)'", problem.get("loc", ""))
             if match:
                 found.append(match.group(1))

@@ -161,6 +161,22 @@ def test_text_and_cyclic_dates() -> None:
     assert out.shape == (1, len(names)) and np.isfinite(out).all()
 
 
+def test_wide_text_is_projected_on_its_first_singular_directions() -> None:
+    rng = np.random.default_rng(2)
+    words = [f"w{i}" for i in range(300)]
+    X = pd.DataFrame({"note": [" ".join(rng.choice(words, 8)) for _ in range(400)]})
+    narrow = build_preprocessor({"note": "text"}, PreprocessingSpec.model_validate(
+        {"text": {"ngram_max": 1, "components": 20}})).fit(X)
+    wide = build_preprocessor({"note": "text"}, PreprocessingSpec.model_validate(
+        {"text": {"ngram_max": 1, "components": 0}})).fit(X)
+    names = narrow.named_steps["columns"].get_feature_names_out().tolist()
+    assert names == [f"text__note_lsa{k}" for k in range(20)]
+    assert narrow.transform(X).shape == (400, 20) and wide.transform(X).shape == (400, 300)
+    again = build_preprocessor({"note": "text"}, PreprocessingSpec.model_validate(
+        {"text": {"ngram_max": 1, "components": 20}})).fit(X)
+    assert np.array_equal(again.transform(X), narrow.transform(X))  # seeded
+
+
 # -- wrap_model / finalize ----------------------------------------------------------------------------
 
 def test_wrap_model_leaves_the_model_alone_by_default() -> None:

@@ -248,7 +248,8 @@ def _branches(name: str, kind: str, options: dict[str, Any], columns: list[str],
     if kind == "text":
         text = preprocessing.text
         return [(name, TextTfidf(max_features=text.max_features, ngram_max=text.ngram_max,
-                                 min_df=text.min_df), columns)]
+                                 min_df=text.min_df, components=text.components, random_state=seed),
+                 columns)]
     return _datetime(name, preprocessing.datetime, preprocessing.numeric.scale, columns)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
@@ -139,6 +140,11 @@ class DerivedColumns(TransformerMixin, BaseEstimator):
 class TextTfidf(TransformerMixin, BaseEstimator):
     """One TF-IDF of word n-grams per free-text column; a missing text is an empty one.
 
+    A column's term weights are projected on their first `components` singular directions
+    (latent semantic analysis) when it has more terms than that: every model takes a dense
+    matrix, and two thousand term columns of 15,000 rows made the forests and boosted trees
+    take many minutes for what a few dozen directions carry.
+
     Parameters
     ----------
     max_features : int
@@ -148,19 +154,29 @@ class TextTfidf(TransformerMixin, BaseEstimator):
     min_df : int
         Fewest training rows a term must appear in. A column with no term that frequent adds
         no output columns.
+    components : int
+        At most this many output columns per text column (0: the term weights themselves).
+    random_state : int
+        Seed of the randomized singular value decomposition.
     """
 
-    def __init__(self, max_features: int = 2000, ngram_max: int = 2, min_df: int = 2) -> None:
+    def __init__(self, max_features: int = 2000, ngram_max: int = 2, min_df: int = 2,
+                 components: int = 50, random_state: int = 0) -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
         self.min_df = min_df
+        self.components = components
+        self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> TextTfidf:
-        """Fit one vectorizer per column (`vectorizers_`; None where no term is left)."""
+        """Fit one vectorizer per column (`vectorizers_`; None where no term is left) and, for
+        columns with more terms than `components`, its projection (`reducers_`, else None)."""
         frame = _frame(X)
         if frame.shape[0] == 0:
             raise ValueError(f"TextTfidf needs at least one row; got shape {frame.shape}")
-        self.vectorizers_ = [self._fit_column(_texts(frame.iloc[:, i])) for i in range(frame.shape[1])]
+        texts = [_texts(frame.iloc[:, i]) for i in range(frame.shape[1])]
+        self.vectorizers_ = [self._fit_column(t) for t in texts]
+        self.reducers_ = [self._fit_reducer(v, t) for v, t in zip(self.vectorizers_, texts, strict=True)]
         self.columns_ = [str(c) for c in frame.columns]
         self.n_features_in_ = frame.shape[1]
         if isinstance(X, pd.DataFrame):
@@ -176,22 +192,41 @@ class TextTfidf(TransformerMixin, BaseEstimator):
         except ValueError:  # no term left after min_df / only stop words or punctuation
             return None
 
+    def _fit_reducer(self, vectorizer: TfidfVectorizer | None, texts: list[str]) -> TruncatedSVD | None:
+        if vectorizer is None or not self.components or len(vectorizer.vocabulary_) <= self.components:
+            return None
+        weights = vectorizer.transform(texts)
+        components = min(self.components, weights.shape[0] - 1)
+        if components < 1:
+            return None
+        return TruncatedSVD(n_components=components, random_state=self.random_state).fit(weights)
+
     def transform(self, X: Any) -> np.ndarray:
-        """A dense float32 array: each column's term weights, side by side."""
+        """A dense float32 array: each column's term weights (or their projection), side by side."""
         check_is_fitted(self, "vectorizers_")
         frame = _frame(X)
         if frame.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {frame.shape[1]} features, but TextTfidf is expecting "
                              f"{self.n_features_in_} features as input")
-        blocks = [v.transform(_texts(frame.iloc[:, i])).toarray()
-                  for i, v in enumerate(self.vectorizers_) if v is not None]
+        blocks = []
+        for i, (vectorizer, reducer) in enumerate(zip(self.vectorizers_, self.reducers_, strict=True)):
+            if vectorizer is None:
+                continue
+            weights = vectorizer.transform(_texts(frame.iloc[:, i]))
+            blocks.append(weights.toarray() if reducer is None
+                          else reducer.transform(weights).astype(np.float32))
         return np.hstack(blocks) if blocks else np.empty((len(frame), 0), dtype=np.float32)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """`column_term` for each output column."""
+        """`column_term` for each term column, `column_lsaK` for each projected one."""
         check_is_fitted(self, "vectorizers_")
-        return np.asarray([f"{c}_{t}" for c, v in zip(self.columns_, self.vectorizers_, strict=True)
-                           if v is not None for t in v.get_feature_names_out()], dtype=object)
+        names = []
+        for column, vectorizer, reducer in zip(self.columns_, self.vectorizers_, self.reducers_, strict=True):
+            if vectorizer is None:
+                continue
+            names += ([f"{column}_{t}" for t in vectorizer.get_feature_names_out()] if reducer is None
+                      else [f"{column}_lsa{k}" for k in range(reducer.n_components)])
+        return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -51,6 +51,8 @@ class TextSpec(_Section):
     max_features: int = Field(2000, ge=1, description="At most this many terms per text column.")
     ngram_max: int = Field(2, ge=1, le=3, description="Longest word n-gram (1: single words).")
     min_df: int = Field(2, ge=1, description="A term must appear in at least this many training rows.")
+    components: int = Field(50, ge=0, description="Project each column's term weights on at most this "
+                            "many singular directions (latent semantic analysis); 0 keeps the terms.")
 
 
 class DatetimeSpec(_Section):
