@@ -48,7 +48,8 @@ import yaml
 
 SEED = 42
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = Path(os.environ.get("LOOML_CORPUS", ROOT.parent / "shared" / "corpus"))  # CI: shared/ beside the clone
+# The corpus is ../shared/corpus beside the checkout; LOOML_CORPUS names another place.
+CORPUS = Path(os.environ.get("LOOML_CORPUS", ROOT.parent / "shared" / "corpus"))
 LOOML = [sys.executable, "-m", "looml"]
 CONTENDERS = ("init", "budget60", "lightgbm", "flaml")
 METRIC = {"binary": "roc_auc", "multiclass": "log_loss", "regression": "rmse"}
@@ -71,8 +72,10 @@ def split(name: str, meta: dict[str, Any], folder: Path) -> tuple[Path, Path]:
     if meta["task"] != "regression" and y.value_counts().min() >= 2:
         stratify = y
     train, test = train_test_split(frame, test_size=0.2, random_state=SEED, stratify=stratify)
-    train.to_csv(train_csv, index=False)
-    test.to_csv(test_csv, index=False)
+    train.to_csv(train_csv, index=False)  # looml reads what a pandas user writes
+    # pandas cannot read back its own CSV when a text holds a lone carriage return (it splits the
+    # row: trump_tweet_source); Polars quotes it so that pandas reads the test rows intact.
+    pl.from_pandas(test).write_csv(test_csv)
     return train_csv, test_csv
 
 
@@ -117,7 +120,8 @@ def score_pyfunc(project: Path, model_name: str, test_csv: Path, meta: dict[str,
     else:
         proba = np.asarray(raw.predict_proba(X))
         out["score"] = score(meta["task"], y, proba, list(raw.classes_))
-        if labels is not None and not np.array_equal(labels.astype(str), np.asarray(raw.predict(X)).astype(str)):
+        same = labels is None or np.array_equal(labels.astype(str), np.asarray(raw.predict(X)).astype(str))
+        if not same:
             out["pyfunc"] = "labels differ from the pipeline's predict"
     return out
 
@@ -149,7 +153,8 @@ def run_looml(name: str, meta: dict[str, Any], folder: Path, config: str, budget
             spec.pop("models", None)
     drop: list[str] = []
     for attempt in range(2):
-        spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        if config != "init" or attempt:  # the init spec runs as written, comments and all
+            spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
         shutil.rmtree(project / ".looml", ignore_errors=True)
         started = time.perf_counter()
         try:
@@ -238,7 +243,8 @@ def run_lightgbm(name: str, meta: dict[str, Any], folder: Path, drop: list[str])
             "dropped": drop}
 
 
-def run_flaml(name: str, meta: dict[str, Any], folder: Path, drop: list[str], budget: float) -> dict[str, Any]:
+def run_flaml(name: str, meta: dict[str, Any], folder: Path, drop: list[str],
+              budget: float) -> dict[str, Any]:
     from flaml import AutoML
 
     split(name, meta, folder)
@@ -275,8 +281,8 @@ def compare(metric: str, ours: float | None, theirs: float | None) -> str | None
 
 
 def summary(results: dict[str, dict[str, dict[str, Any]]], datasets: dict[str, Any], budget: float) -> str:
-    lines = ["| table | task | metric | init | budget60 | LightGBM | FLAML | init wall s | budget60 wall s "
-             "| budget60 winner | notes |", "|" + " --- |" * 11]
+    lines = ["| table | task | metric | init | budget60 | LightGBM | FLAML | init wall s "
+             "| budget60 wall s | budget60 winner | notes |", "|" + " --- |" * 11]
     tallies: dict[str, dict[str, int]] = {}
     crashes = pyfunc_ok = pyfunc_n = 0
     walls_over = []
@@ -288,14 +294,15 @@ def summary(results: dict[str, dict[str, dict[str, Any]]], datasets: dict[str, A
         def cell(key: str, row: dict[str, dict[str, Any]] = row) -> str:
             entry = row.get(key)
             if not entry:
-                return "–"
+                return "-"
             if entry.get("score") is not None:
                 return f"{entry['score']:.4g}"
             return entry.get("outcome", "?")
 
         for config in ("init", "budget60"):
             entry = row.get(config) or {}
-            if entry.get("outcome") in ("crash", "error", "init failed") or str(entry.get("outcome", "")).startswith("over"):
+            outcome = str(entry.get("outcome", ""))
+            if outcome in ("crash", "error", "init failed") or outcome.startswith("over"):
                 crashes += 1
                 notes.append(f"{config}: {entry.get('outcome')}")
             if entry.get("clear_stop"):
@@ -313,8 +320,8 @@ def summary(results: dict[str, dict[str, dict[str, Any]]], datasets: dict[str, A
         if budget_wall and budget_wall > 1.1 * budget + 10:
             walls_over.append(name)
         lines.append(f"| {name} | {meta['task']} | {metric} | {cell('init')} | {cell('budget60')} | "
-                     f"{cell('lightgbm')} | {cell('flaml')} | {(row.get('init') or {}).get('wall', '–')} | "
-                     f"{budget_wall or '–'} | {(row.get('budget60') or {}).get('winner') or '–'} | "
+                     f"{cell('lightgbm')} | {cell('flaml')} | {(row.get('init') or {}).get('wall', '-')} | "
+                     f"{budget_wall or '-'} | {(row.get('budget60') or {}).get('winner') or '-'} | "
                      f"{'; '.join(notes)} |")
     lines += ["", f"tables: {len(results)}; crashes or runs over the timeout: {crashes}; "
               f"pyfunc on raw rows: {pyfunc_ok} of {pyfunc_n} registered models; "
@@ -331,7 +338,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+")
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     parser.add_argument("--budget", type=float, default=60.0)
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a looml run is stopped")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds before a looml run is stopped")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "corpus")
     parser.add_argument("--fresh", action="store_true", help="forget the kept results first")
     parser.add_argument("--summary", action="store_true", help="print the kept results only")
