@@ -1,6 +1,6 @@
 """The lifecycle, wired in one readable place.
 
-ingest -> profile -> validate -> split -> train -> evaluate -> (gate) -> report -> register
+ingest -> profile -> validate -> split -> train -> evaluate -> report -> (gate) -> reference -> register
 
 Each stage runs through the `Runner`, which caches its output under a hash of what it
 depends on. Heavy libraries (scikit-learn, MLflow) are imported only by stages that
@@ -161,17 +161,27 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         raise GateError([replace(f, fix=f"{f.fix}; nothing was registered; see the report at {report_path}")
                          for f in failures])
 
+    # The drift reference (training features, holdout outputs, permutation importance) is its
+    # own stage: it costs model predictions, and `register` should cost what logging costs.
+    referenced = runner.run(
+        "reference", code=[*_WIRING, "looml.monitor.reference"], config=spec.seed,
+        inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest,
+                "validation": validation_digest},
+        compute=lambda: {"artifacts": {"reference": store.put_bytes(
+            _reference(fitted(), frame(), indices(), report, spec.seed).encode("utf-8"))}},
+    )
+    reference_digest = referenced["artifacts"]["reference"]
     registered = runner.run(
-        "register", code=[*_WIRING, "looml.store.tracking", "looml.monitor.reference"],
+        "register", code=[*_WIRING, "looml.store.tracking"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
         inputs={"pipeline": pipeline_digest, "snapshot": data_digest, "schema": schema_digest,
-                "evaluation": _digest(evaluated), "report": reported["artifacts"]["html"]},
+                "evaluation": _digest(evaluated), "report": reported["artifacts"]["html"],
+                "reference": reference_digest},
         compute=lambda: _register(spec, tracking_uri, fitted(), frame(), store.path(data_digest),
                                   data_digest, report, trained, evaluated, report_path, schema_digest,
                                   {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(
                                       data_profile.to_dict()),
-                                   REFERENCE_ARTIFACT: _reference(fitted(), frame(), indices(), report,
-                                                                  spec.seed)}),
+                                   REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8")}),
         still_valid=lambda out: version_state(tracking_uri, out["model_name"], out["version"])[0],
     )
     _, champion = version_state(tracking_uri, registered["model_name"], registered["version"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 from scipy import stats
@@ -230,3 +231,23 @@ def test_dates_are_left_out_unless_asked_for() -> None:
 
     assert default.columns == [] and "a date column, not checked" in default.notes[0]
     assert checked.drifted == ["joined"] and checked.columns[0].method == "wasserstein"
+
+
+def test_permutation_importance_matches_scikit_learns_on_a_known_model() -> None:
+    from sklearn.inspection import permutation_importance
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from looml.monitor.reference import _permutation_importance
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(600, 4)), columns=["strong", "weak", "none", "also_none"])
+    signal = 3 * X["strong"] + X["weak"]
+    for model, y in ((LinearRegression(), (signal + rng.normal(size=600)).to_numpy()),
+                     (LogisticRegression(), np.where(signal + rng.normal(size=600) > 0, "a", "b"))):
+        model.fit(X, y)
+        ours = _permutation_importance(model, X, y, seed=1)
+        theirs = permutation_importance(model, X, y, n_repeats=3, random_state=1).importances_mean
+        assert list(ours) == list(X.columns)
+        assert max(ours, key=ours.get) == "strong" and ours["weak"] > max(ours["none"], ours["also_none"])
+        shares = np.clip(theirs, 0, None) / np.clip(theirs, 0, None).sum()
+        assert np.allclose(list(ours.values()), shares, atol=0.05)
