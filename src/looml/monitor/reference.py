@@ -220,7 +220,8 @@ def _permutation_importance(pipeline: Any, X: Any, y: np.ndarray, seed: int) -> 
                             ignore_index=True)
         predicted = np.asarray(pipeline.predict(stacked))
         for k, (column, _) in enumerate(batch):
-            drops[str(column)].append(baseline - _score(pipeline, X, y, predicted[k * len(X):(k + 1) * len(X)]))
+            rows = predicted[k * len(X):(k + 1) * len(X)]
+            drops[str(column)].append(baseline - _score(pipeline, X, y, rows))
     scores = np.clip(np.nan_to_num([np.mean(drops[str(c)]) for c in X.columns]), 0.0, None)
     total = float(scores.sum())
     if total <= 0.0:
