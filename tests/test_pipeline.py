@@ -229,3 +229,19 @@ def test_killed_run_resumes_from_cache_without_corrupt_artifacts(tmp_path: Path)
     assert status["ingest"] == status["split"] == "cached"
     assert status["train"] == "ran"
     assert result["model_version"] == "1"
+
+
+def test_the_time_budget_is_the_whole_runs_wall_clock(tmp_path: Path) -> None:
+    from looml.pipeline import _AFTER_TRAIN_SECONDS, _AFTER_TRAIN_SHARE
+
+    budget = 20.0
+    spec = write_project(tmp_path, mixed_frame(), "label", candidates="[linear]",
+                         extra=f"tuning: {{time_budget: {budget}, trials: 2}}\n")
+    result = looml.run(spec)
+    before_train = sum(s.seconds for s in result.stages[:result.stages.index(
+        next(s for s in result.stages if s.name == "train"))])
+    allowed = result.search["seconds_allowed"]
+    # The search is given what the run left: the budget, less the stages before training and
+    # the share kept for the stages after it.
+    assert allowed <= budget - min(_AFTER_TRAIN_SHARE * budget, _AFTER_TRAIN_SECONDS) - before_train + 0.5
+    assert allowed > 0

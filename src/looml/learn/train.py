@@ -36,15 +36,18 @@ class Trained:
 
 
 def train(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
-          on_trial: Callable[[TrialRow], None] | None = None) -> Trained:
+          on_trial: Callable[[TrialRow], None] | None = None, deadline: float | None = None) -> Trained:
     """Check the search, run it, and refit the best configuration on all of X.
+
+    `deadline` (a `time.monotonic()` instant) is when the search and refit must be done; by
+    default `tuning.time_budget` seconds from now.
 
     Raises `SpecError` for candidates, spaces or a budget that cannot work, before any trial;
     `DataError` when no trial completes.
     """
     check_search(spec)
     primary = primary_metric(spec.evaluation.primary_metric, task)
-    tuned = tune(X, y, features, spec, task, primary, on_trial)
+    tuned = tune(X, y, features, spec, task, primary, on_trial, deadline=deadline)
     states = Counter(r.state for r in tuned.rows if r.family != "ensemble")
     return Trained(
         pipeline=tuned.pipeline, leaderboard=[r.to_dict() for r in tuned.rows], best=tuned.best.name,
@@ -52,5 +55,6 @@ def train(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, 
         search={"method": tuned.method, "seconds": round(tuned.seconds, 3),
                 "trials": sum(states.values()), "folds": tuned.folds,
                 "states": dict(sorted(states.items())), "best_trial": tuned.best.trial,
-                "time_budget": spec.tuning.time_budget, "notes": tuned.notes},
+                "time_budget": spec.tuning.time_budget, "seconds_allowed": tuned.allowed,
+                "notes": tuned.notes},
     )

@@ -92,6 +92,7 @@ class Tuned:
     seconds: float
     folds: int
     notes: list[str] = field(default_factory=list)
+    allowed: float | None = None  # seconds the budget left for the search and refit
 
 
 def candidate_pipeline(features: dict[str, str], spec: Spec, task: str, estimator: Any,
@@ -136,7 +137,7 @@ def estimate_mb(family: str, params: dict[str, Any], rows: int, width: int, n_cl
 
 
 def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
-                 workers: int = 1) -> tuple[int, float, str]:
+                 workers: int = 1, seconds: float | None = None) -> tuple[int, float, str]:
     """(CV folds, seconds one trial of the first candidate takes, a note): the estimate from two
     small-sample fits; a `SpecError` suggesting a budget when `tuning.time_budget` cannot finish
     one trial and the refit.
@@ -148,6 +149,7 @@ def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec:
     scored on fewer folds beat one scored on five. A `split.folds` the spec sets is kept.
     """
     budget, folds = spec.tuning.time_budget, spec.split.folds
+    began = time.monotonic()
     candidate = spec.models.candidates[0]
     cost = _fit_cost(X, y, features, spec, task)
     if cost is None:
@@ -157,10 +159,14 @@ def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec:
         trial = cost(len(X) * (k - 1) // k) * k * _SCORE_MARGIN
         return trial, cost(len(X)) * _REFIT_MARGIN
 
+    # The search's own share of the budget: what the run left for it, less this estimate.
+    available = None if budget is None else (
+        (budget if seconds is None else seconds) - (time.monotonic() - began))
     note = ""
-    if budget is not None and "folds" not in spec.split.model_fields_set:
+    if available is not None and "folds" not in spec.split.model_fields_set:
         chosen = next((k for k in range(folds, 1, -1)
-                       if plan(k)[0] * _MIN_TRIALS / workers + plan(k)[1] + _POOL_START_SECONDS <= budget), 2)
+                       if plan(k)[0] * _MIN_TRIALS / workers + plan(k)[1] + _POOL_START_SECONDS <= available),
+                      2)
         if chosen < folds:
             note = (f"{chosen}-fold CV instead of {folds}: a {folds}-fold trial of {candidate.name} on "
                     f"{len(X):,} rows takes about {plan(folds)[0]:.0f} s, too long for {_MIN_TRIALS} trials "
@@ -168,13 +174,16 @@ def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec:
             folds = chosen
     trial, refit = plan(folds)
     needed = trial + refit + _POOL_START_SECONDS
-    if budget is not None and budget < needed:
+    if available is not None and available < needed:
+        assert budget is not None
+        spent = budget - available  # the run's other stages and this estimate
         raise SpecError(Problem(
             loc="tuning.time_budget", value=budget,
             message=f"too small to finish one trial: one {folds}-fold trial of {candidate.name} on "
-                    f"{len(X):,} rows takes about {trial:.1f} s, and the refit {refit:.1f} s more",
-            fix=f"use time_budget: {math.ceil(max(needed * 3, needed + 5))} or more (or list a faster "
-                "candidate first)"))
+                    f"{len(X):,} rows takes about {trial:.1f} s, and the refit {refit:.1f} s more"
+                    + (f", after {spent:.0f} s for the other stages of the run" if spent >= 1 else ""),
+            fix=f"use time_budget: {math.ceil(max((needed + spent) * 3, needed + spent + 5))} or more "
+                "(or list a faster candidate first)"))
     return folds, trial, note
 
 
@@ -307,16 +316,23 @@ class _FamilyMedianPruner(optuna.pruners.BasePruner):
 
 
 def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
-         primary: str, on_trial: Callable[[TrialRow], None] | None = None) -> Tuned:
+         primary: str, on_trial: Callable[[TrialRow], None] | None = None,
+         deadline: float | None = None) -> Tuned:
     """Search, rank, optionally ensemble, and refit the winner on all of X; see the module docstring.
 
-    Raises `SpecError` for a budget too small for one trial, `DataError` when no trial completes.
+    With `tuning.time_budget`, everything here ends by `deadline` (a `time.monotonic()` instant;
+    default: the budget from now). Raises `SpecError` for a budget too small for one trial,
+    `DataError` when no trial completes.
     """
     started = time.monotonic()
     tuning = spec.tuning
-    deadline = started + tuning.time_budget if tuning.time_budget else None
+    if not tuning.time_budget:
+        deadline = None
+    elif deadline is None:
+        deadline = started + tuning.time_budget
     workers, threads = parallelism(len(X), spec.models.n_jobs, tuning.n_jobs)
-    folds, estimate, folds_note = (check_budget(X, y, features, spec, task, workers) if deadline
+    folds, estimate, folds_note = (check_budget(X, y, features, spec, task, workers,
+                                                seconds=deadline - time.monotonic()) if deadline
                                    else (spec.split.folds, 0.0, ""))
     rows: list[TrialRow] = []
     candidates = {}
@@ -362,7 +378,8 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     pipeline = _refit(chosen, X, y, spec, task, features, loop)
     return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
                  seconds=time.monotonic() - started, folds=folds,
-                 notes=[n for n in (folds_note, *notes) if n])
+                 notes=[n for n in (folds_note, *notes) if n],
+                 allowed=None if deadline is None else round(deadline - started, 3))
 
 
 class _Loop:
