@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -183,7 +184,28 @@ def test_registered_champion_predicts_raw_rows_like_the_run(tmp_path: Path) -> N
     rows = rows.where(rows.notna(), None)
     assert rows["colour"].isna().any() and rows["x1"].isna().any()
     predicted = model.predict(rows)
-    assert list(predicted) == holdout["prediction"].to_list()
+    registered = pickle.loads(store.joinpath(result.artifacts["pipeline"][:2], result.artifacts["pipeline"])
+                              .read_bytes())
+    assert list(predicted) == list(registered.predict(rows))
+    # Refit on every row, it still agrees with the evaluated fit on most holdout rows.
+    assert np.mean(np.asarray(predicted) == holdout["prediction"].to_numpy()) > 0.85
+
+
+def test_the_registered_model_is_the_evaluated_configuration_refit_on_every_row(tmp_path: Path) -> None:
+    frame = mixed_frame()
+    both = looml.run(write_project(tmp_path / "all", frame, "label", candidates="[linear]"))
+    spec = write_project(tmp_path / "evaluated", frame, "label", candidates="[linear]")
+    spec.write_text(spec.read_text().replace("folds: 3}", "folds: 3, refit_all: false}"))
+    alone = looml.run(spec)
+
+    assert both.metrics == alone.metrics  # the holdout estimate is of the same configuration
+    assert "refit" in [s.name for s in both.stages] and "refit" not in [s.name for s in alone.stages]
+    assert alone.artifacts["pipeline"] == alone.artifacts["evaluated_pipeline"]
+    assert both.artifacts["pipeline"] != both.artifacts["evaluated_pipeline"]
+    store = tmp_path / "all" / ".looml" / "artifacts"
+    fitted = [pickle.loads((store / d[:2] / d).read_bytes()).named_steps["model"]
+              for d in (both.artifacts["evaluated_pipeline"], both.artifacts["pipeline"])]
+    assert not np.allclose(fitted[0].coef_, fitted[1].coef_)  # more rows, other coefficients
 
 
 def test_random_labels_score_at_chance_in_cv(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The lifecycle, wired in one readable place.
 
-ingest -> profile -> validate -> split -> train -> evaluate -> report -> (gate) -> reference -> register
+ingest -> profile -> validate -> split -> train -> evaluate -> report -> (gate) -> reference -> refit
+    -> register
 
 Each stage runs through the `Runner`, which caches its output under a hash of what it
 depends on. Heavy libraries (scikit-learn, MLflow) are imported only by stages that
@@ -178,13 +179,25 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
             _reference(fitted(), frame(), indices(), report, spec.seed).encode("utf-8"))}},
     )
     reference_digest = referenced["artifacts"]["reference"]
+    registered_digest, template_digest = pipeline_digest, trained["artifacts"]["template"]
+    if spec.split.refit_all:
+        # Every row teaches the registered model; the holdout metrics above are those of the
+        # same configuration fitted on the training split (decision 39).
+        registered_digest = runner.run(
+            "refit", code=[*_WIRING, "looml.learn.tune", "looml.learn.rows"], config=spec.seed,
+            inputs={"snapshot": data_digest, "split": split_digest, "template": template_digest,
+                    "validation": validation_digest},
+            compute=lambda: _refit_all(pickle.loads(store.get_bytes(template_digest)), frame(), indices(),
+                                       report, spec, store),
+        )["artifacts"]["pipeline"]
+    registered_model = cache(lambda: pickle.loads(store.get_bytes(registered_digest)))
     registered = runner.run(
         "register", code=[*_WIRING, "looml.store.tracking"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
-        inputs={"pipeline": pipeline_digest, "snapshot": data_digest, "schema": schema_digest,
+        inputs={"pipeline": registered_digest, "snapshot": data_digest, "schema": schema_digest,
                 "evaluation": _digest(evaluated), "report": reported["artifacts"]["html"],
                 "reference": reference_digest},
-        compute=lambda: _register(spec, tracking_uri, fitted(), frame(), store.path(data_digest),
+        compute=lambda: _register(spec, tracking_uri, registered_model(), frame(), store.path(data_digest),
                                   data_digest, report, trained, evaluated, report_path, schema_digest,
                                   {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(
                                       data_profile.to_dict()),
@@ -201,7 +214,8 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         primary_metric=trained["primary_metric"], best_model=trained["best"],
         metrics=evaluated["evaluation"]["metrics"], leaderboard=trained["leaderboard"],
         report_path=report_path, data_digest=data_digest, spec_hash=spec.spec_hash,
-        artifacts={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest,
+        artifacts={"snapshot": data_digest, "split": split_digest, "pipeline": registered_digest,
+                   "evaluated_pipeline": pipeline_digest,
                    "predictions": evaluated["artifacts"]["predictions"],
                    "report": reported["artifacts"]["html"]},
         stages=list(runner.records), warnings=report.warnings, search=trained.get("search") or {},
@@ -412,10 +426,26 @@ def _train(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport, s
     from looml.learn.train import train
 
     X, y = _rows(frame, indices, report, "train")
-    trained = train(X, y, report.features, spec, report.task, deadline=deadline)
+    later = len(indices) - 1 if spec.split.refit_all else 0  # the refit on every row, after evaluate
+    trained = train(X, y, report.features, spec, report.task, deadline=deadline, refit_rows=later)
     digest = store.put_bytes(pickle.dumps(trained.pipeline, protocol=5))
-    return {"artifacts": {"pipeline": digest}, "leaderboard": trained.leaderboard, "best": trained.best,
-            "primary_metric": trained.primary_metric, "search": trained.search}
+    template = store.put_bytes(pickle.dumps(trained.template, protocol=5))
+    return {"artifacts": {"pipeline": digest, "template": template}, "leaderboard": trained.leaderboard,
+            "best": trained.best, "primary_metric": trained.primary_metric, "search": trained.search}
+
+
+def _refit_all(template: Any, frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
+               spec: Spec, store: ArtifactStore) -> dict[str, Any]:
+    """The evaluated configuration fitted on the training and holdout rows together."""
+    import pandas as pd
+
+    from looml.learn.tune import refit
+
+    X_train, y_train = _rows(frame, indices, report, "train")
+    X_test, y_test = _rows(frame, indices, report, "test")
+    X = pd.concat([X_train, X_test], ignore_index=True)
+    fitted = refit(template, X, np.concatenate([y_train, y_test]), spec)
+    return {"artifacts": {"pipeline": store.put_bytes(pickle.dumps(fitted, protocol=5))}}
 
 
 def _evaluate(fitted: Any, frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,

@@ -33,21 +33,24 @@ class Trained:
     best: str
     primary_metric: str
     search: dict[str, Any] = field(default_factory=dict)
+    template: Pipeline | None = None  # the best configuration unfitted (see `looml.learn.tune.refit`)
 
 
 def train(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
-          on_trial: Callable[[TrialRow], None] | None = None, deadline: float | None = None) -> Trained:
+          on_trial: Callable[[TrialRow], None] | None = None, deadline: float | None = None,
+          refit_rows: int = 0) -> Trained:
     """Check the search, run it, and refit the best configuration on all of X.
 
     `deadline` (a `time.monotonic()` instant) is when the search and refit must be done; by
-    default `tuning.time_budget` seconds from now.
+    default `tuning.time_budget` seconds from now; `refit_rows` > 0 keeps time in it for one more
+    refit of the best configuration on that many rows, later.
 
     Raises `SpecError` for candidates, spaces or a budget that cannot work, before any trial;
     `DataError` when no trial completes.
     """
     check_search(spec)
     primary = primary_metric(spec.evaluation.primary_metric, task)
-    tuned = tune(X, y, features, spec, task, primary, on_trial, deadline=deadline)
+    tuned = tune(X, y, features, spec, task, primary, on_trial, deadline=deadline, refit_rows=refit_rows)
     states = Counter(r.state for r in tuned.rows if r.family != "ensemble")
     return Trained(
         pipeline=tuned.pipeline, leaderboard=[r.to_dict() for r in tuned.rows], best=tuned.best.name,
@@ -57,4 +60,5 @@ def train(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, 
                 "states": dict(sorted(states.items())), "best_trial": tuned.best.trial,
                 "time_budget": spec.tuning.time_budget, "seconds_allowed": tuned.allowed,
                 "notes": tuned.notes},
+        template=tuned.template,
     )

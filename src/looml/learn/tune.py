@@ -29,6 +29,7 @@ import numpy as np
 import optuna
 import pandas as pd
 from sklearn.base import clone
+from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -44,7 +45,7 @@ from looml.learn.zoo import ROW_LIMIT, make_estimator, missing_extra, threads_fo
 from looml.spec import LOWER_IS_BETTER, Spec
 
 __all__ = ["TrialRow", "Tuned", "candidate_pipeline", "check_budget", "estimate_mb", "parallelism",
-           "trial_row", "tune"]
+           "refit", "trial_row", "tune"]
 
 _PRELOAD = ("looml.learn.trial", "looml.learn.zoo", "lightgbm", "xgboost")
 _REFIT_MARGIN = 1.3  # the refit on all training rows, relative to one fold's fit scaled by rows
@@ -56,6 +57,7 @@ _ESTIMATE_ROWS = (2_000, 20_000)  # sample sizes of the fits that estimate one t
 _WARM_ROUNDS = 2  # warm-start configurations tried per family
 _SCORE_MARGIN = 1.3  # a fold's fit, plus predicting and scoring its validation rows
 _MIN_TRIALS = 8  # trials a time budget should hold before the default folds are lowered
+_ENSEMBLES = (VotingClassifier, VotingRegressor, StackingClassifier, StackingRegressor)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class Tuned:
     folds: int
     notes: list[str] = field(default_factory=list)
     allowed: float | None = None  # seconds the budget left for the search and refit
+    template: Pipeline | None = None  # the winner unfitted: `refit` fits it on other rows
 
 
 def candidate_pipeline(features: dict[str, str], spec: Spec, task: str, estimator: Any,
@@ -317,12 +320,13 @@ class _FamilyMedianPruner(optuna.pruners.BasePruner):
 
 def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
          primary: str, on_trial: Callable[[TrialRow], None] | None = None,
-         deadline: float | None = None) -> Tuned:
+         deadline: float | None = None, refit_rows: int = 0) -> Tuned:
     """Search, rank, optionally ensemble, and refit the winner on all of X; see the module docstring.
 
     With `tuning.time_budget`, everything here ends by `deadline` (a `time.monotonic()` instant;
-    default: the budget from now). Raises `SpecError` for a budget too small for one trial,
-    `DataError` when no trial completes.
+    default: the budget from now). `refit_rows` > 0 says that the winner will be refit once more
+    later, on that many rows (see `refit`), inside the same deadline. Raises `SpecError` for a
+    budget too small for one trial, `DataError` when no trial completes.
     """
     started = time.monotonic()
     tuning = spec.tuning
@@ -364,6 +368,7 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     executor: Executor = (InlineExecutor(run_trial, data, on_message) if inline
                           else LocalExecutor(run_trial, data, on_message, workers, _PRELOAD))
     loop = _Loop(search, executor, spec, data, features, running, rows, on_trial)
+    loop.refit_factor += refit_rows / len(X)  # the later refit is planned with this one
     try:
         loop.run(deadline, estimate, limit_mb, width, len(X), len(classes))
         ranked = _rank(rows, primary)
@@ -375,11 +380,14 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     ranked = _rank(rows + extra, primary)
     if callable(chosen):  # a kept ensemble ranks first (it won the nested comparison; see ensemble.py)
         ranked = [*extra, *(r for r in ranked if r not in extra)]
-    pipeline = _refit(chosen, X, y, spec, task, features, loop)
+    template = chosen(threads_for(len(X), spec.models.n_jobs)) if callable(chosen) else loop.pipeline(
+        chosen, threads_for(len(X), spec.models.n_jobs))
+    pipeline = refit(template, X, y, spec)
     return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
                  seconds=time.monotonic() - started, folds=folds,
                  notes=[n for n in (folds_note, *notes) if n],
-                 allowed=None if deadline is None else round(deadline - started, 3))
+                 allowed=None if deadline is None else round(deadline - started, 3),
+                 template=clone(template))
 
 
 class _Loop:
@@ -397,6 +405,7 @@ class _Loop:
         self.voting = spec.tuning.resolved_ensemble == "voting"
         self.vote_seconds = _VOTE_SECONDS if self.voting else 0.0  # choosing it at the end
         self.sync = spec.tuning.time_budget is None  # batches: the same results run to run
+        self.refit_factor = 1.0  # refits at the end, in units of the refit on the training rows
 
     def pipeline(self, config: Config, threads: int) -> Pipeline:
         """The unfitted pipeline of a configuration."""
@@ -416,11 +425,11 @@ class _Loop:
                        reverse=True)
         lanes = refit_lanes(len(self.data.y), self.spec)
         if lanes == 1 or len(times) < 2:
-            return sum(times)
+            return sum(times) * self.refit_factor
         loads = [0.0] * lanes  # longest first, each to the least loaded lane
         for seconds in times:
             loads[loads.index(min(loads))] += seconds
-        return max(loads) * _SHARED_LANES
+        return max(loads) * _SHARED_LANES * self.refit_factor
 
     def record(self, row: TrialRow, trial: Any, pending: list[tuple[Any, TrialRow]],
                oof: np.ndarray | None = None) -> None:
@@ -549,24 +558,25 @@ def refit_lanes(rows: int, spec: Spec) -> int:
     return max(1, (os.cpu_count() or 1) // threads_for(rows, spec.models.n_jobs))
 
 
-def _refit(chosen: Any, X: pd.DataFrame, y: np.ndarray, spec: Spec, task: str, features: dict[str, str],
-           loop: _Loop) -> Pipeline:
-    """Fit the winner on all training rows, with every thread the machine gives one fit; an
-    ensemble's members side by side in threads when one fit uses fewer than the cores."""
+def refit(template: Pipeline, X: pd.DataFrame, y: np.ndarray, spec: Spec) -> Pipeline:
+    """Fit a fresh copy of the winner's unfitted pipeline on X, with every thread the machine
+    gives one fit; an ensemble's members side by side in threads when one fit uses fewer than
+    the cores."""
     from joblib import parallel_config
 
+    from looml.learn.rows import finalize
+
     threads = threads_for(len(X), spec.models.n_jobs)
-    lanes = refit_lanes(len(X), spec) if callable(chosen) else 1
-    pipeline = clone(chosen(threads) if callable(chosen) else loop.pipeline(chosen, threads))
+    pipeline = clone(template)
+    model = pipeline.named_steps["model"]
+    lanes = refit_lanes(len(X), spec) if isinstance(model, _ENSEMBLES) else 1
     if lanes > 1:
-        pipeline.named_steps["model"].set_params(n_jobs=lanes)
+        model.set_params(n_jobs=lanes)
     with threadpool_limits(limits=threads), parallel_config(backend="threading"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = pipeline.fit(X, y)
     if lanes > 1:
         fitted.named_steps["model"].set_params(n_jobs=None)  # the threads were for this fit only
-    from looml.learn.rows import finalize
-
     return finalize(fitted)
 
 

@@ -223,3 +223,7 @@ class SplitSpec(_Section):
 
     test_size: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows held out for evaluate.")
     folds: int = Field(5, ge=2, le=50, description="Cross-validation folds on the training split.")
+    refit_all: bool = Field(True, description="After the holdout evaluation, refit the chosen configuration "
+                            "on every row (training and holdout) and register that; the holdout metrics "
+                            "are those of the same configuration fitted on the training split. false: "
+                            "register the very pipeline that was evaluated.")
