@@ -92,6 +92,11 @@ def score(task: str, y: pd.Series, predicted: np.ndarray, classes: list[Any] | N
     truth = y.astype(str)
     if task == "binary":
         return float(roc_auc_score(truth == labels[1], predicted[:, 1]))
+    # A class the model never saw (too rare to reach its training rows) gets probability 0.
+    unseen = sorted(set(truth) - set(labels))
+    if unseen:
+        predicted = np.hstack([predicted, np.zeros((len(predicted), len(unseen)))])
+        labels += unseen
     return float(log_loss(truth, np.clip(predicted, 1e-15, 1.0), labels=labels))
 
 

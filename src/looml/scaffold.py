@@ -116,7 +116,7 @@ preprocessing:
 
 models:
   # Each is a name, or {{name: ..., params: {{...}}}}.
-  candidates: [linear, random_forest, hist_gradient_boosting, lightgbm]
+  candidates: [lightgbm, linear, random_forest]
 
 evaluation:
   # Ranks the candidates.

@@ -57,6 +57,7 @@ _ESTIMATE_ROWS = (2_000, 20_000)  # sample sizes of the fits that estimate one t
 _WARM_ROUNDS = 2  # warm-start configurations tried per family
 _SCORE_MARGIN = 1.3  # a fold's fit, plus predicting and scoring its validation rows
 _MIN_TRIALS = 8  # trials a time budget should hold before the default folds are lowered
+_FEWER_FOLDS_ROWS = 20_000  # training rows from which the default folds are 3 without a budget
 _ENSEMBLES = (VotingClassifier, VotingRegressor, StackingClassifier, StackingRegressor)
 
 
@@ -188,6 +189,16 @@ def check_budget(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec:
             fix=f"use time_budget: {math.ceil(max((needed + spent) * 3, needed + spent + 5))} or more "
                 "(or list a faster candidate first)"))
     return folds, trial, note
+
+
+def _default_folds(rows: int, spec: Spec) -> tuple[int, str]:
+    """Without a budget: the spec's folds, or 3 rather than the default 5 on large tables, where
+    each fold's estimate is already tight and two more fits per candidate cost minutes."""
+    folds = spec.split.folds
+    if "folds" in spec.split.model_fields_set or rows < _FEWER_FOLDS_ROWS or folds <= 3:
+        return folds, ""
+    return 3, (f"3-fold CV instead of {folds} on {rows:,} training rows (set split.folds to keep "
+               f"{folds})")
 
 
 def _fit_cost(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec,
@@ -335,9 +346,11 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     elif deadline is None:
         deadline = started + tuning.time_budget
     workers, threads = parallelism(len(X), spec.models.n_jobs, tuning.n_jobs)
-    folds, estimate, folds_note = (check_budget(X, y, features, spec, task, workers,
-                                                seconds=deadline - time.monotonic()) if deadline
-                                   else (spec.split.folds, 0.0, ""))
+    if deadline:
+        folds, estimate, folds_note = check_budget(X, y, features, spec, task, workers,
+                                                   seconds=deadline - time.monotonic())
+    else:
+        (folds, folds_note), estimate = _default_folds(len(X), spec), 0.0
     rows: list[TrialRow] = []
     candidates = {}
     for i, c in enumerate(spec.models.candidates):

