@@ -25,7 +25,6 @@ What is kept per column (never raw rows, so the JSON stays small whatever the da
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -254,7 +253,6 @@ def load_reference(tracking_uri: str, model_name: str, version: str | None = Non
     is no such version."""
     from looml.store.tracking import model_documents
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar on stderr
     found, documents = model_documents(tracking_uri, model_name, version, paths=(REFERENCE_ARTIFACT,))
     if REFERENCE_ARTIFACT not in documents:
         return None
