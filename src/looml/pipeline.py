@@ -169,16 +169,6 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         raise GateError([replace(f, fix=f"{f.fix}; nothing was registered; see the report at {report_path}")
                          for f in failures])
 
-    # The drift reference (training features, holdout outputs, permutation importance) is its
-    # own stage: it costs model predictions, and `register` should cost what logging costs.
-    referenced = runner.run(
-        "reference", code=[*_WIRING, "looml.monitor.reference"], config=spec.seed,
-        inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest,
-                "validation": validation_digest},
-        compute=lambda: {"artifacts": {"reference": store.put_bytes(
-            _reference(fitted(), frame(), indices(), report, spec.seed).encode("utf-8"))}},
-    )
-    reference_digest = referenced["artifacts"]["reference"]
     registered_digest, template_digest = pipeline_digest, trained["artifacts"]["template"]
     if spec.split.refit_all:
         # Every row teaches the registered model; the holdout metrics above are those of the
@@ -191,6 +181,17 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
                                        report, spec, store),
         )["artifacts"]["pipeline"]
     registered_model = cache(lambda: pickle.loads(store.get_bytes(registered_digest)))
+    # The drift reference (training features, holdout outputs, permutation importance) is its
+    # own stage: it costs model predictions, and `register` should cost what logging costs. It
+    # is made with the registered model, whose outputs the served ones are compared with.
+    referenced = runner.run(
+        "reference", code=[*_WIRING, "looml.monitor.reference"], config=spec.seed,
+        inputs={"snapshot": data_digest, "split": split_digest, "pipeline": registered_digest,
+                "validation": validation_digest},
+        compute=lambda: {"artifacts": {"reference": store.put_bytes(
+            _reference(registered_model(), frame(), indices(), report, spec.seed).encode("utf-8"))}},
+    )
+    reference_digest = referenced["artifacts"]["reference"]
     registered = runner.run(
         "register", code=[*_WIRING, "looml.store.tracking"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
