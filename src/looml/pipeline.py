@@ -1,6 +1,6 @@
 """The lifecycle, wired in one readable place.
 
-ingest -> profile -> validate -> split -> train -> evaluate -> report -> (gate) -> reference -> refit
+ingest -> profile -> validate -> split -> train -> evaluate -> report -> (gate) -> refit -> reference
     -> register
 
 Each stage runs through the `Runner`, which caches its output under a hash of what it
@@ -45,8 +45,9 @@ __all__ = ["DataCheck", "RunResult", "check", "run"]
 
 # Every stage's code version includes this module: the glue below shapes what stages see.
 _WIRING = ("looml.pipeline",)
-# Under a time budget, the stages after training (evaluate, report, reference, register) are
-# planned at this share of it, at most this many seconds (measured on the corpus: 2-9 s).
+# Under a time budget, the stages after training (evaluate, report, reference, register; the
+# refit on every row is planned inside the search) are
+# planned at this share of it, at most this many seconds (measured on the corpus: 3-10 s).
 _AFTER_TRAIN_SHARE = 0.15
 _AFTER_TRAIN_SECONDS = 10.0
 
@@ -177,10 +178,11 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
             "refit", code=[*_WIRING, "looml.learn.tune", "looml.learn.rows"], config=spec.seed,
             inputs={"snapshot": data_digest, "split": split_digest, "template": template_digest,
                     "validation": validation_digest},
+            # The template is our own pickle from the digest-checked store.
             compute=lambda: _refit_all(pickle.loads(store.get_bytes(template_digest)), frame(), indices(),
                                        report, spec, store),
         )["artifacts"]["pipeline"]
-    registered_model = cache(lambda: pickle.loads(store.get_bytes(registered_digest)))
+    registered_model = cache(lambda: pickle.loads(store.get_bytes(registered_digest)))  # our own, checked
     # The drift reference (training features, holdout outputs, permutation importance) is its
     # own stage: it costs model predictions, and `register` should cost what logging costs. It
     # is made with the registered model, whose outputs the served ones are compared with.

@@ -393,8 +393,8 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     ranked = _rank(rows + extra, primary)
     if callable(chosen):  # a kept ensemble ranks first (it won the nested comparison; see ensemble.py)
         ranked = [*extra, *(r for r in ranked if r not in extra)]
-    template = chosen(threads_for(len(X), spec.models.n_jobs)) if callable(chosen) else loop.pipeline(
-        chosen, threads_for(len(X), spec.models.n_jobs))
+    refit_threads = threads_for(len(X), spec.models.n_jobs)
+    template = chosen(refit_threads) if callable(chosen) else loop.pipeline(chosen, refit_threads)
     pipeline = refit(template, X, y, spec)
     return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
                  seconds=time.monotonic() - started, folds=folds,

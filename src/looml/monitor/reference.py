@@ -212,7 +212,8 @@ def _permutation_importance(pipeline: Any, X: Any, y: np.ndarray, seed: int) -> 
     copies = [(column, rng.permutation(len(X))) for _ in range(_IMPORTANCE_REPEATS) for column in X.columns]
     per_call = max(1, _IMPORTANCE_BATCH_ROWS // len(X))
     drops: dict[str, list[float]] = {str(c): [] for c in X.columns}
-    baseline = _score(pipeline, X, y, np.asarray(pipeline.predict(X)))
+    score = _scorer(pipeline)
+    baseline = score(y, np.asarray(pipeline.predict(X)))
     for start in range(0, len(copies), per_call):
         batch = copies[start:start + per_call]
         stacked = pd.concat([X.assign(**{column: X[column].to_numpy()[order]}) for column, order in batch],
@@ -220,7 +221,7 @@ def _permutation_importance(pipeline: Any, X: Any, y: np.ndarray, seed: int) -> 
         predicted = np.asarray(pipeline.predict(stacked))
         for k, (column, _) in enumerate(batch):
             rows = predicted[k * len(X):(k + 1) * len(X)]
-            drops[str(column)].append(baseline - _score(pipeline, X, y, rows))
+            drops[str(column)].append(baseline - score(y, rows))
     scores = np.clip(np.nan_to_num([np.mean(drops[str(c)]) for c in X.columns]), 0.0, None)
     total = float(scores.sum())
     if total <= 0.0:
@@ -228,12 +229,12 @@ def _permutation_importance(pipeline: Any, X: Any, y: np.ndarray, seed: int) -> 
     return {str(name): round(float(s) / total, 6) for name, s in zip(X.columns, scores, strict=True)}
 
 
-def _score(pipeline: Any, X: Any, y: np.ndarray, predicted: np.ndarray) -> float:
-    """What the estimator's `score` gives for these predictions: accuracy, or R² for regressors."""
+def _scorer(pipeline: Any) -> Any:
+    """What the estimator's `score` computes from predictions: accuracy, or R² for regressors."""
     from sklearn.base import is_regressor
     from sklearn.metrics import accuracy_score, r2_score
 
-    return float(r2_score(y, predicted) if is_regressor(pipeline) else accuracy_score(y, predicted))
+    return r2_score if is_regressor(pipeline) else accuracy_score
 
 
 def reference_for_model(pipeline: Any, train: pl.DataFrame, X_holdout: Any, y_holdout: np.ndarray,
