@@ -107,6 +107,21 @@ def test_defaults_keep_the_coercer_then_one_column_transformer() -> None:
     }
 
 
+def test_an_integer_regression_target_is_target_encoded_as_continuous() -> None:
+    # Grams or counts are integers with many distinct values: scikit-learn's 'auto' reads them as
+    # multiclass and writes one column per feature and value (opt_birthweight: 4,563 columns).
+    X, _ = mixed()
+    grams = np.random.default_rng(3).integers(2_000, 4_500, size=len(X))
+    pre = build_preprocessor(KINDS, PreprocessingSpec(), task="regression").fit(X, grams)
+    assert pre.named_steps["columns"].named_transformers_["categorical_target"]["target"].target_type_ \
+        == "continuous"
+    assert [n for n in pre.get_feature_names_out() if n.startswith("categorical_target__")] == [
+        "categorical_target__many"]
+    classes = np.random.default_rng(3).choice(["a", "b", "c"], size=len(X))
+    pre = build_preprocessor(KINDS, PreprocessingSpec(), task="classification").fit(X, classes)
+    assert len([n for n in pre.get_feature_names_out() if n.startswith("categorical_target__")]) == 3
+
+
 def test_numeric_options_and_per_column_overrides() -> None:
     X, y = mixed()
     spec = PreprocessingSpec.model_validate({

@@ -212,7 +212,7 @@ def build_preprocessor(features: dict[str, str], preprocessing: PreprocessingSpe
     branches: list[tuple[str, Any, Any]] = []
     for kind, options, columns in _groups(numeric_like, preprocessing):
         name = kind if options is None else f"{kind}_{len(branches)}"
-        branches += _branches(name, kind, options or {}, columns, preprocessing, seed)
+        branches += _branches(name, kind, options or {}, columns, preprocessing, task, seed)
     branches += _engineered(engineering, preprocessing.numeric.scale, seed)
     columns = ColumnTransformer([b for b in branches if _selects(b[2])], remainder="drop",
                                 sparse_threshold=0.0)
@@ -240,11 +240,11 @@ def _selects(columns: Any) -> bool:
 
 
 def _branches(name: str, kind: str, options: dict[str, Any], columns: list[str],
-              preprocessing: PreprocessingSpec, seed: int) -> list[tuple[str, Any, Any]]:
+              preprocessing: PreprocessingSpec, task: str, seed: int) -> list[tuple[str, Any, Any]]:
     if kind == "numeric":
         return [(name, _numeric(preprocessing.numeric.model_copy(update=options), seed), columns)]
     if kind == "categorical":
-        return _categorical(name, preprocessing.categorical.model_copy(update=options), columns, seed)
+        return _categorical(name, preprocessing.categorical.model_copy(update=options), columns, task, seed)
     if kind == "text":
         text = preprocessing.text
         return [(name, TextTfidf(max_features=text.max_features, ngram_max=text.ngram_max,
@@ -277,15 +277,19 @@ def _imputer(spec: NumericSpec, seed: int) -> Any:
     return SimpleImputer(strategy=spec.impute, add_indicator=indicator, keep_empty_features=True, **fill)
 
 
-def _categorical(name: str, spec: CategoricalSpec, columns: list[str],
+def _categorical(name: str, spec: CategoricalSpec, columns: list[str], task: str,
                  seed: int) -> list[tuple[str, Any, Any]]:
     """One-hot, ordinal or target encoding; `auto` splits the columns by distinct values when fitted."""
     impute = ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_CATEGORY))
     onehot = Pipeline([impute, ("onehot", OneHotEncoder(
         handle_unknown="infrequent_if_exist", min_frequency=spec.min_frequency,
         max_categories=spec.max_categories, sparse_output=False, dtype=np.float32))])
-    # Cross-fitted in fit_transform; plain (seeded) folds fit every target type.
-    target = Pipeline([impute, ("target", TargetEncoder(cv=KFold(5, shuffle=True, random_state=seed)))])
+    # Cross-fitted in fit_transform; plain (seeded) folds fit every target type. A regression
+    # target is continuous even when its values are integers (grams, counts): scikit-learn's
+    # 'auto' reads those as multiclass and writes one column per feature and distinct value.
+    target_type = "continuous" if task == "regression" else "auto"
+    target = Pipeline([impute, ("target", TargetEncoder(target_type=target_type,
+                                                        cv=KFold(5, shuffle=True, random_state=seed)))])
     if spec.encoding == "onehot":
         return [(name, onehot, columns)]
     if spec.encoding == "target":
