@@ -38,6 +38,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,22 @@ def score_pyfunc(project: Path, model_name: str, test_csv: Path, meta: dict[str,
 
 # --- looml -----------------------------------------------------------------------------------
 
+def _as_written(spec: dict[str, Any], budget: float) -> None:
+    """The spec `looml init` wrote, unchanged."""
+
+
+def _budget(spec: dict[str, Any], budget: float) -> None:
+    """`tuning.time_budget` set and the default candidate list (init's `models.candidates` removed)."""
+    spec.setdefault("tuning", {})["time_budget"] = budget
+    spec.get("models", {}).pop("candidates", None)
+    if not spec.get("models"):
+        spec.pop("models", None)
+
+
+# How each looml configuration changes the spec `looml init` writes (an experiment adds its own).
+EDITS: dict[str, Callable[[dict[str, Any], float], None]] = {"init": _as_written, "budget60": _budget}
+
+
 def run_looml(name: str, meta: dict[str, Any], folder: Path, config: str, budget: float,
               timeout: float) -> dict[str, Any]:
     """`looml init` + `looml run --json` in a fresh project folder, then score the champion."""
@@ -151,11 +168,7 @@ def run_looml(name: str, meta: dict[str, Any], folder: Path, config: str, budget
                          "error": (init.stdout + init.stderr)[-2000:]}
     spec_path = project / "looml.yaml"
     spec = yaml.safe_load(spec_path.read_text())
-    if config == "budget60":
-        spec.setdefault("tuning", {})["time_budget"] = budget
-        spec.get("models", {}).pop("candidates", None)
-        if not spec.get("models"):
-            spec.pop("models", None)
+    EDITS[config](spec, budget)
     drop: list[str] = []
     for attempt in range(2):
         if config != "init" or attempt:  # the init spec runs as written, comments and all
