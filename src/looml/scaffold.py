@@ -47,7 +47,10 @@ def init_spec(data: Path, target: str, out: Path, *, model_name: str | None = No
     # Only columns with a distinct value in every row are row ids; near-unique text is not.
     ids = [c for c, why in report.dropped.items()
            if why.startswith("id-like") and data_profile.column(c).n_unique == data_profile.rows]
-    primary = "roc_auc" if report.task == "classification" else "rmse"
+    # Multiclass models are judged by their probabilities (log loss), as the benchmarks judge them;
+    # a one-vs-rest ROC AUC ranks a badly calibrated model as high as a calibrated one.
+    classes = data_profile.column(target).n_unique
+    primary = "rmse" if report.task == "regression" else "roc_auc" if classes <= 2 else "log_loss"
     text = _TEMPLATE.format(
         when=datetime.now(UTC).strftime("%Y-%m-%d"), data=data, rows=data_profile.rows,
         source=_quote(source), target=_quote(target), task=report.task, task_reason=report.task_reason,

@@ -79,9 +79,12 @@ def test_the_ensemble_is_scored_by_nested_cv_so_random_labels_stay_at_chance() -
     assert abs(ensemble.mean["roc_auc"] - 0.5) < 0.06
 
 
-def test_ensemble_none_and_method_none_add_no_row() -> None:
+def test_ensemble_none_adds_no_row_and_method_none_votes_among_the_candidates() -> None:
     assert all(r.family != "ensemble" for r in tune_digits(method="bayesian", trials=3, ensemble="none").rows)
-    assert all(r.family != "ensemble" for r in tune_digits().rows)  # method none: 'auto' means no ensemble
+    plain = tune_digits()  # method none: 'auto' still votes, among the candidates with their params
+    vote = next(r for r in plain.rows if r.family == "ensemble")
+    assert vote.name == "voting_ensemble" and vote.state == "complete"
+    assert set(vote.params["members"]) <= {r.trial for r in plain.rows if r.family != "ensemble"}
 
 
 def test_stacking_is_cross_validated_in_the_pool() -> None:

@@ -150,7 +150,7 @@ def test_default_candidates_and_search(tmp_path: Path) -> None:
         "hist_gradient_boosting"]
     assert not ModelsSpec().listed and ModelsSpec.model_validate({"candidates": ["linear"]}).listed
     plain = spec_from(tmp_path, "").tuning
-    assert (plain.resolved_method, plain.resolved_ensemble) == ("none", "none")
+    assert (plain.resolved_method, plain.resolved_ensemble) == ("none", "voting")
     searched = spec_from(tmp_path, "tuning: {time_budget: 60}\n").tuning
     assert (searched.resolved_method, searched.resolved_ensemble) == ("bayesian", "voting")
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -24,9 +25,10 @@ from threadpoolctl import threadpool_limits
 
 from looml.learn.metrics import score, stable
 
-__all__ = ["TrialData", "TrialJob", "fold_indices", "run_trial"]
+__all__ = ["TrialData", "TrialJob", "fold_indices", "release_fold_features", "run_trial"]
 
 LATENCY_ROWS = 1_000
+_FEATURE_CACHE_BYTES = 1 << 30  # transformed fold rows kept per search (see `_FoldFeatures`)
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,10 @@ def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict
         with threadpool_limits(limits=data.threads), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated")
-            for i, (train, test) in enumerate(data.folds):
-                model = clone(job.pipeline)
-                began = time.perf_counter()
-                model.fit(data.X.iloc[train], data.y[train])
-                fit_seconds.append(time.perf_counter() - began)
-                fold_scores, predicted = _score(model, data.X.iloc[test], data.y[test], data)
+            for i, (_, test) in enumerate(data.folds):
+                model, seconds, predictor, X_test = _FOLD_FEATURES.fit(job.pipeline, data, i)
+                fit_seconds.append(seconds)
+                fold_scores, predicted = _score(predictor, X_test, data.y[test], data)
                 scores.append(fold_scores)
                 if oof is not None and predicted is not None:
                     oof[test] = predicted
@@ -106,9 +106,77 @@ def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict
     }
 
 
-def _score(model: Pipeline, X: pd.DataFrame, y: np.ndarray,
+class _FoldFeatures:
+    """Each fold's fitted feature steps and transformed rows, shared by the trials whose feature
+    steps are the same (the same params, so the same fitted result: every step is seeded).
+
+    Without it every candidate fits the same preprocessing on every fold again; with text
+    (TF-IDF + SVD) or target encoding that was most of a trial (bird_strike_phase: a linear
+    model's trial was 21 s, nearly all of it features). Kept for one `TrialData` (one search)
+    and up to `_FEATURE_CACHE_BYTES` of transformed rows. A trial's `fold_fit_seconds` still
+    counts the feature steps' fit, as the refit will pay it.
+    """
+
+    def __init__(self) -> None:
+        self.owner: TrialData | None = None
+        self.entries: dict[tuple[str, int], tuple[Pipeline, float, np.ndarray, np.ndarray]] = {}
+        self.size = 0
+
+    def fit(self, pipeline: Pipeline, data: TrialData, fold: int) -> tuple[Pipeline, float, Any, Any]:
+        """(the fitted pipeline, its fit seconds, what predicts the fold's validation rows, and
+        those rows as that predictor reads them)."""
+        train, test = data.folds[fold]
+        if len(pipeline.steps) < 2:
+            return self._plain(pipeline, data, train, test)
+        if self.owner is not data:
+            self.release()
+            self.owner = data
+        key = (joblib.hash(pipeline[:-1]), fold)
+        entry = self.entries.get(key)
+        if entry is None:
+            began = time.perf_counter()
+            features = clone(pipeline[:-1])
+            Z_train = features.fit_transform(data.X.iloc[train], data.y[train])
+            entry = (features, time.perf_counter() - began, Z_train, features.transform(data.X.iloc[test]))
+            size = _nbytes(Z_train) + _nbytes(entry[3])
+            if self.size + size <= _FEATURE_CACHE_BYTES:
+                self.entries[key] = entry
+                self.size += size
+        features, seconds, Z_train, Z_test = entry
+        estimator = clone(pipeline.steps[-1][1])
+        began = time.perf_counter()
+        estimator.fit(Z_train, data.y[train])
+        seconds += time.perf_counter() - began
+        model = Pipeline([*features.steps, (pipeline.steps[-1][0], estimator)])
+        return model, seconds, estimator, Z_test
+
+    def release(self) -> None:
+        """Forget the kept folds (the search is over)."""
+        self.owner, self.entries, self.size = None, {}, 0
+
+    @staticmethod
+    def _plain(pipeline: Pipeline, data: TrialData, train: np.ndarray,
+               test: np.ndarray) -> tuple[Pipeline, float, Any, Any]:
+        model = clone(pipeline)
+        began = time.perf_counter()
+        model.fit(data.X.iloc[train], data.y[train])
+        return model, time.perf_counter() - began, model, data.X.iloc[test]
+
+
+def _nbytes(Z: Any) -> int:
+    if hasattr(Z, "data") and hasattr(Z, "indices"):  # scipy sparse
+        return int(Z.data.nbytes + Z.indices.nbytes + Z.indptr.nbytes)
+    return int(getattr(Z, "nbytes", 0)) or int(np.asarray(Z).nbytes)
+
+
+_FOLD_FEATURES = _FoldFeatures()
+release_fold_features = _FOLD_FEATURES.release
+
+
+def _score(model: Any, X: Any, y: np.ndarray,
            data: TrialData) -> tuple[dict[str, float], np.ndarray | None]:
-    """Every metric on one fold, and what the ensemble blends: class probabilities or values."""
+    """Every metric on one fold, and what the ensemble blends: class probabilities or values.
+    `model` is the fitted pipeline with raw rows, or its last step with transformed rows."""
     predicted = model.predict(X)
     if data.task == "regression":
         return score(data.task, data.classes, y, predicted, None), np.asarray(predicted, dtype=float)

@@ -40,7 +40,7 @@ from looml.executors.local import LocalExecutor
 from looml.learn.ensemble import likely_members, pool, try_ensemble
 from looml.learn.metrics import better
 from looml.learn.spaces import Config, apply_choices, grid_configs, merged_space, suggest_config, warm_start
-from looml.learn.trial import TrialData, TrialJob, fold_indices, run_trial
+from looml.learn.trial import TrialData, TrialJob, fold_indices, release_fold_features, run_trial
 from looml.learn.zoo import ROW_LIMIT, make_estimator, missing_extra, threads_for
 from looml.spec import LOWER_IS_BETTER, Spec
 
@@ -390,6 +390,7 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
         chosen, extra, notes = try_ensemble(ranked, loop, deadline)
     finally:
         executor.close()
+        release_fold_features()
     ranked = _rank(rows + extra, primary)
     if callable(chosen):  # a kept ensemble ranks first (it won the nested comparison; see ensemble.py)
         ranked = [*extra, *(r for r in ranked if r not in extra)]
