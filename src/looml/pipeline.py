@@ -39,7 +39,7 @@ from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
 from looml.store.snapshots import SnapshotCatalog
-from looml.store.tracking import local_tracking_uri, version_state
+from looml.store.tracking import local_tracking_uri, version_state, warm_up
 
 __all__ = ["DataCheck", "RunResult", "check", "run"]
 
@@ -113,6 +113,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
+    tracking_ready = warm_up(tracking_uri)
 
     data_digest, frame, data_profile, report, schema = _prepare(spec, runner, store, snapshot)
     schema_digest = schema.digest()
@@ -194,6 +195,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
             _reference(registered_model(), frame(), indices(), report, spec.seed).encode("utf-8"))}},
     )
     reference_digest = referenced["artifacts"]["reference"]
+    tracking_ready()
     registered = runner.run(
         "register", code=[*_WIRING, "looml.store.tracking"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],

@@ -57,7 +57,7 @@ _ESTIMATE_ROWS = (2_000, 20_000)  # sample sizes of the fits that estimate one t
 _WARM_ROUNDS = 2  # warm-start configurations tried per family
 _SCORE_MARGIN = 1.3  # a fold's fit, plus predicting and scoring its validation rows
 _MIN_TRIALS = 8  # trials a time budget should hold before the default folds are lowered
-_FEWER_FOLDS_ROWS = 20_000  # training rows from which the default folds are 3 without a budget
+_FEWER_FOLDS_ROWS = 10_000  # training rows from which the default folds are 3 without a budget
 _ENSEMBLES = (VotingClassifier, VotingRegressor, StackingClassifier, StackingRegressor)
 
 

@@ -38,7 +38,7 @@ class _Family:
     extra: str = ""  # the pip extra that installs it, if optional
 
 
-_FOREST = {"n_estimators": 200, "min_samples_leaf": 2, "max_features": "sqrt"}
+_FOREST = {"n_estimators": 100, "min_samples_leaf": 2, "max_features": "sqrt"}
 _SAGA = {"solver": "saga", "max_iter": 2000}
 _FAMILIES: dict[str, _Family] = {
     "linear": _Family("sklearn.linear_model:LogisticRegression", "sklearn.linear_model:Ridge",

@@ -12,8 +12,11 @@ import logging
 import os
 import sqlite3
 import tempfile
+import threading
 import time
+import types
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -37,6 +40,7 @@ __all__ = [
     "log_and_register",
     "model_documents",
     "version_state",
+    "warm_up",
 ]
 
 CHAMPION = "champion"
@@ -111,6 +115,28 @@ def _import_mlflow() -> Any:
     return mlflow
 
 
+def warm_up(tracking_uri: str) -> Callable[[], None]:
+    """Import MLflow and open an embedded SQLite tracking store (created and migrated the first
+    time) in a background thread, while the run's other stages work; returns the wait for it.
+
+    Both are paid once per process and were most of `register` (1.1 s to import MLflow, 0.7-1.7 s
+    for the first store). Call the wait before this process uses MLflow: two threads migrating
+    one new SQLite file would race. A failure here is left for `register` to meet and report.
+    """
+    def work() -> None:
+        with contextlib.suppress(Exception):
+            _import_mlflow()
+            import mlflow.sklearn  # noqa: F401  (what `log_and_register` uses)
+            from mlflow import MlflowClient
+
+            if _sqlite_db(tracking_uri):  # a server needs no opening (an unreachable one retries for minutes)
+                MlflowClient(tracking_uri).search_experiments(max_results=1)
+
+    thread = threading.Thread(target=work, name="looml-tracking-warm-up", daemon=True)
+    thread.start()
+    return thread.join
+
+
 def _requirements(pipeline: Pipeline) -> list[str]:
     names = ["mlflow", "scikit-learn", "numpy", "pandas", "scipy", "skops", "looml"]
     # Every estimator in the pipeline, ensembles' members included, and the classes they extend.
@@ -140,7 +166,7 @@ def log_and_register(run: TrackedRun) -> Registration:
             experiment_id = client.create_experiment(run.experiment, artifact_location=location)
         else:
             experiment_id = experiment.experiment_id
-        trusted = get_untrusted_types(data=dumps(run.pipeline))
+        trusted = type_names(run.pipeline)
         signature = _signature(run.pipeline, run.input_example)
         with mlflow.start_run(experiment_id=experiment_id) as active:
             mlflow.log_params({k: _param(v) for k, v in run.params.items()})
@@ -158,11 +184,13 @@ def log_and_register(run: TrackedRun) -> Registration:
                 mlflow.log_text(text, artifact_path)
             with warnings.catch_warnings():  # its hint on integer columns is for typed signatures
                 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-                info = mlflow.sklearn.log_model(
-                    run.pipeline, name="model", signature=signature, input_example=run.input_example,
-                    serialization_format="skops", skops_trusted_types=trusted,
-                    pip_requirements=_requirements(run.pipeline),
-                )
+                try:
+                    info = _log_model(mlflow, run, signature, trusted)
+                except MlflowException as exc:
+                    if "untrusted types" not in str(exc):
+                        raise
+                    # The walk missed a type skops records: ask skops (one more dump of the model).
+                    info = _log_model(mlflow, run, signature, get_untrusted_types(data=dumps(run.pipeline)))
             run_id = active.info.run_id
             _log_trials(client, experiment_id, run_id, run.trials)
             if not _exists(client, run.model_name):
@@ -189,6 +217,54 @@ def log_and_register(run: TrackedRun) -> Registration:
     return Registration(model_name=run.model_name, version=registered[1], run_id=run_id,
                         model_uri=f"models:/{run.model_name}/{registered[1]}", champion=champion,
                         tracking_uri=run.tracking_uri)
+
+
+def _log_model(mlflow: Any, run: TrackedRun, signature: Any, trusted: list[str]) -> Any:
+    return mlflow.sklearn.log_model(
+        run.pipeline, name="model", signature=signature, input_example=run.input_example,
+        serialization_format="skops", skops_trusted_types=trusted,
+        pip_requirements=_requirements(run.pipeline))
+
+
+def type_names(obj: Any) -> list[str]:
+    """Every type (and function) reachable from `obj` through its pickled state, by the dotted
+    name skops lists untrusted types by: the trusted types of its skops file, found without
+    writing it. skops' own `get_untrusted_types` needs the whole file dumped first, which for a
+    forest was most of `register` (258 MB, 3.3 s); `log_and_register` falls back to it if a type
+    was missed. Numbers, strings and arrays of them are leaves."""
+    import numpy as np
+
+    leaves = (str, bytes, bytearray, int, float, complex, bool, type(None))
+    names: set[str] = set()
+    seen: dict[int, Any] = {}  # holds each value too: a state made on the fly must keep its id
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, leaves) or id(value) in seen:
+            continue
+        seen[id(value)] = value
+        if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType, np.ufunc)):
+            name = getattr(value, "__qualname__", None) or value.__name__
+            names.add(f"{getattr(value, '__module__', None) or 'builtins'}.{name}")
+            continue
+        kind = type(value)
+        names.add(f"{kind.__module__}.{kind.__qualname__}")
+        if isinstance(value, (np.ndarray, np.dtype, np.generic)):
+            names.add("numpy.dtype")
+            if isinstance(value, np.ndarray) and value.dtype == object:
+                stack.extend(value.ravel().tolist())
+            continue
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+            stack.append(getattr(value, "default_factory", None))  # a defaultdict's (skops records it)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            stack.extend(value)
+        else:
+            state = value.__getstate__() if hasattr(value, "__getstate__") else vars(value)
+            if state is not None:
+                stack.append(state)
+    return sorted(names)
 
 
 def _signature(pipeline: Pipeline, example: pd.DataFrame) -> Any:
