@@ -102,6 +102,19 @@ def test_a_domain_is_kept_for_at_most_50_values() -> None:
     assert cols["many"].categories is None and cols["many"].cardinality == 51
 
 
+def test_domains_write_category_text_by_the_coercer_s_rule() -> None:
+    from looml.data.schema import _domains
+    from looml.learn.features import category_text
+
+    values = [1.0, 2.0, None, 2.5, -3.0, 0.1]  # an integer-coded category with a gap reads as floats
+    frame = pl.DataFrame({"tier": values, "flag": [True, False, None, True, True, False]})
+    domains = _domains(frame, ["tier", "flag"])
+    assert domains["tier"] == sorted(category_text(v) for v in values if v is not None)
+    assert domains["tier"] == ["-3", "0.1", "1", "2", "2.5"] and domains["flag"] == ["false", "true"]
+    assert [category_text(v) for v in (1, np.int64(1), 1.0, np.float32(2.0), True, "1.0")] == [
+        "1", "1", "1", "2", "true", "1.0"]
+
+
 @pytest.mark.parametrize("margin", [0.0, 0.1])
 def test_bounds_are_whole_numbers_for_integers_and_always_hold_the_training_data(margin: float) -> None:
     rng = np.random.default_rng(2)

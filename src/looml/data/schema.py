@@ -111,8 +111,18 @@ def _domains(frame: pl.DataFrame, names: list[str]) -> dict[str, list[str]]:
     """Sorted distinct values, as the strings a batch's values are compared with."""
     if not names:
         return {}
-    uniques = frame.select(pl.col(n).cast(pl.String).drop_nulls().unique().implode() for n in names).row(0)
+    uniques = frame.select(_text(n, frame.schema[n]).drop_nulls().unique().implode() for n in names).row(0)
     return {n: sorted(values) for n, values in zip(names, uniques, strict=True)}
+
+
+def _text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column's values as category text, by `learn.features.category_text`'s rule: a whole
+    number in a float column is written without its decimal point (1.0 is "1")."""
+    column = pl.col(name)
+    if not dtype.is_float():
+        return column.cast(pl.String)
+    whole = column.is_finite() & (column == column.round(0)) & (column.abs() < 2.0**63)
+    return pl.when(whole).then(column.cast(pl.Int64).cast(pl.String)).otherwise(column.cast(pl.String))
 
 
 def _round(value: float, integral: bool, down: bool) -> float:

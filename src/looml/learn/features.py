@@ -133,14 +133,21 @@ def _coerce(values: pd.Series, kind: str) -> pd.Series:
     text = values.astype(object).where(values.notna(), np.nan)
     if pd.api.types.infer_dtype(text, skipna=True) in ("string", "empty"):
         return text  # the common case, without a Python call per value
-    return text.map(_category, na_action="ignore").astype(object)
+    return text.map(category_text, na_action="ignore").astype(object)
 
 
-def _category(value: Any) -> str:
+def category_text(value: Any) -> str:
+    """The text a category value is known by, the one rule for the coercer, the server's fast
+    path and checks, the prediction log and the schema's domains: strings as they are, booleans
+    as true / false, a whole number without a decimal point whatever its type (pandas reads an
+    integer column with a gap as floats: 1 and 1.0 are both "1"), other numbers as Python writes
+    them."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
+    if isinstance(value, float | np.floating) and float(value).is_integer() and abs(value) < 2**63:
+        return str(int(value))
     return str(value)
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from looml.data.schema import Schema
+from looml.learn.features import category_text
 from looml.serve.model import Batch, Prediction, Scorer, batch_rows
 
 __all__ = ["TOLERANCE", "CompiledScorer", "compile_scorer"]
@@ -184,8 +185,8 @@ def _coerce_column(values: Any, kind: str, n: int) -> np.ndarray:
             return np.array([str(v) for v in values], dtype=object)
         elif types <= {int, float, type(None)} and (int not in types or all(
                 -2**63 <= v < 2**63 for v in values if type(v) is int)):
-            # pandas reads int64s with a None or a float as a float column: 1 becomes "1.0"
-            return np.array([None if v is None or v != v else str(float(v)) for v in values], dtype=object)
+            # pandas reads int64s with a None or a float as a float column; 1 and 1.0 are both "1"
+            return np.array([None if v is None or v != v else category_text(v) for v in values], dtype=object)
     return _coerce_exact(values, kind)
 
 

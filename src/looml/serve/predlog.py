@@ -54,6 +54,7 @@ import numpy as np
 import polars as pl
 
 from looml.errors import Problem, RequestError, did_you_mean
+from looml.learn.features import category_text
 from looml.serve.model import Batch, Prediction
 from looml.spec import PredictionLogSpec
 
@@ -610,11 +611,9 @@ def _category_text(value: Any) -> str | None:
     """A categorical value as the model's coercer turns it into text (missing -> None)."""
     if value is None or isinstance(value, str):
         return value
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
     if isinstance(value, float | np.floating) and math.isnan(value):
         return None
-    return str(value)
+    return category_text(value)
 
 
 def _texts(values: list[Any], convert: Callable[[Any], str | None]) -> pl.Series:

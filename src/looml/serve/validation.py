@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from looml.errors import Problem, RequestError, did_you_mean
+from looml.learn.features import category_text
 from looml.serve.model import Batch, ServedModel
 
 __all__ = ["validate_batch"]
@@ -230,7 +231,7 @@ def _check_categorical(col: _Column, values: Sequence[Any] | np.ndarray, problem
             missing.append(row)
         elif kind is list or kind is dict:
             bad.append((row, value))
-        elif domain is not None and _category(value) not in domain:
+        elif domain is not None and category_text(value) not in domain:
             unknown.append((row, value))
     if bad:
         problems.append(_problem(col, bad, "a list or object, not one value",
@@ -257,11 +258,6 @@ def _clean_categories(col: _Column, values: Sequence[Any]) -> bool:
                                      if not (v is None or (type(v) is float and v != v)))
 
 
-def _category(value: Any) -> str:
-    """The text a category is compared by, as the pipeline's SchemaCoercer makes it."""
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------
