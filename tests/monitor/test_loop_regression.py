@@ -83,3 +83,34 @@ def test_too_few_fresh_labels_retrain_nothing(project: Path) -> None:
     assert result.decision["action"] == "keep"
     assert "fewer than loop.promotion.min_rows (60)" in result.decision["reason"]
     assert [d.action for d in history(project)] == ["keep"]
+
+
+def test_an_id_column_the_server_never_logs_does_not_stop_the_default_retrain(tmp_path: Path) -> None:
+    # `looml init` declares an all-distinct column an id; served rows never carry it into the log,
+    # so the traffic rows of the default retrain data (source and labelled traffic) have it null.
+    frame = sales(600, seed=1, slope=2.0).with_row_index("sale_id", offset=1000)
+    frame.write_csv(tmp_path / "sales.csv")
+    spec = tmp_path / "looml.yaml"
+    default = SPEC.replace("retrain_data: labelled_traffic", "retrain_data: source_and_labelled_traffic")
+    spec.write_text(default.replace("target: amount}", "target: amount, id_columns: [sale_id]}"))
+    looml.run(spec)
+    log_traffic(spec, sales(400, seed=2, slope=-1.0), labelled=400)
+    result = cycle(spec, retrain=True)
+    assert result.decision["action"] in ("promote", "keep"), result.decision["reason"]
+    assert "sale_id" not in result.decision["reason"]
+
+
+def test_the_schema_file_fix_an_unexpected_nulls_stop_names_is_honoured(project: Path) -> None:
+    traffic = sales(400, seed=2, slope=-1.0)
+    traffic = traffic.with_columns(pl.when(pl.int_range(400) % 5 == 0).then(None).otherwise(pl.col("shop"))
+                                   .alias("shop"))
+    log_traffic(project, traffic, labelled=400)
+    stopped = cycle(project, retrain=True).decision
+    assert stopped["action"] == "retrain_failed" and "column 'shop': unexpected_nulls" in stopped["reason"]
+    assert "set `nullable: true` for it in the schema file" in stopped["reason"]
+    schema = project.parent / "looml.schema.yaml"
+    text = schema.read_text()
+    block = text.index("  shop:")
+    end = text.index("nullable: false", block)
+    schema.write_text(text[:end] + "nullable: true" + text[end + len("nullable: false"):])
+    assert cycle(project, retrain=True).decision["action"] in ("promote", "keep")

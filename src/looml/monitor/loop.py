@@ -341,11 +341,19 @@ _DRIFT_CHECKS = ("out_of_range", "new_category", "missing_rate")
 
 
 def _check_against_champion(project: _Project, champion: str, frame: pl.DataFrame) -> list[str]:
+    """Check the retraining rows against the schema: the project's schema file when there is one
+    (the file an error's fix names: an edit there must count), else the champion's logged copy.
+    Only the columns a model reads and the target are checked: ids and ignored columns are not
+    features, and served rows never carry them (the prediction log keeps the features only)."""
     from looml.data.anomalies import check_batch
+    from looml.data.schema import Schema, load_schema
 
-    schema = project.schema(champion)
+    path = project.spec.resolve(project.spec.validation.schema_file)
+    schema = load_schema(path) if path.is_file() else project.schema(champion)
     if schema is None:
         return []
+    schema = Schema(target=schema.target, columns={n: c for n, c in schema.columns.items()
+                                                   if c.role in ("feature", "target")})
     checks = project.spec.validation
     relaxed = checks.model_copy(update={n: getattr(checks, n).model_copy(update={"severity": "warning"})
                                         for n in _DRIFT_CHECKS})
