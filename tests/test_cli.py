@@ -56,3 +56,10 @@ def test_run_summary_names_the_model_report_and_mlflow_command(
     assert "report" in out.stdout and ".html" in out.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout
     assert "train" in out.stderr and "first run" in out.stderr
+
+
+def test_version_prints_the_package_version() -> None:
+    from looml import __version__
+
+    result = looml("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"looml {__version__}"

@@ -331,3 +331,12 @@ def test_a_check_given_only_a_threshold_keeps_its_default_severity(tmp_path: Pat
         "warning", 0.2)
     assert (spec.validation.out_of_range.severity, spec.validation.out_of_range.threshold) == (
         "warning", 0.001)
+
+
+def test_a_bare_off_which_yaml_reads_as_false_turns_a_check_off(tmp_path: Path) -> None:
+    checks = ("validation:\n  train_test_skew: off\n  id_like: {severity: off, threshold: 0}\n"
+              "  duplicate_rows: no\n")
+    spec = load_spec(write(tmp_path, MINIMAL + checks))
+    assert spec.validation.train_test_skew.severity == "off"
+    assert spec.validation.train_test_skew.threshold == 0.1
+    assert spec.validation.id_like.severity == spec.validation.duplicate_rows.severity == "off"

@@ -26,6 +26,20 @@ console = Console(stderr=True)
 _EXIT = {SpecError: 2, DataError: 3, GateError: 4, RegistryError: 5}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from looml import __version__
+
+        typer.echo(f"looml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                        help="Print looml's version and exit.")) -> None:
+    """looml: declarative, cached, reproducible ML pipelines for tabular data."""
+
+
 def _fail(exc: LoomlError, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(exc.to_dict(), indent=2) + "\n")

@@ -584,7 +584,6 @@ def test_records_canonical_and_bare_list() -> None:
     canonical = P.parse_records(b'{"records": [{"age": 34, "city": "a"}, {"age": 22, "city": "b"}]}')
     bare = P.parse_records(b'[{"age": 34, "city": "a"}, {"age": 22, "city": "b"}]')
     assert canonical == bare == {"age": [34, 22], "city": ["a", "b"]}
-    assert P.parse_records(b'{"records": []}') == {}
     assert P.parse_records(b'[{"age": 34}, {"age": null}]') == {"age": [34, None]}
 
 
@@ -593,6 +592,8 @@ def test_records_canonical_and_bare_list() -> None:
     (b'{"records": {"age": 1}}', r"records: a JSON object, not a list of records"),
     (b'[{"age": 1}, [1]]', r"records row 1: rows that are not JSON objects; found: 'list' \(1 row\)"),
     (b'"x"', r"records: a JSON string, not a list of records"),
+    (b'{"records": []}', r"records: no records: the list is empty"),  # not "every column is missing"
+    (b'[]', r"records: no records"),
 ])
 def test_malformed_records_are_400(body: bytes, match: str) -> None:
     with raises(match):

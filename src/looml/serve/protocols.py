@@ -495,6 +495,9 @@ def parse_records(body: bytes) -> Batch:
             raise RequestError(Problem(loc="body", message=f"no 'records' key (got keys: {list(doc)})",
                                        fix='send {"records": [{"column": value, ...}, ...]}'))
         doc = doc["records"]
+    if isinstance(doc, list) and not doc:
+        raise RequestError(Problem(loc="records", message="no records: the list is empty",
+                                   fix='send at least one record: {"records": [{"column": value, ...}]}'))
     return records_batch(doc, "records")
 
 

@@ -205,7 +205,12 @@ class ValidationSpec(_Section):
     @classmethod
     def _severity_shorthand(cls, value: Any, info: Any) -> Any:
         # `new_category: warning` is short for {severity: warning} with the check's own threshold.
+        # YAML 1.1 reads a bare `off` (and `no`) as false: it is the documented `off`.
         field = cls.model_fields[info.field_name]
+        if value is False and field.annotation is CheckSpec:
+            value = "off"
+        if isinstance(value, dict) and value.get("severity") is False:
+            value = {**value, "severity": "off"}
         if isinstance(value, str) and field.annotation is CheckSpec:
             return {"severity": value, "threshold": field.default_factory().threshold}
         if isinstance(value, dict) and field.annotation is CheckSpec:
