@@ -436,11 +436,18 @@ def promote(spec: Spec | str | Path, version: str, *, by: str = "looml models pr
 
 
 def rollback(spec: Spec | str | Path, *, by: str = "looml models rollback") -> Decision:
-    """Restore the champion that the latest promotion replaced."""
+    """Restore the champion that the latest promotion not yet rolled back replaced: rollbacks walk
+    back through the promotions (v3 -> v2 -> v1), they do not undo each other."""
     project = _project(spec)
     current = _champion(project)
-    moves = [d for d in project.audit.records(project.name) if d.action in ("promote", "rollback")
-             and d.champion_after == current and d.champion_before not in (None, current)]
+    moves: list[Decision] = []  # promotions not rolled back, oldest first
+    for d in project.audit.records(project.name):
+        if d.action == "promote" and d.champion_before not in (None, d.champion_after):
+            moves.append(d)
+        elif d.action == "rollback" and moves:
+            moves.pop()
+    while moves and moves[-1].champion_before == current:  # the alias was moved outside looml
+        moves.pop()
     if not moves:
         raise RegistryError(Problem(loc="champion", value=f"{project.name} v{current}",
                                     message="no recorded promotion made this version champion",
