@@ -3,10 +3,12 @@ one weighted soft vote; stacking cross-validated in the pool."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.datasets import load_digits, make_friedman1
 from sklearn.ensemble import VotingClassifier, VotingRegressor
 
@@ -63,8 +65,13 @@ def test_a_classification_vote_is_kept_only_when_it_beats_the_best_trial() -> No
     assert set(ensemble.mean) == {"roc_auc", "accuracy", "precision", "recall", "f1", "log_loss"}
     kept = isinstance(result.pipeline.named_steps["model"], VotingClassifier)
     assert kept == (result.best is ensemble)
-    if not kept:  # here the logistic model alone wins, and the note says so
-        assert any("not kept" in note for note in result.notes)
+    [note] = [n for n in result.notes if "voting ensemble" in n]
+    found = re.search(r"CV (\w+) ([0-9.]+) against ([0-9.]+)", note)
+    assert found is not None, note
+    metric, vote, single = found.group(1), float(found.group(2)), float(found.group(3))
+    assert vote == pytest.approx(ensemble.mean[metric], abs=1e-4)
+    assert kept == (vote < single if metric == "log_loss" else vote > single)
+    assert ("not kept" in note) == (not kept)
 
 
 def test_the_ensemble_is_scored_by_nested_cv_so_random_labels_stay_at_chance() -> None:
