@@ -45,6 +45,19 @@ def test_validate_exits_3_with_every_data_problem(
     assert "did you mean 'label'" in out.stderr and "data.drop_columns[0]" in out.stderr
 
 
+def test_validate_stops_where_run_would_stop_before_training(
+        make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame]) -> None:
+    # The train / holdout skew check runs in `looml run` before training: `validate` runs it too.
+    strict = "validation:\n  train_test_skew: {severity: error, threshold: 0.0}\n"
+    spec = make_project(classification_frame(rows=1_500), extra=strict)
+
+    checked, ran = looml("validate", spec), looml("run", spec)
+
+    assert checked.returncode == ran.returncode == 3, checked.stderr
+    assert "train_test_skew" in checked.stderr and "valid:" not in checked.stdout
+    assert not (spec.parent / ".looml" / "mlflow.db").exists()
+
+
 def test_run_summary_names_the_model_report_and_mlflow_command(
         make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame]) -> None:
     spec = make_project(classification_frame())

@@ -82,7 +82,8 @@ def validate(
                                        "schema to use (default: the champion)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
-    """Check the spec and the data (ingest, profile, validate) without training anything."""
+    """Check the spec and the data as `looml run` does before training (ingest, profile, validate,
+    split and its skew check), without training anything."""
     from looml.pipeline import check
 
     if data is not None:

@@ -120,16 +120,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     schema_text = cache(lambda: spec.resolve(spec.validation.schema_file).read_text(encoding="utf-8"))
     validation_digest = _digest(report.to_dict())
 
-    split_out = runner.run(
-        "split", code=[*_WIRING, "looml.data.split", "looml.data.anomalies"],
-        config=[spec.split.test_size, spec.seed, spec.validation.train_test_skew.model_dump()],
-        inputs={"snapshot": data_digest, "validation": validation_digest},
-        compute=lambda: _split(frame(), report, spec, store),
-    )
-    skew = [Anomaly.from_dict(a) for a in split_out["skew"]]
-    if any(a.severity == "error" for a in skew):
-        raise DataError([a.to_problem() for a in skew if a.severity == "error"])
-    report = replace(report, warnings=[*report.warnings, *(a.render() for a in skew)])
+    split_out, report = _split_stage(spec, runner, store, data_digest, frame, report)
     split_digest = split_out["artifacts"]["indices"]
     indices = cache(lambda: np.load(io.BytesIO(store.get_bytes(split_digest))))
 
@@ -230,7 +221,8 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
 def check(spec: Spec | str | Path, *, snapshot: str | None = None,
           on_start: Callable[[str], None] | None = None,
           on_finish: Callable[[StageRecord], None] | None = None) -> DataCheck:
-    """Ingest, profile and validate only (what `looml validate` does); train nothing.
+    """Ingest, profile, validate and split: every check `looml run` makes before training (what
+    `looml validate` does); train nothing.
 
     Raises `SpecError` or `DataError` with every problem found.
     """
@@ -240,9 +232,27 @@ def check(spec: Spec | str | Path, *, snapshot: str | None = None,
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, on_start=on_start, on_finish=on_finish)
     _check_candidates(spec)
-    data_digest, _, data_profile, report, _ = _prepare(spec, runner, store, snapshot)
+    data_digest, frame, data_profile, report, _ = _prepare(spec, runner, store, snapshot)
+    _, report = _split_stage(spec, runner, store, data_digest, frame, report)  # run's skew check too
     return DataCheck(profile=data_profile, report=report, data_digest=data_digest,
                      stages=list(runner.records))
+
+
+def _split_stage(spec: Spec, runner: Runner, store: ArtifactStore, data_digest: str,
+                 frame: Callable[[], pl.DataFrame], report: ValidationReport,
+                 ) -> tuple[dict[str, Any], ValidationReport]:
+    """The train / holdout split and its skew check: a skew of severity error stops here; the
+    report gains the warnings."""
+    split_out = runner.run(
+        "split", code=[*_WIRING, "looml.data.split", "looml.data.anomalies"],
+        config=[spec.split.test_size, spec.seed, spec.validation.train_test_skew.model_dump()],
+        inputs={"snapshot": data_digest, "validation": _digest(report.to_dict())},
+        compute=lambda: _split(frame(), report, spec, store),
+    )
+    skew = [Anomaly.from_dict(a) for a in split_out["skew"]]
+    if any(a.severity == "error" for a in skew):
+        raise DataError([a.to_problem() for a in skew if a.severity == "error"])
+    return split_out, replace(report, warnings=[*report.warnings, *(a.render() for a in skew)])
 
 
 def _prepare(
