@@ -69,7 +69,8 @@ def rendered(found: list[Anomaly]) -> list[str]:
 # --- against the schema ---------------------------------------------------------------------
 
 def test_a_fresh_batch_of_the_same_data_has_no_anomaly(schema: Schema) -> None:
-    assert schema.columns["tenure"].min == -8 and schema.columns["tenure"].max == 79
+    # tenure is never negative: the margin widens the top only (0 .. 72 -> 0 .. 79)
+    assert schema.columns["tenure"].min == 0 and schema.columns["tenure"].max == 79
     assert check_batch(churn(300, seed=1), schema, CHECKS) == []
     assert check_batch(churn(300, seed=2).drop("label"), schema, CHECKS, scoring=True) == []
     assert check_batch(churn(0), schema, CHECKS) == []
@@ -92,7 +93,7 @@ def test_the_corrupted_batch_gives_every_anomaly_at_once_and_nothing_else(schema
         "column 'charge': extra_column: a column the schema does not list (expected only the schema's 5 "
         "columns)\n    fix: add it to the schema file if it belongs in the data, or drop it upstream",
         f"column 'tenure': out_of_range: 4 rows (2.0%) outside the range, from -500 to "
-        f"{batch['tenure'].max()} (expected values from -8 to 79)\n    fix: fix the values upstream, or "
+        f"{batch['tenure'].max()} (expected values from 0 to 79)\n    fix: fix the values upstream, or "
         "widen `min:` / `max:` in the schema file",
         "column 'plan': new_category: 4 rows (2.0%) with values not in the schema: 'platinum' (expected one "
         "of 'basic', 'pro', 'team')\n    fix: add the values to `categories:` in the schema file if they are "
@@ -186,7 +187,7 @@ def test_severity_warning_downgrades_and_off_silences(schema: Schema) -> None:
 def test_range_bounds_are_inclusive_and_nan_is_not_out_of_range(schema: Schema) -> None:
     batch = churn(100, seed=1).with_columns(pl.col("tenure").cast(pl.Float64))
     edges = set_first(batch, 2, tenure=79.0)
-    edges = edges.with_columns(pl.when(pl.int_range(pl.len()) == 99).then(-8.0).otherwise(pl.col("tenure"))
+    edges = edges.with_columns(pl.when(pl.int_range(pl.len()) == 99).then(0.0).otherwise(pl.col("tenure"))
                                .alias("tenure"))
     nan = set_first(batch, 2, tenure=float("nan"))
     above = set_first(batch, 1, tenure=79.5)
@@ -204,7 +205,7 @@ def test_an_open_bound_checks_one_side_only(schema: Schema) -> None:
 
     assert check_batch(batch, open_top, CHECKS) == []
     found = check_batch(set_first(batch, 1, tenure=-9), open_top, CHECKS)
-    assert [a.expected for a in found] == ["values from -8 to inf"]
+    assert [a.expected for a in found] == ["values from 0 to inf"]
 
 
 def test_missing_rate_rises_above_the_reference_by_the_threshold(schema: Schema) -> None:

@@ -139,6 +139,19 @@ def test_bounds_are_whole_numbers_for_integers_and_always_hold_the_training_data
     assert check_batch(frame, Schema(target="label", columns=cols), CHECKS) == []
 
 
+def test_a_non_negative_column_keeps_zero_as_its_lower_bound() -> None:
+    rng = np.random.default_rng(6)
+    frame = pl.DataFrame({"income": rng.uniform(0.0, 90_000.0, 300).round(2),
+                          "vehicle_age": rng.integers(0, 30, 300), "delta": rng.normal(size=300),
+                          "label": rng.choice(["a", "b"], 300)})
+    cols = infer(frame, margin=0.1).columns
+    assert cols["income"].min == 0.0 and cols["vehicle_age"].min == 0.0  # not -9,000 and -3
+    assert cols["delta"].min is not None and cols["delta"].min < frame["delta"].min()  # still widened
+    bad = frame.head(3).with_columns(pl.Series("vehicle_age", [-3, 2, 4]))
+    found = check_batch(bad, Schema(target="label", columns=cols), CHECKS)
+    assert [a.check for a in found] == ["out_of_range"]
+
+
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_diabetes])
 def test_real_training_data_passes_its_own_schema(loader: Any) -> None:
     frame = pl.from_pandas(loader(as_frame=True).frame)
@@ -223,7 +236,7 @@ def test_editing_the_file_changes_the_checks(tmp_path: Path) -> None:
 
     edit(path, "plan", categories=None)
     edit(path, "charges", nullable=True)
-    assert load_schema(path).columns["tenure"].min == -8  # 0 - 7.1, outward
+    assert load_schema(path).columns["tenure"].min == 0  # never negative: the margin stops at zero
     relaxed = edit(path, "tenure", min=-10)
     assert check_batch(batch, relaxed, CHECKS, scoring=True) == []
 

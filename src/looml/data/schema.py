@@ -91,6 +91,8 @@ def infer_schema(frame: pl.DataFrame, profile: Profile, report: ValidationReport
             pad = (col.max - col.min) * range_margin
             low, high = _round(col.min - pad, col.integral, down=True), _round(col.max + pad, col.integral,
                                                                                 down=False)
+            if col.min >= 0:  # a count, an age, an income: the margin never makes negatives valid
+                low = max(low, 0.0)
         columns[name] = ColumnSchema(
             type=kind, role=role, required=role != "ignored", nullable=col.missing > 0 or role == "ignored",
             missing_rate=round(col.missing_rate(profile.rows), 6),
