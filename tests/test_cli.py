@@ -76,3 +76,19 @@ def test_version_prints_the_package_version() -> None:
 
     result = looml("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"looml {__version__}"
+
+
+def test_serve_on_a_busy_port_exits_8_before_loading_the_model(
+        make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame]) -> None:
+    import socket
+
+    spec = make_project(classification_frame())
+    assert looml("run", spec).returncode == 0
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        out = looml("serve", spec, "--port", str(port))
+    assert out.returncode == 8, out.stderr
+    assert "serve.port: cannot listen there" in out.stderr and f"127.0.0.1:{port}" in out.stderr
+    assert "--port" in out.stderr and "Traceback" not in out.stderr

@@ -18,12 +18,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from looml.errors import DataError, GateError, LoomlError, Problem, RegistryError, SpecError
+from looml.errors import DataError, GateError, LoomlError, Problem, RegistryError, ServeError, SpecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="looml: declarative, cached, reproducible ML pipelines for tabular data.")
 console = Console(stderr=True)
-_EXIT = {SpecError: 2, DataError: 3, GateError: 4, RegistryError: 5}
+_EXIT = {SpecError: 2, DataError: 3, GateError: 4, RegistryError: 5, ServeError: 8}
 
 
 def _version(value: bool) -> None:
@@ -207,11 +207,12 @@ def serve(
                                        "champion, followed when the alias moves)."),
 ) -> None:
     """Serve the registered model over REST: Open Inference Protocol v2, MLflow scoring, /predict."""
-    from looml.serve.server import check_servable
+    from looml.serve.server import check_port, check_servable
     from looml.serve.server import serve as run_server
 
     try:
         check_servable(spec, version)
+        check_port(spec, host, port)
     except LoomlError as exc:
         _fail(exc, as_json=False)
     run_server(spec, host=host, port=port, workers=workers, version=version)

@@ -6,6 +6,7 @@ LoomlError                 code="looml"       anything looml raises on purpose
 ├── DataError              code="data"        the data cannot be read or fails validation
 ├── GateError              code="gate"        the model did not pass the evaluation gate
 ├── RegistryError          code="registry"    tracking / registry refused a change
+├── ServeError             code="serve"       the server cannot start (a busy port)
 └── RequestError           code="request"     a served request is malformed or fails its schema
 ```
 
@@ -114,6 +115,13 @@ class RegistryError(LoomlError):
 
     code = "registry"
     title = "registry error"
+
+
+class ServeError(LoomlError):
+    """The server cannot start: the address or port cannot be bound."""
+
+    code = "serve"
+    title = "cannot serve"
 
 
 class RequestError(LoomlError):

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from looml.spec import load_spec
 
-__all__ = ["app_from_environment", "check_servable", "serve"]
+__all__ = ["app_from_environment", "check_port", "check_servable", "serve"]
 
 _SPEC_ENV = "LOOML_SERVE_SPEC"
 _VERSION_ENV = "LOOML_SERVE_VERSION"
@@ -67,6 +67,28 @@ def check_servable(spec_path: str | Path, version: str | None = None) -> None:
                                     fix="run `looml run` until a model passes the gate, or pass --version"))
     if version is not None:
         model_documents(tracking_uri, spec.registry.model_name, version)
+
+
+def check_port(spec_path: str | Path, host: str | None = None, port: int | None = None) -> None:
+    """Raise `ServeError` now, before the model loads, if the address cannot be bound (a port in
+    use, an address this machine does not have). Binds as uvicorn does (SO_REUSEADDR) and lets go."""
+    import socket
+
+    from looml.errors import Problem, ServeError
+
+    settings = load_spec(spec_path).serve
+    host = host or settings.host
+    port = settings.port if port is None else port
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ServeError(Problem(loc="serve.port", value=f"{host}:{port}",
+                                 message=f"cannot listen there: {exc.strerror or exc}",
+                                 fix="stop what holds the port, or pass another with --port "
+                                     "(or set serve.port)")) from exc
 
 
 def app_from_environment() -> FastAPI:
