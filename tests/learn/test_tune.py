@@ -118,7 +118,10 @@ def test_preprocessing_choices_are_part_of_the_search() -> None:
 
 
 def test_the_time_budget_is_hard_and_late_trials_are_discarded() -> None:
-    budget = 6.0
+    # The budget is sized from this machine's own pace (a loaded machine gets more seconds),
+    # so the check is the behaviour: the wall is honoured relative to the trials it measured.
+    pace = run(["linear"]).rows[0].fit_seconds
+    budget = max(6.0, 40 * pace)
     began = time.monotonic()
     slow = {"name": "random_forest", "params": {"n_estimators": 3000, "min_samples_leaf": 1}}
     result = run(["linear", slow], method="bayesian", time_budget=budget)
