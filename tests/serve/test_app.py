@@ -248,6 +248,27 @@ def test_the_champion_swaps_under_load_without_a_failed_request(project: Path) -
     assert versions[0] == "1" and versions[-1] == "2" and len(versions) > 20
 
 
+def test_metrics_name_the_new_version_as_soon_as_the_server_follows_the_alias(tmp_path: Path) -> None:
+    # Its own project: no request is scored between the swap and the scrape.
+    churn(400, seed=0).write_csv(tmp_path / "data.csv")
+    spec = tmp_path / "looml.yaml"
+    spec.write_text("data: {source: data.csv, target: label}\nsplit: {folds: 2}\n"
+                    "models: {candidates: [linear]}\nregistry: {model_name: quiet}\n"
+                    "serve: {reload_seconds: 0.2}\n")
+    first = looml.run(spec)
+    churn(400, seed=4).write_csv(tmp_path / "data.csv")
+    assert looml.run(spec).model_version == "2"
+    with LiveServer(spec) as running:
+        MlflowClient(first.tracking_uri).set_registered_model_alias("quiet", "champion", "2")
+        deadline = time.time() + 30
+        while running.client.get("/v2/models/quiet").json()["versions"] != ["2"]:
+            assert time.time() < deadline, "the server did not follow the champion"
+            time.sleep(0.1)
+        text = running.client.get("/metrics").text
+    assert 'looml_model_info{model="quiet",version="2"} 1.0' in text
+    assert 'looml_model_info{model="quiet",version="1"} 0.0' in text
+
+
 def test_serve_refuses_to_start_without_a_champion(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -266,6 +266,7 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     @app.get("/metrics", tags=["looml"], response_class=PlainTextResponse)
     async def prometheus() -> Response:
+        metrics.serving(holder.model)  # a swap shows before the next scored request
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
