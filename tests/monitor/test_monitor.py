@@ -144,6 +144,11 @@ def test_a_window_of_the_prediction_log_is_compared_outputs_included(project: Pa
     assert result.report.prediction_drift is not None
     assert {p.column for p in result.report.predictions} == {"prediction", "proba_yes"}
     assert newest.report.rows == 150
+    # The reports carry the live-performance verdict the command prints (here: no labels yet).
+    assert result.performance is not None and result.performance.verdict == "too few labels"
+    written = json.loads(result.json_path.read_text(encoding="utf-8"))
+    assert written["performance"] == json.loads(json.dumps(result.performance.to_dict()))
+    assert f"Live {result.performance.metric}: too few labels" in result.html_path.read_text(encoding="utf-8")
 
 
 def test_the_html_report_is_small_escaped_and_holds_no_rows(project: Path, tmp_path: Path) -> None:

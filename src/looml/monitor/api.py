@@ -92,7 +92,7 @@ def monitor(spec: Spec | str | Path, *, data: str | None = None, last: str | Non
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     json_path, html_path = folder / f"drift-{stamp}.json", folder / f"drift-{stamp}.html"
     _write(report, json_path, html_path, {"model": f"{name} version {reference.model_version}",
-                                          "current": source, "reference": reference.origin})
+                                          "current": source, "reference": reference.origin}, performance)
     alerter = Alerter(spec.alerts, spec.project_dir / ".looml" / "alerts")
     raised = alerts_for(f"{name} v{reference.model_version}", report.to_dict() if drift else None,
                         performance, [])
@@ -179,10 +179,17 @@ def _counts_as_drift(report: DriftReport, settings: DriftSpec) -> bool:
     return report.dataset_drift or bool(report.prediction_drift)
 
 
-def _write(report: DriftReport, json_path: Path, html_path: Path, meta: dict[str, str]) -> None:
+def _write(report: DriftReport, json_path: Path, html_path: Path, meta: dict[str, str],
+           performance: LivePerformance | None) -> None:
+    """The JSON and HTML reports: the drift and, for a log window, the live-performance verdict
+    the command prints."""
+    import json
+
     from looml.monitor.drift_html import render_drift
     from looml.store.artifacts import atomic_write
 
-    atomic_write(json_path, lambda tmp: tmp.write_text(report.to_json(**meta), encoding="utf-8"))
-    page = render_drift(report, meta)
+    document = {**json.loads(report.to_json(**meta)),
+                "performance": performance.to_dict() if performance else None}
+    atomic_write(json_path, lambda tmp: tmp.write_text(json.dumps(document, indent=1), encoding="utf-8"))
+    page = render_drift(report, meta, performance)
     atomic_write(html_path, lambda tmp: tmp.write_text(page, encoding="utf-8"))

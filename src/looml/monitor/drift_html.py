@@ -21,10 +21,11 @@ _LABEL_CHARS = 18
 _WIDTH, _HEIGHT, _LEFT, _BOTTOM = 520, 170, 40, 58
 
 
-def render_drift(report: DriftReport, meta: dict[str, str]) -> str:
-    """The page for `report`; `meta` (model, current, reference) is shown in the header."""
+def render_drift(report: DriftReport, meta: dict[str, str], performance: Any = None) -> str:
+    """The page for `report`; `meta` (model, current, reference) is shown in the header, and the
+    live-performance verdict (a `LivePerformance`) when there is one."""
     return template_env().get_template("drift.html").render(
-        report=report, meta=meta,
+        report=report, meta=meta, performance=performance,
         columns=[_column(c) for c in report.columns], predictions=[_column(c) for c in report.predictions],
     )
 
