@@ -69,6 +69,17 @@ def test_run_summary_names_the_model_report_and_mlflow_command(
     assert "report" in out.stdout and ".html" in out.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout
     assert "train" in out.stderr and "first run" in out.stderr
+    assert "stays champion" not in out.stdout
+
+    # A second version does not take the alias: the summary says who stays champion and how to promote.
+    classification_frame(seed=1).write_csv(spec.parent / "data.csv")
+    second = looml("run", spec)
+    assert second.returncode == 0, second.stderr
+    assert "tiny version 2 " in second.stdout and "(alias: champion)" not in second.stdout
+    assert "v1 stays champion" in second.stdout
+    assert f"looml models promote 2 --spec {spec}" in " ".join(second.stdout.split())
+    promoted = looml("models", "promote", "2", "--spec", spec)
+    assert promoted.returncode == 0 and "v1 -> v2" in promoted.stderr
 
 
 def test_version_prints_the_package_version() -> None:

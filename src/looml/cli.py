@@ -69,7 +69,7 @@ def run(
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         return
-    _print_summary(result)
+    _print_summary(result, spec)
 
 
 @app.command()
@@ -584,7 +584,7 @@ def _stdout() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
-def _print_summary(result: Any) -> None:
+def _print_summary(result: Any, spec: Path) -> None:
     out = _stdout()
     for warning in result.warnings:
         out.print(f"[yellow]warning[/]: {warning}", highlight=False)
@@ -613,6 +613,13 @@ def _print_summary(result: Any) -> None:
     alias = " (alias: champion)" if result.champion else ""
     out.print(f"model   [bold]{result.model_name}[/] version {result.model_version}{alias}  "
               f"{result.model_uri}")
+    if not result.champion:
+        from looml.store.tracking import champion_version
+
+        held = champion_version(result.tracking_uri, result.model_name)
+        out.print(f"        v{held} stays champion (a new version never takes the alias by itself); "
+                  f"make this one champion with: looml models promote {result.model_version} --spec {spec}",
+                  soft_wrap=True, highlight=False)
     out.print(f"report  {result.report_path}", soft_wrap=True)
     out.print(f"mlflow  mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True)
 
