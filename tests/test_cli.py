@@ -103,3 +103,19 @@ def test_serve_on_a_busy_port_exits_8_before_loading_the_model(
     assert out.returncode == 8, out.stderr
     assert "serve.port: cannot listen there" in out.stderr and f"127.0.0.1:{port}" in out.stderr
     assert "--port" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_init_writes_files_with_the_mode_a_plain_open_gives(
+        tmp_path: Path, classification_frame: Callable[..., pl.DataFrame]) -> None:
+    import os
+    import stat
+
+    classification_frame().write_csv(tmp_path / "t.csv")
+    mask = os.umask(0o022)
+    try:
+        out = subprocess.run([str(LOOML), "init", "--data", "t.csv", "--target", "label"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        os.umask(mask)
+    assert out.returncode == 0, out.stderr
+    assert stat.S_IMODE((tmp_path / "looml.yaml").stat().st_mode) == 0o644  # not mkstemp's 0600

@@ -28,16 +28,28 @@ def file_digest(path: Path) -> str:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` then rename tmp onto `path`; nothing is left behind on failure."""
+    """Call `write(tmp)` then rename tmp onto `path`; nothing is left behind on failure. The file
+    gets the mode a plain `open` would give it (0666 less the umask), not mkstemp's private 0600:
+    looml.yaml, the schema and the reports are the user's files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once, at import, before any thread writes
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 class ArtifactStore:
