@@ -36,21 +36,21 @@ def test_gaps_and_impossible_values_become_nan() -> None:
     ("a +* b", r"syntax error at position \d+", "parentheses"),
     ("(a + b", r"syntax error at position \d+", "parentheses"),
     ("lg(a)", r"unknown function 'lg' at position 1", "did you mean 'log'"),
-    ("a * __import__('os').system('rm -rf /')", "is not allowed|unknown function", ""),
+    ("a * __import__('os').system('rm -rf /')", "is not allowed|unknown function", "the functions are log"),
     ("open('f')", "unknown function 'open'", "the functions are log, log1p"),
-    ("a.real", "attribute is not allowed at position 1", ""),
-    ("a[0]", "subscript is not allowed", ""),
-    ("'text' + a", "only numbers are allowed as constants at position 1", ""),
-    ("True + a", "only numbers are allowed", ""),
-    ("[a for a in b]", "listcomp is not allowed", ""),
-    ("lambda: a", "lambda is not allowed", ""),
+    ("a.real", "attribute is not allowed at position 1", "use arithmetic, comparisons"),
+    ("a[0]", "subscript is not allowed", "use arithmetic, comparisons"),
+    ("'text' + a", "only numbers are allowed as constants at position 1", "refer to columns by name"),
+    ("True + a", "only numbers are allowed", "refer to columns by name"),
+    ("[a for a in b]", "listcomp is not allowed", "use arithmetic, comparisons"),
+    ("lambda: a", "lambda is not allowed", "use arithmetic, comparisons"),
     ("a if b else c", "ifexp is not allowed", "where"),
     ("max(a)", r"max\(\) takes 2 to 8 positional arguments", "call max with 2 to 8"),
-    ("log(a, base=2)", r"log\(\) takes 1 positional arguments", ""),
+    ("log(a, base=2)", r"log\(\) takes 1 positional arguments", "call log with 1"),
     ("a + `b", "unmatched back tick at position 5", "close"),
-    ("a + ``", "empty back-quoted name at position 5", ""),
+    ("a + ``", "empty back-quoted name at position 5", "a column name between the back ticks"),
 ])
 def test_anything_else_is_refused_with_its_position(text: str, message: str, fix: str) -> None:
     with pytest.raises(ExpressionError, match=message) as exc:
         parse(text)
-    assert fix in exc.value.fix
+    assert fix and fix in exc.value.fix  # every refusal names its fix
