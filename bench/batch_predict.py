@@ -129,9 +129,9 @@ def child(side: str, spec: Path, data: Path, chunk_rows: int, out: Path) -> dict
         from looml.batchpredict import predict
 
         if side == "reference":  # the fast path off: looml's own overhead around the plain pipeline
-            import looml.serve.fastpath
+            import looml.serve.compiled
 
-            looml.serve.fastpath.compile_scorer = lambda *args: None  # type: ignore[assignment]
+            looml.serve.compiled.compile_scorer = lambda *args: None  # type: ignore[assignment]
         started = time.perf_counter()
         result = predict(spec, str(data), out, chunk_rows=chunk_rows)
         seconds, rows, scorer = time.perf_counter() - started, result.rows, result.scorer

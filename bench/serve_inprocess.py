@@ -88,7 +88,7 @@ def bench_model(name: str, train: pd.DataFrame, y: np.ndarray, test: pd.DataFram
 
     from looml.learn.features import build_preprocessor
     from looml.learn.zoo import make_estimator
-    from looml.serve.fastpath import compile_scorer
+    from looml.serve.compiled import compile_scorer
     from looml.serve.model import PipelineScorer
     from looml.spec import PreprocessingSpec
 

@@ -82,6 +82,14 @@ def test_the_core_modules_import_only_each_other(path: Path) -> None:
     assert {n for n in own if not under(n, ("looml.spec", "looml.errors", "looml.schedule"))} == set()
 
 
+def test_the_compiled_scorers_depend_on_the_scoring_contract_not_on_the_served_model() -> None:
+    # serve.model loads a version and compiles its scorer: serve.compiled must not import it back.
+    package = sorted((SRC / "serve" / "compiled").rglob("*.py"))
+    assert package, "serve/compiled is not where this test looks"
+    for path in [*package, SRC / "serve" / "scoring.py"]:
+        assert forbidden(imports_of(path), ("looml.serve.model", "looml.serve.app")) == set(), path
+
+
 @pytest.mark.parametrize(("source", "module", "expected"), [
     ("import looml.store.tracking", "looml.data.x", {"looml.store.tracking"}),
     ("def f():\n    from looml.cli import app\n", "looml.learn.x", {"looml.cli", "looml.cli.app"}),

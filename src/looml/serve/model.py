@@ -12,62 +12,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from looml.data.schema import Schema
+from looml.serve.scoring import Batch, PipelineScorer, Prediction, Scorer, batch_rows
 
 __all__ = ["Batch", "PipelineScorer", "Prediction", "Scorer", "ServedModel", "batch_rows", "load_model"]
-
-Batch = dict[str, Sequence[Any] | np.ndarray]
-
-
-def batch_rows(batch: Batch) -> int:
-    """The number of rows in a batch (0 for no columns)."""
-    return len(next(iter(batch.values()))) if batch else 0
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """What a scorer returns for n rows."""
-
-    labels: np.ndarray  # (n,) predicted class labels, or regression values
-    proba: np.ndarray | None = None  # (n, k) class probabilities, columns in `classes` order
-
-
-class Scorer(Protocol):
-    """Anything that scores a batch of raw rows."""
-
-    name: str
-
-    def predict(self, batch: Batch) -> Prediction:
-        """Score every row of `batch`."""
-        ...
-
-
-@dataclass
-class PipelineScorer:
-    """The fitted scikit-learn pipeline itself, through a pandas DataFrame (the reference path)."""
-
-    pipeline: Any
-    features: dict[str, str]
-    name: str = "pipeline"
-
-    def predict(self, batch: Batch) -> Prediction:
-        """Score through `pipeline.predict` / `predict_proba`."""
-        import pandas as pd
-
-        n = batch_rows(batch)
-        frame = pd.DataFrame({c: batch[c] if c in batch else [None] * n for c in self.features})
-        if hasattr(self.pipeline, "predict_proba"):
-            proba = self.pipeline.predict_proba(frame)
-            classes = self.pipeline.classes_
-            return Prediction(labels=classes[np.argmax(proba, axis=1)], proba=proba)
-        return Prediction(labels=np.asarray(self.pipeline.predict(frame), dtype=np.float64))
-
 
 @dataclass
 class ServedModel:
@@ -97,7 +50,7 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> Serv
     """
     import yaml
 
-    from looml.serve.fastpath import compile_scorer
+    from looml.serve.compiled import compile_scorer
     from looml.store.tracking import PROFILE_ARTIFACT, SCHEMA_ARTIFACT, load_pipeline, model_documents
 
     found, documents = model_documents(tracking_uri, name, version)

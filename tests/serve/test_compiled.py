@@ -26,7 +26,8 @@ from looml.data.profile import profile as profile_frame
 from looml.data.schema import ColumnSchema, Schema
 from looml.learn.features import SchemaCoercer, build_preprocessor
 from looml.learn.zoo import make_estimator
-from looml.serve.fastpath import TOLERANCE, CompiledScorer, _coerce_column, compile_scorer
+from looml.serve.compiled import TOLERANCE, CompiledScorer, compile_scorer
+from looml.serve.compiled.coerce import coerce_column
 from looml.serve.model import Batch, PipelineScorer, load_model
 from looml.spec import PreprocessingSpec
 
@@ -104,7 +105,7 @@ def test_columns_are_coerced_as_the_schema_coercer_coerces_them(values: Any, kin
     coercer = SchemaCoercer(columns={"c": kind}).fit(pd.DataFrame({"c": [1.0]}))
     want = coercer.transform(pd.DataFrame({"c": values}))["c"].to_numpy()
 
-    got = _coerce_column(values, kind, len(values))
+    got = coerce_column(values, kind, len(values))
 
     if kind == "numeric":
         np.testing.assert_array_equal(got, want.astype(np.float64))

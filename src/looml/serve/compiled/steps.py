@@ -1,0 +1,177 @@
+"""The fitted ColumnTransformer's branches as numpy steps: imputers, scalers, one-hot tables,
+datetime parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from looml.serve.compiled.base import Step, Unsupported, _Branch
+
+__all__ = ["compile_branches"]
+
+
+def compile_branches(columns: Any, features: dict[str, str]) -> list[_Branch]:
+    from sklearn.pipeline import Pipeline
+
+    if getattr(columns, "sparse_output_", False):
+        raise Unsupported("the ColumnTransformer returns a sparse matrix")
+    names = list(features)
+    branches = []
+    for name, transformer, selected in columns.transformers_:
+        selected = list(selected)
+        if not selected:  # the remainder, when the branches take every column
+            continue
+        if isinstance(transformer, str):
+            if transformer == "drop":
+                continue
+            raise Unsupported(f"ColumnTransformer branch {name!r} is {transformer!r}")
+        if not all(isinstance(c, str) and c in features for c in selected):
+            raise Unsupported(f"ColumnTransformer branch {name!r} does not select feature columns by name")
+        kinds = {features[c] for c in selected}
+        if len(kinds) != 1:
+            raise Unsupported(f"ColumnTransformer branch {name!r} mixes column kinds {sorted(kinds)}")
+        kind = kinds.pop()
+        fitted = [s for _, s in transformer.steps] if isinstance(transformer, Pipeline) else [transformer]
+        steps, data = [], kind
+        for step in fitted:
+            compiled, data = _step(step, data, selected)
+            steps.append(compiled)
+        if data != "numeric":
+            raise Unsupported(f"ColumnTransformer branch {name!r} does not end in numbers")
+        branches.append(_Branch(columns=[names.index(c) for c in selected], kind=kind, steps=steps))
+    return branches
+
+
+def _step(step: Any, data: str, columns: list[str]) -> tuple[Step, str]:
+    """The compiled step and the kind of data it returns, for a step fed `data`."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
+
+    from looml.learn.features import DatetimeParts
+
+    if isinstance(step, DatetimeParts) and data == "datetime":
+        if list(step.columns_) != columns:
+            raise Unsupported("DatetimeParts was fitted on other columns")
+        return _datetime_parts(tuple(step.parts)), "numeric"
+    if isinstance(step, SimpleImputer) and data in ("numeric", "categorical"):
+        return _imputer(step, data), data
+    if isinstance(step, StandardScaler | RobustScaler | MinMaxScaler) and data == "numeric":
+        return _scaler(step), "numeric"
+    if isinstance(step, OneHotEncoder) and data == "categorical":
+        return _one_hot(step), "numeric"
+    raise Unsupported(f"no compiled form of {type(step).__name__} on {data} columns")
+
+
+def _imputer(imputer: Any, data: str) -> Step:
+    missing = imputer.missing_values
+    if not (isinstance(missing, float) and np.isnan(missing)):
+        raise Unsupported(f"SimpleImputer with missing_values={missing!r}")
+    statistics = imputer.statistics_
+    if data == "numeric" and np.isnan(statistics.astype(np.float64)).any():
+        raise Unsupported("SimpleImputer that drops an all-missing column")
+    if data == "categorical" and pd.isna(statistics).any():
+        raise Unsupported("SimpleImputer that drops an all-missing column")
+    if imputer.add_indicator and data != "numeric":
+        raise Unsupported("SimpleImputer with missing indicators on categorical columns")
+    indicator = imputer.indicator_.features_ if imputer.add_indicator else None
+
+    def impute(X: np.ndarray) -> np.ndarray:
+        if data == "numeric":
+            mask = np.isnan(X)
+            if np.isinf(X).any():  # as SimpleImputer's input check refuses it
+                raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
+            X = np.where(mask, statistics, X)
+        else:
+            mask = pd.isna(X)
+            X = np.where(mask, statistics, X)
+        if indicator is None:
+            return X
+        return np.hstack([X, mask[:, indicator].astype(np.float64)])
+
+    return impute
+
+
+def _scaler(scaler: Any) -> Step:
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler
+
+    if isinstance(scaler, MinMaxScaler):
+        scale, low, clip, bounds = scaler.scale_, scaler.min_, scaler.clip, scaler.feature_range
+
+        def minmax(X: np.ndarray) -> np.ndarray:
+            X = X * scale + low
+            return np.clip(X, bounds[0], bounds[1]) if clip else X
+
+        return minmax
+    if isinstance(scaler, RobustScaler):
+        center = scaler.center_ if scaler.with_centering else None
+        divide = scaler.scale_ if scaler.with_scaling else None
+    else:
+        center = scaler.mean_ if scaler.with_mean else None
+        divide = scaler.scale_ if scaler.with_std else None
+
+    def standardize(X: np.ndarray) -> np.ndarray:
+        if center is not None:
+            X = X - center
+        return X / divide if divide is not None else X
+
+    return standardize
+
+
+def _one_hot(encoder: Any) -> Step:
+    if encoder.drop_idx_ is not None or encoder.sparse_output:
+        raise Unsupported("OneHotEncoder with drop= or sparse output")
+    if encoder.handle_unknown not in ("ignore", "infrequent_if_exist", "warn"):
+        raise Unsupported(f"OneHotEncoder with handle_unknown={encoder.handle_unknown!r}")
+    infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(encoder.categories_)
+    tables, widths = [], []
+    for categories, rare in zip(encoder.categories_, infrequent, strict=True):
+        if categories.dtype != object or not all(isinstance(c, str) for c in categories):
+            raise Unsupported("OneHotEncoder fitted on values that are not strings")
+        rare = set() if rare is None else set(rare)
+        frequent = [c for c in categories if c not in rare]
+        table = {c: i for i, c in enumerate(frequent)}
+        other = len(frequent) if rare else -1
+        table.update({c: other for c in rare})
+        unknown = -1 if encoder.handle_unknown == "ignore" else other  # "warn" encodes as infrequent_if_exist
+        tables.append((table, unknown))
+        widths.append(len(frequent) + (1 if rare else 0))
+    offsets = np.cumsum([0, *widths])
+
+    def one_hot(X: np.ndarray) -> np.ndarray:
+        n = X.shape[0]
+        out = np.zeros((n, offsets[-1]))
+        rows = np.arange(n)
+        for j, (table, unknown) in enumerate(tables):
+            index = np.fromiter((table.get(v, unknown) for v in X[:, j]), dtype=np.intp, count=n)
+            hit = index >= 0
+            out[rows[hit], offsets[j] + index[hit]] = 1.0
+        return out
+
+    return one_hot
+
+
+def _datetime_parts(parts: tuple[str, ...]) -> Step:
+    """DatetimeParts on datetime64 arrays (pandas' calendar fields, computed with numpy units)."""
+    def fields(stamps: np.ndarray) -> list[np.ndarray]:
+        days = stamps.astype("M8[D]")
+        day_number = days.astype(np.int64)
+        months = stamps.astype("M8[M]")
+        computed = {
+            "year": lambda: stamps.astype("M8[Y]").astype(np.int64) + 1970,
+            "month": lambda: months.astype(np.int64) % 12 + 1,
+            "day": lambda: (days - months).astype(np.int64) + 1,
+            "dayofweek": lambda: (day_number + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0
+            "dayofyear": lambda: (days - stamps.astype("M8[Y]")).astype(np.int64) + 1,
+            "hour": lambda: (stamps - days).astype("m8[h]").astype(np.int64),
+            "minute": lambda: (stamps - stamps.astype("M8[h]")).astype("m8[m]").astype(np.int64),
+        }
+        missing = np.isnat(stamps)
+        return [np.where(missing, np.nan, computed[p]().astype(np.float64)) for p in parts]
+
+    def datetime_parts(columns: list[np.ndarray]) -> np.ndarray:
+        return np.column_stack([f for stamps in columns for f in fields(stamps)])
+
+    return datetime_parts
