@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import polars as pl
+import pytest
 from sklearn.datasets import make_friedman1
 from sklearn.ensemble import VotingRegressor
 
@@ -33,3 +34,33 @@ def test_a_kept_voting_ensemble_is_served_with_the_pipelines_predictions(
     batch = {name: rows[name].tolist() for name in rows.columns}
     got = served.predict(batch)
     np.testing.assert_allclose(np.asarray(got.labels, dtype=float), served.pipeline.predict(rows), rtol=1e-12)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_the_default_vote_is_served_compiled_and_matches_the_pipeline(
+        make_project: Callable[..., Path], task: str) -> None:
+    # `looml init`'s candidates, voted (decision 42): the server must not fall back to the pipeline.
+    rng = np.random.default_rng(1)  # a table where the vote beats each member in nested CV
+    rows = 900
+    x = rng.normal(size=rows)
+    plan = rng.choice(["basic", "plus", "pro"], rows)
+    z = rng.normal(size=rows)
+    signal = 2 * x + (plan == "pro") + 2 * np.sin(3 * z) + rng.normal(size=rows)  # linear and not
+    label = signal if task == "regression" else np.where(signal > 0.5, "y", "n")
+    frame = pd.DataFrame({"x": np.where(rng.random(rows) < 0.1, np.nan, x), "z": z, "plan": plan,
+                          "label": label})
+    project = make_project(pl.from_pandas(frame), extra="split:\n  folds: 3\n")
+    project.write_text(project.read_text().replace("[linear]", "[lightgbm, linear, random_forest]"))
+    result = looml.run(project)
+    assert result.best_model == "voting_ensemble"
+
+    served = load_model(result.tracking_uri, result.model_name)
+
+    assert served.scorer.name.startswith("compiled:vote("), served.scorer.name
+    X = frame.drop(columns="label").head(200)
+    got = served.predict({c: X[c].tolist() for c in X.columns})
+    if task == "regression":
+        np.testing.assert_allclose(np.asarray(got.labels, dtype=float), served.pipeline.predict(X), rtol=1e-9)
+    else:
+        np.testing.assert_allclose(got.proba, served.pipeline.predict_proba(X), atol=1e-9)
+        assert list(got.labels) == list(served.pipeline.predict(X))

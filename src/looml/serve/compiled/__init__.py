@@ -18,7 +18,8 @@ The compiled scorer is used only when it reproduces the reference on ~1,900 seed
 `looml.serve` logger, and the server then scores through the pipeline.
 
 The package: `base` (the scorer), `coerce` (the coercer's rules), `steps` (the ColumnTransformer),
-`models` (the estimators) and `checks` (the validation rows); this module compiles a pipeline and
+`models` (the estimators), `vote` (a weighted vote of member pipelines) and `checks` (the
+validation rows); this module compiles a pipeline and
 keeps a compiled scorer only when it matches the pipeline.
 """
 
@@ -33,9 +34,10 @@ from looml.serve.compiled.base import TOLERANCE, CompiledScorer, Unsupported, lo
 from looml.serve.compiled.checks import validation_batches
 from looml.serve.compiled.models import compile_estimator
 from looml.serve.compiled.steps import compile_branches
+from looml.serve.compiled.vote import CompiledVote, compile_vote
 from looml.serve.scoring import Batch, Scorer
 
-__all__ = ["TOLERANCE", "CompiledScorer", "Unsupported", "compile_scorer"]
+__all__ = ["TOLERANCE", "CompiledScorer", "CompiledVote", "Unsupported", "compile_scorer"]
 
 
 def compile_scorer(pipeline: Any, features: dict[str, str], schema: Schema | None,
@@ -99,7 +101,19 @@ def _difference(scorer: Scorer, reference: Scorer, batch: Batch) -> str | None:
 
 
 
-def _compile(pipeline: Any, features: dict[str, str]) -> CompiledScorer:
+def _compile(pipeline: Any, features: dict[str, str]) -> CompiledScorer | CompiledVote:
+    from sklearn.ensemble import VotingClassifier, VotingRegressor
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(pipeline, Pipeline) and len(pipeline.steps) == 2 \
+            and isinstance(pipeline.steps[-1][1], VotingClassifier | VotingRegressor):
+        if dict(pipeline.steps[0][1].columns_) != features:
+            raise Unsupported("the vote's coercer columns are not the served features")
+        return compile_vote(pipeline.steps[-1][1], features, _compile_single)
+    return _compile_single(pipeline, features)
+
+
+def _compile_single(pipeline: Any, features: dict[str, str]) -> CompiledScorer:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
