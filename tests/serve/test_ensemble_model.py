@@ -36,7 +36,7 @@ def test_a_kept_voting_ensemble_is_served_with_the_pipelines_predictions(
     np.testing.assert_allclose(np.asarray(got.labels, dtype=float), served.pipeline.predict(rows), rtol=1e-12)
 
 
-@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("task", ["classification", "regression", "multiclass"])
 def test_the_default_vote_is_served_compiled_and_matches_the_pipeline(
         make_project: Callable[..., Path], task: str) -> None:
     # `looml init`'s candidates, voted (decision 42): the server must not fall back to the pipeline.
@@ -46,9 +46,11 @@ def test_the_default_vote_is_served_compiled_and_matches_the_pipeline(
     plan = rng.choice(["basic", "plus", "pro"], rows)
     z = rng.normal(size=rows)
     signal = 2 * x + (plan == "pro") + 2 * np.sin(3 * z) + rng.normal(size=rows)  # linear and not
-    label = signal if task == "regression" else np.where(signal > 0.5, "y", "n")
+    label = (signal if task == "regression" else np.where(signal > 0.5, "y", "n") if task == "classification"
+             else np.digitize(signal, [-0.5, 1.5]).astype(str))
+    shop = rng.choice([f"s{i}" for i in range(80)], rows)  # > high_cardinality: target-encoded
     frame = pd.DataFrame({"x": np.where(rng.random(rows) < 0.1, np.nan, x), "z": z, "plan": plan,
-                          "label": label})
+                          "shop": shop, "label": label})
     project = make_project(pl.from_pandas(frame), extra="split:\n  folds: 3\n")
     project.write_text(project.read_text().replace("[linear]", "[lightgbm, linear, random_forest]"))
     result = looml.run(project)
@@ -57,6 +59,9 @@ def test_the_default_vote_is_served_compiled_and_matches_the_pipeline(
     served = load_model(result.tracking_uri, result.model_name)
 
     assert served.scorer.name.startswith("compiled:vote("), served.scorer.name
+    member = served.pipeline.named_steps["model"].estimators_[0]
+    assert any(name.startswith("categorical_target") and len(cols)
+               for name, _, cols in member.named_steps["columns"].transformers_)
     X = frame.drop(columns="label").head(200)
     got = served.predict({c: X[c].tolist() for c in X.columns})
     if task == "regression":

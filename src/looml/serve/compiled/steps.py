@@ -1,5 +1,5 @@
-"""The fitted ColumnTransformer's branches as numpy steps: imputers, scalers, one-hot tables,
-datetime parts."""
+"""The fitted ColumnTransformer's branches as numpy steps: imputers, scalers, one-hot and
+target-encoding tables, datetime parts."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def compile_branches(columns: Any, features: dict[str, str]) -> list[_Branch]:
 def _step(step: Any, data: str, columns: list[str]) -> tuple[Step, str]:
     """The compiled step and the kind of data it returns, for a step fed `data`."""
     from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler
+    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler, TargetEncoder
 
     from looml.learn.features import DatetimeParts
 
@@ -62,6 +62,8 @@ def _step(step: Any, data: str, columns: list[str]) -> tuple[Step, str]:
         return _scaler(step), "numeric"
     if isinstance(step, OneHotEncoder) and data == "categorical":
         return _one_hot(step), "numeric"
+    if isinstance(step, TargetEncoder) and data == "categorical":
+        return _target_encoder(step), "numeric"
     raise Unsupported(f"no compiled form of {type(step).__name__} on {data} columns")
 
 
@@ -151,6 +153,31 @@ def _one_hot(encoder: Any) -> Step:
         return out
 
     return one_hot
+
+
+def _target_encoder(encoder: Any) -> Step:
+    """The fitted per-category values as a lookup: one column per feature (binary, continuous)
+    or one per feature and class, feature-major (multiclass); an unseen category gets the target
+    mean, as `TargetEncoder.transform` gives it."""
+    k = len(encoder.classes_) if encoder.target_type_ == "multiclass" else 1
+    mean = np.atleast_1d(np.asarray(encoder.target_mean_, dtype=np.float64))
+    tables = []
+    for j, categories in enumerate(encoder.categories_):
+        if categories.dtype != object or not all(isinstance(c, str) for c in categories):
+            raise Unsupported("TargetEncoder fitted on values that are not strings")
+        values = np.column_stack([encoder.encodings_[j * k + c] for c in range(k)]).astype(np.float64)
+        tables.append(({c: i for i, c in enumerate(categories)}, np.vstack([values, mean])))
+
+    def target_encode(X: np.ndarray) -> np.ndarray:
+        n = X.shape[0]
+        blocks = []
+        for j, (table, values) in enumerate(tables):
+            unseen = len(values) - 1  # the last row holds the target mean
+            index = np.fromiter((table.get(v, unseen) for v in X[:, j]), dtype=np.intp, count=n)
+            blocks.append(values[index])
+        return np.hstack(blocks) if blocks else np.empty((n, 0))
+
+    return target_encode
 
 
 def _datetime_parts(parts: tuple[str, ...]) -> Step:
