@@ -60,8 +60,8 @@ def test_the_default_vote_is_served_compiled_and_matches_the_pipeline(
 
     assert served.scorer.name.startswith("compiled:vote("), served.scorer.name
     member = served.pipeline.named_steps["model"].estimators_[0]
-    assert any(name.startswith("categorical_target") and len(cols)
-               for name, _, cols in member.named_steps["columns"].transformers_)
+    branches = {name for name, _, cols in member.named_steps["columns"].transformers_ if len(cols)}
+    assert "categorical_target" in branches, branches
     X = frame.drop(columns="label").head(200)
     got = served.predict({c: X[c].tolist() for c in X.columns})
     if task == "regression":
@@ -69,3 +69,27 @@ def test_the_default_vote_is_served_compiled_and_matches_the_pipeline(
     else:
         np.testing.assert_allclose(got.proba, served.pipeline.predict_proba(X), atol=1e-9)
         assert list(got.labels) == list(served.pipeline.predict(X))
+
+
+@pytest.mark.parametrize("model", ["lightgbm", "linear"])
+def test_text_and_target_encoded_columns_compile(make_project: Callable[..., Path], model: str) -> None:
+    rng = np.random.default_rng(3)
+    rows = 700
+    words = np.array(["late", "early", "refund", "broken", "great", "slow", "fast", "price", "box", "call"])
+    note = [" ".join(rng.choice(words, int(rng.integers(2, 9)))) + f" order {i}" for i in range(rows)]
+    shop = rng.choice([f"s{i}" for i in range(80)], rows)
+    signal = np.array([n.count("late") - n.count("great") for n in note]) + rng.normal(size=rows)
+    frame = pd.DataFrame({"note": note, "shop": shop, "x": rng.normal(size=rows),
+                          "label": np.where(signal > 0, "bad", "good")})
+    project = make_project(pl.from_pandas(frame), extra="split:\n  folds: 2\n")
+    project.write_text(project.read_text().replace("[linear]", f"[{model}]"))
+    result = looml.run(project)
+
+    served = load_model(result.tracking_uri, result.model_name)
+
+    branches = {name for name, _, cols in served.pipeline.named_steps["columns"].transformers_ if len(cols)}
+    assert {"text", "categorical_target"} <= branches, branches
+    assert served.scorer.name.startswith("compiled:"), served.scorer.name
+    X = frame.drop(columns="label").head(100).assign(note=lambda f: f["note"].mask(f.index % 9 == 0))
+    got = served.predict({c: X[c].tolist() for c in X.columns})
+    np.testing.assert_allclose(got.proba, served.pipeline.predict_proba(X), atol=1e-9)

@@ -5,8 +5,9 @@
 The reference path builds a pandas DataFrame per request and walks SchemaCoercer, the
 ColumnTransformer and the estimator through scikit-learn's input checks: about 10 ms for one
 row, nearly all of it overhead. Here each fitted step becomes a numpy function of its learned
-parameters (imputer statistics, scaler offsets, one-hot category tables, datetime parts), and
-the estimator becomes arithmetic on the dense matrix:
+parameters (imputer statistics, scaler offsets, one-hot and target-encoding tables, datetime
+parts; a text column through its fitted TF-IDF vocabulary and projection), the estimator becomes
+arithmetic on the dense matrix, and a weighted vote blends its members' compiled outputs:
 
 - linear models: the coefficients, then scipy's `expit` or scikit-learn's `softmax`;
 - HistGradientBoosting and random forests: every tree in one ONNX `TreeEnsemble` (ai.onnx.ml

@@ -35,6 +35,8 @@ def validation_batches(features: dict[str, str], schema: Schema | None,
             return _numbers(rng, n, messy, stats.get(name, {}), columns.get(name))
         if features[name] == "datetime":
             return _dates(rng, n, messy, stats.get(name, {}))
+        if features[name] == "text":
+            return _sentences(rng, n, messy, domains[name])
         return _categories(rng, n, messy, domains[name])
 
     clean = {name: draw(name, 800, False) for name in features}
@@ -56,6 +58,18 @@ def validation_batches(features: dict[str, str], schema: Schema | None,
                                          if kind != "datetime" else clean[name][:8]
                                          for name, kind in features.items()}))
     return batches
+
+
+def _sentences(rng: np.random.Generator, n: int, messy: bool, domain: list[Any]) -> list:
+    """Free text: 1-12 words drawn from the column's frequent values (and unseen words), with
+    gaps, empty texts and numbers in the messy batch."""
+    words = " ".join(str(v) for v in domain).split() or ["a", "b", "c"]
+    words += ["unseen", "WORDS", "état", "42"]
+    out: list[Any] = [" ".join(rng.choice(words, int(rng.integers(1, 13)))) for _ in range(n)]
+    if messy:
+        for i in range(0, n, 7):
+            out[i] = [None, "", "   ", 3.5, float("nan")][(i // 7) % 5]
+    return out
 
 
 def _integers(domain: list[Any]) -> list[int]:

@@ -1,5 +1,5 @@
 """The fitted ColumnTransformer's branches as numpy steps: imputers, scalers, one-hot and
-target-encoding tables, datetime parts."""
+target-encoding tables, TF-IDF text features, datetime parts."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ def _step(step: Any, data: str, columns: list[str]) -> tuple[Step, str]:
     from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler, TargetEncoder
 
     from looml.learn.features import DatetimeParts
+    from looml.learn.transformers import TextTfidf
 
     if isinstance(step, DatetimeParts) and data == "datetime":
         if list(step.columns_) != columns:
@@ -64,6 +65,8 @@ def _step(step: Any, data: str, columns: list[str]) -> tuple[Step, str]:
         return _one_hot(step), "numeric"
     if isinstance(step, TargetEncoder) and data == "categorical":
         return _target_encoder(step), "numeric"
+    if isinstance(step, TextTfidf) and data == "text":
+        return _text(step), "numeric"
     raise Unsupported(f"no compiled form of {type(step).__name__} on {data} columns")
 
 
@@ -178,6 +181,25 @@ def _target_encoder(encoder: Any) -> Step:
         return np.hstack(blocks) if blocks else np.empty((n, 0))
 
     return target_encode
+
+
+def _text(step: Any) -> Step:
+    """TextTfidf: each column's fitted vectorizer (vocabulary and idf, a sparse product) and its
+    projection, called on the texts directly, with TextTfidf's rule for a missing text ("")."""
+    parts = [(v, r) for v, r in zip(step.vectorizers_, step.reducers_, strict=True)]
+
+    def text(X: np.ndarray) -> np.ndarray:
+        blocks = []
+        for i, (vectorizer, reducer) in enumerate(parts):
+            if vectorizer is None:
+                continue
+            texts = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in X[:, i]]
+            weights = vectorizer.transform(texts)
+            blocks.append(weights.toarray() if reducer is None
+                          else reducer.transform(weights).astype(np.float32))
+        return np.hstack(blocks) if blocks else np.empty((X.shape[0], 0), dtype=np.float32)
+
+    return text
 
 
 def _datetime_parts(parts: tuple[str, ...]) -> Step:
