@@ -7,7 +7,7 @@ and with the default settings, is `bench/corpus.py`. A run must end with a model
 clear data error (exit 2 or 3, the problems as JSON) where the table leaks its target; never a
 traceback, never exit 1 (`looml init` may refuse a target no spec can fix, with exit 3). The
 registered model must predict the held-back rows as `pd.read_csv` reads them, through
-`mlflow.pyfunc`.
+`mlflow.pyfunc`, and the server must score it on the compiled fast path (issue 17's guard).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import pandas as pd
 import polars as pl
 import pytest
 import yaml
+
+from looml.serve.model import PipelineScorer, load_model
 
 CORPUS = Path(os.environ.get("LOOML_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 ROWS = 2500
@@ -109,6 +111,18 @@ def test_a_real_table_runs_end_to_end_or_stops_clearly(name: str, tmp_path: Path
     mlflow.set_tracking_uri(body["tracking_uri"])
     model = mlflow.pyfunc.load_model("models:/corpus@champion")
     predicted = np.asarray(model.predict(held))
+    # The guard of the serving fast path: the default pipeline compiles (a default that loses it
+    # would cost tens of times the latency in production), and scores as the pipeline does.
+    served = load_model(body["tracking_uri"], "corpus")
+    assert served.scorer.name.startswith("compiled:"), (served.scorer.name, name)
+    rows = held.head(200)
+    got = served.predict({c: rows[c].tolist() for c in rows.columns if c in served.features})
+    want = PipelineScorer(served.pipeline, served.features).predict(
+        {c: rows[c].tolist() for c in rows.columns if c in served.features})
+    if want.proba is None:
+        np.testing.assert_allclose(np.asarray(got.labels, dtype=float), want.labels, rtol=1e-9)
+    else:
+        np.testing.assert_allclose(got.proba, want.proba, atol=1e-9)
     assert len(predicted) == len(held)
     if meta["task"] == "regression":
         assert np.isfinite(predicted.astype(float)).all()
