@@ -129,6 +129,22 @@ def test_numbers_as_text_gaps_and_numpy_values_are_accepted() -> None:
     assert validate_batch(batch, MODEL, 100) == []
 
 
+@pytest.mark.parametrize("rows", [3, 1000])
+def test_a_boolean_in_a_column_that_held_numbers_is_422(rows: int) -> None:
+    batch = good(rows)
+    batch["age"][1] = True  # JSON true for an age: the pipeline would read 1.0 and score it
+    with pytest.raises(RequestError) as caught:
+        validate_batch(batch, MODEL, rows)
+    assert caught.value.status == 422
+    assert "columns.age row 1: a boolean, not a number" in caught.value.render()
+    as_array = {**good(rows), "age": np.array([True] * rows)}
+    with pytest.raises(RequestError, match="a boolean, not a number"):
+        validate_batch(as_array, MODEL, rows)
+    flags = served(SCHEMA.model_copy(update={"columns": {**SCHEMA.columns, "bonus": ColumnSchema(
+        type="boolean", required=False, nullable=True)}}))
+    assert validate_batch({**good(rows), "bonus": [r % 2 == 0 for r in range(rows)]}, flags, rows) == []
+
+
 def test_boolean_and_integer_categories_compare_as_the_pipeline_reads_them() -> None:
     schema = Schema(target="label", columns={
         "flag": ColumnSchema(type="categorical", categories=["false", "true"]),

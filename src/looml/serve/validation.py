@@ -55,6 +55,7 @@ class _Column:
     low: float | None
     high: float | None
     domain: frozenset[str] | None
+    booleans: bool = True  # a numeric feature that was boolean in training takes true / false
 
 
 @dataclass
@@ -123,6 +124,10 @@ def _absent(col: _Column, extras: list[str]) -> Problem:
 
 def _check_numeric(col: _Column, values: Sequence[Any] | np.ndarray, problems: list[Problem],
                    warnings: list[str]) -> None:
+    if not col.booleans and _has_booleans(values):
+        flagged = [(row, v) for row, v in enumerate(_plain_list(values)) if isinstance(v, bool | np.bool_)]
+        problems.append(_problem(col, flagged, "a boolean, not a number (the column held numbers in "
+                                 "training)", "send the number itself, or null where it is unknown"))
     found = _scan_numeric(values, col.low, col.high)
     if found.bad:
         problems.append(_problem(col, found.bad, "not a number",
@@ -135,6 +140,17 @@ def _check_numeric(col: _Column, values: Sequence[Any] | np.ndarray, problems: l
         low = "-inf" if col.low is None else _number(col.low)
         high = "inf" if col.high is None else _number(col.high)
         warnings.append(_warning(col, found.outside, f"outside the schema's range {low} to {high}"))
+
+
+def _has_booleans(values: Sequence[Any] | np.ndarray) -> bool:
+    if isinstance(values, np.ndarray):
+        return values.dtype.kind == "b" or (values.dtype == object and _has_booleans(values.tolist()))
+    kinds = set(map(type, values))  # one pass in C, not a Python loop per value
+    return bool in kinds or np.bool_ in kinds
+
+
+def _plain_list(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
 def _scan_numeric(values: Sequence[Any] | np.ndarray, low: float | None, high: float | None) -> _Findings:
@@ -385,7 +401,8 @@ def _plan(model: ServedModel) -> tuple[tuple[_Column, ...], frozenset[str]]:
             low=col.min if col is not None and kind == "numeric" else None,
             high=col.max if col is not None and kind == "numeric" else None,
             domain=frozenset(col.categories) if col is not None and col.categories is not None
-            and kind == "categorical" else None))
+            and kind == "categorical" else None,
+            booleans=col is None or col.type == "boolean"))
     plan = tuple(columns), frozenset(model.features) | frozenset(schema)
     _PLANS[key] = (weakref.ref(model, lambda _, key=key: _PLANS.pop(key, None)), *plan)
     return plan
