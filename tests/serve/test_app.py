@@ -74,6 +74,19 @@ def test_health_and_metadata(server: LiveServer) -> None:
     assert "/predict" in c.get("/openapi.json").json()["paths"]
 
 
+def test_the_docs_page_loads_its_swagger_files_from_the_server_not_a_cdn(server: LiveServer) -> None:
+    import re
+
+    page = server.client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(r"url: '([^']+)'", page.text)
+    assert sources and all(s.startswith("/") for s in sources), sources  # nothing from another host
+    assets = (("/docs/assets/swagger-ui-bundle.js", 500_000), ("/docs/assets/swagger-ui.css", 50_000))
+    for asset, size in assets:
+        got = server.client.get(asset)
+        assert got.status_code == 200 and len(got.content) > size, asset
+
+
 def test_predict_returns_labels_probabilities_and_row_ids(server: LiveServer) -> None:
     rows = [ROW, {**ROW, "tenure": "7", "plan": "gold"}]
 

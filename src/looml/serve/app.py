@@ -83,6 +83,28 @@ class ModelHolder:
                 log.warning("could not follow the champion of %s: %s", self.name, self.error)
 
 
+_DOCS_ASSETS = "/docs/assets"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI from files installed with looml (the `fastapi-offline` package's
+    copies), not from a CDN: FastAPI's default page was blank on a machine without internet."""
+    from importlib.resources import files
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = StaticFiles(directory=str(files("fastapi_offline") / "static"))
+    app.mount(_DOCS_ASSETS, assets, name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title}: API",
+                                   swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{_DOCS_ASSETS}/favicon.png")
+
+
 def create_app(spec: Spec, *, version: str | None = None,
                loader: Callable[[str, str, str | None], ServedModel] = load_model) -> FastAPI:
     """The server app for the spec's registered model: `version`, or the champion (followed)."""
@@ -131,7 +153,8 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     app = FastAPI(title=f"looml: {spec.registry.model_name}", version=__version__, lifespan=lifespan,
                   description="Open Inference Protocol v2, MLflow scoring and plain JSON predictions "
-                              "for a looml model.")
+                              "for a looml model.", docs_url=None, redoc_url=None)
+    _offline_docs(app)
 
     def current() -> ServedModel:
         if holder.model is None:
