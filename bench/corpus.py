@@ -302,7 +302,7 @@ def summary(results: dict[str, dict[str, dict[str, Any]]], datasets: dict[str, A
     lines = ["| table | task | metric | init | budget60 | LightGBM | FLAML | init wall s "
              "| budget60 wall s | budget60 winner | notes |", "|" + " --- |" * 11]
     tallies: dict[str, dict[str, int]] = {}
-    crashes = pyfunc_ok = pyfunc_n = 0
+    crashes = clear = pyfunc_ok = pyfunc_n = 0
     walls_over = []
     for name, row in sorted(results.items()):
         meta = datasets[name]
@@ -320,7 +320,10 @@ def summary(results: dict[str, dict[str, dict[str, Any]]], datasets: dict[str, A
         for config in ("init", "budget60"):
             entry = row.get(config) or {}
             outcome = str(entry.get("outcome", ""))
-            if outcome in ("crash", "error", "init failed") or outcome.startswith("over"):
+            if outcome == "init failed" and entry.get("init_exit") in (2, 3):  # a named refusal, not a crash
+                clear += 1
+                notes.append(f"{config}: init refused the table (exit {entry['init_exit']})")
+            elif outcome in ("crash", "error", "init failed") or outcome.startswith("over"):
                 crashes += 1
                 notes.append(f"{config}: {entry.get('outcome')}")
             if entry.get("clear_stop"):
@@ -341,7 +344,8 @@ def summary(results: dict[str, dict[str, dict[str, Any]]], datasets: dict[str, A
                      f"{cell('lightgbm')} | {cell('flaml')} | {(row.get('init') or {}).get('wall', '-')} | "
                      f"{budget_wall or '-'} | {(row.get('budget60') or {}).get('winner') or '-'} | "
                      f"{'; '.join(notes)} |")
-    lines += ["", f"tables: {len(results)}; crashes or runs over the timeout: {crashes}; "
+    lines += ["", f"tables: {len(results)}; crashes or runs over the timeout: {crashes}; clear refusals "
+              f"by init (exit 2 or 3): {clear}; "
               f"pyfunc on raw rows: {pyfunc_ok} of {pyfunc_n} registered models; "
               f"budget60 walls over {1.1 * budget + 10:.0f} s: {len(walls_over)} {walls_over or ''}"]
     for key, t in sorted(tallies.items()):
