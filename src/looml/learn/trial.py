@@ -107,8 +107,10 @@ def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict
 
 
 class _FoldFeatures:
-    """Each fold's fitted feature steps and transformed rows, shared by the trials whose feature
-    steps are the same (the same params, so the same fitted result: every step is seeded).
+    """Each fold's fitted feature steps (every step of a trial's pipeline but the model: a looml
+    pipeline starts with its coercer, so there is always one) and transformed rows, shared by
+    the trials whose feature steps are the same (the same params, so the same fitted result:
+    every step is seeded).
 
     Without it every candidate fits the same preprocessing on every fold again; with text
     (TF-IDF + SVD) or target encoding that was most of a trial (bird_strike_phase: a linear
@@ -126,8 +128,6 @@ class _FoldFeatures:
         """(the fitted pipeline, its fit seconds, what predicts the fold's validation rows, and
         those rows as that predictor reads them)."""
         train, test = data.folds[fold]
-        if len(pipeline.steps) < 2:
-            return self._plain(pipeline, data, train, test)
         if self.owner is not data:
             self.release()
             self.owner = data
@@ -153,14 +153,6 @@ class _FoldFeatures:
     def release(self) -> None:
         """Forget the kept folds (the search is over)."""
         self.owner, self.entries, self.size = None, {}, 0
-
-    @staticmethod
-    def _plain(pipeline: Pipeline, data: TrialData, train: np.ndarray,
-               test: np.ndarray) -> tuple[Pipeline, float, Any, Any]:
-        model = clone(pipeline)
-        began = time.perf_counter()
-        model.fit(data.X.iloc[train], data.y[train])
-        return model, time.perf_counter() - began, model, data.X.iloc[test]
 
 
 def _nbytes(Z: Any) -> int:

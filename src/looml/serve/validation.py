@@ -36,6 +36,7 @@ import numpy as np
 from looml.errors import Problem, RequestError, did_you_mean
 from looml.learn.features import category_text
 from looml.serve.model import Batch, ServedModel
+from looml.serve.wire import plain_list
 
 __all__ = ["validate_batch"]
 
@@ -125,7 +126,7 @@ def _absent(col: _Column, extras: list[str]) -> Problem:
 def _check_numeric(col: _Column, values: Sequence[Any] | np.ndarray, problems: list[Problem],
                    warnings: list[str]) -> None:
     if not col.booleans and _has_booleans(values):
-        flagged = [(row, v) for row, v in enumerate(_plain_list(values)) if isinstance(v, bool | np.bool_)]
+        flagged = [(row, v) for row, v in enumerate(plain_list(values)) if isinstance(v, bool | np.bool_)]
         problems.append(_problem(col, flagged, "a boolean, not a number (the column held numbers in "
                                  "training)", "send the number itself, or null where it is unknown"))
     found = _scan_numeric(values, col.low, col.high)
@@ -147,10 +148,6 @@ def _has_booleans(values: Sequence[Any] | np.ndarray) -> bool:
         return values.dtype.kind == "b" or (values.dtype == object and _has_booleans(values.tolist()))
     kinds = set(map(type, values))  # one pass in C, not a Python loop per value
     return bool in kinds or np.bool_ in kinds
-
-
-def _plain_list(values: Sequence[Any] | np.ndarray) -> list[Any]:
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
 def _scan_numeric(values: Sequence[Any] | np.ndarray, low: float | None, high: float | None) -> _Findings:

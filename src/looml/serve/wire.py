@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 
 from looml.errors import Problem, RequestError
-from looml.serve.model import Batch
+from looml.serve.scoring import Batch
 
 __all__ = ["SHOWN", "check_body_size", "kind_of", "load_json", "number_like", "parameters_of", "plain_list",
            "problems_json", "records_batch", "rows_problem"]
