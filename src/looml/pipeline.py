@@ -113,7 +113,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
-    tracking_ready = warm_up(tracking_uri)
+    tracking_ready = warm_up()
 
     data_digest, frame, data_profile, report, schema = _prepare(spec, runner, store, snapshot)
     schema_digest = schema.digest()

@@ -115,22 +115,15 @@ def _import_mlflow() -> Any:
     return mlflow
 
 
-def warm_up(tracking_uri: str) -> Callable[[], None]:
-    """Import MLflow and open an embedded SQLite tracking store (created and migrated the first
-    time) in a background thread, while the run's other stages work; returns the wait for it.
-
-    Both are paid once per process and were most of `register` (1.1 s to import MLflow, 0.7-1.7 s
-    for the first store). Call the wait before this process uses MLflow: two threads migrating
-    one new SQLite file would race. A failure here is left for `register` to meet and report.
-    """
+def warm_up() -> Callable[[], None]:
+    """Import MLflow (and its sklearn flavour) in a background thread while the run's other
+    stages work; returns the wait for it. The import is paid once per process and was a second
+    of `register`. Nothing is opened or created here: a run killed before `register` leaves no
+    tracking store behind. A failure here is left for `register` to meet and report."""
     def work() -> None:
         with contextlib.suppress(Exception):
             _import_mlflow()
             import mlflow.sklearn  # noqa: F401  (what `log_and_register` uses)
-            from mlflow import MlflowClient
-
-            if _sqlite_db(tracking_uri):  # a server needs no opening (an unreachable one retries for minutes)
-                MlflowClient(tracking_uri).search_experiments(max_results=1)
 
     thread = threading.Thread(target=work, name="looml-tracking-warm-up", daemon=True)
     thread.start()
