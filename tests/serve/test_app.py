@@ -209,6 +209,9 @@ def test_metrics_count_requests_rows_and_the_version(server: LiveServer) -> None
 
     assert 'looml_requests_total{endpoint="/predict",status="200"}' in text
     assert 'looml_model_info{model="tiny",version="1"} 1.0' in text
+    scorer = server.client.get("/v2/models/tiny").json()["parameters"]["scorer"]
+    assert scorer.startswith("compiled:")
+    assert f'looml_scorer_info{{kind="{scorer}",model="tiny",version="1"}} 1.0' in text
     assert "looml_rows_predicted_total" in text and "looml_request_duration_seconds_bucket" in text
 
 

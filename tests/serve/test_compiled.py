@@ -24,19 +24,29 @@ from threadpoolctl import threadpool_limits
 import looml
 from looml.data.profile import profile as profile_frame
 from looml.data.schema import ColumnSchema, Schema
+from looml.learn.ensemble import make_ensemble
 from looml.learn.features import SchemaCoercer, build_preprocessor
+from looml.learn.rows import wrap_model
 from looml.learn.zoo import make_estimator
-from looml.serve.compiled import TOLERANCE, CompiledScorer, compile_scorer
+from looml.serve.compiled import TOLERANCE, CompiledScorer, CompiledStack, compile_scorer
 from looml.serve.compiled.coerce import coerce_column
 from looml.serve.model import Batch, PipelineScorer, load_model
-from looml.spec import PreprocessingSpec
+from looml.spec import FeaturesSpec, PreprocessingSpec
 
 FEATURES = {"age": "numeric", "income": "numeric", "visits": "numeric", "plan": "categorical",
             "region": "categorical", "joined": "datetime"}
 SMALL = {"linear": {}, "random_forest": {"n_estimators": 25}, "hist_gradient_boosting": {"max_iter": 25},
-         "lightgbm": {"n_estimators": 25}}
+         "lightgbm": {"n_estimators": 25}, "extra_trees": {"n_estimators": 25},
+         "xgboost": {"n_estimators": 25}, "catboost": {"iterations": 25}, "mlp": {"max_iter": 50},
+         "decision_tree": {}, "lasso": {}, "elastic_net": {}, "ridge": {}}
 NAMES = {"linear": "compiled:linear", "random_forest": "compiled:onnx-trees",
-         "hist_gradient_boosting": "compiled:onnx-trees", "lightgbm": "compiled:lightgbm"}
+         "hist_gradient_boosting": "compiled:onnx-trees", "lightgbm": "compiled:lightgbm",
+         "extra_trees": "compiled:onnx-trees", "xgboost": "compiled:xgboost", "catboost": "compiled:catboost",
+         "mlp": "compiled:mlp", "decision_tree": "compiled:onnx-trees", "lasso": "compiled:linear",
+         "elastic_net": "compiled:linear", "ridge": "compiled:linear"}
+# Every family the default search tries (`DEFAULT_CANDIDATES`) and the other tree and linear ones.
+FAMILIES = ["linear", "random_forest", "hist_gradient_boosting", "lightgbm", "extra_trees", "xgboost",
+            "catboost", "mlp", "decision_tree"]
 
 
 def training_frame(rows: int = 300, seed: int = 0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -81,7 +91,7 @@ def messy_batch(rows: int, seed: int) -> Batch:
             "region": pick(category[:3]), "joined": pick(dates)}
 
 
-def assert_same(compiled: CompiledScorer, reference: PipelineScorer, batch: Batch) -> None:
+def assert_same(compiled: Any, reference: PipelineScorer, batch: Batch) -> None:
     with threadpool_limits(limits=1, user_api="openmp"):  # HistGradientBoosting's threads, on 2 busy cores
         got, want = compiled.predict(batch), reference.predict(batch)
     if want.proba is None:
@@ -127,18 +137,18 @@ def data() -> tuple[pd.DataFrame, dict[str, np.ndarray], Schema, dict[str, Any]]
 
 
 def fitted(family: str, target: str, data: tuple[Any, ...],
-           spec: PreprocessingSpec | None = None) -> Pipeline:
+           spec: PreprocessingSpec | None = None, engineering: FeaturesSpec | None = None) -> Pipeline:
     frame, targets, _, _ = data
     task = "regression" if target == "regression" else "classification"
     spec = spec or PreprocessingSpec.model_validate({"categorical": {"min_frequency": 0.05}})
-    pipeline = Pipeline([*build_preprocessor(FEATURES, spec).steps,
-                         ("model", make_estimator(family, task, SMALL[family], seed=0, n_jobs=1))])
+    model = wrap_model(make_estimator(family, task, SMALL[family], seed=0, n_jobs=1), spec, task, seed=0)
+    pipeline = Pipeline([*build_preprocessor(FEATURES, spec, engineering, task).steps, ("model", model)])
     with threadpool_limits(limits=1, user_api="openmp"):
         return pipeline.fit(frame, targets[target])
 
 
 @pytest.mark.parametrize("target", ["binary", "multiclass", "regression"])
-@pytest.mark.parametrize("family", ["linear", "random_forest", "hist_gradient_boosting", "lightgbm"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_the_compiled_scorer_reproduces_the_pipeline_on_messy_rows(family: str, target: str,
                                                                    data: tuple[Any, ...]) -> None:
     _, _, schema, profile = data
@@ -183,6 +193,84 @@ def test_other_preprocessing_settings_and_batch_shapes(data: tuple[Any, ...]) ->
     assert_same(compiled, PipelineScorer(minmax, FEATURES), messy_batch(100, seed=6))
 
 
+@pytest.mark.parametrize("family", ["lasso", "elastic_net", "ridge"])
+def test_the_other_linear_regressors_compile(family: str, data: tuple[Any, ...]) -> None:
+    _, _, schema, profile = data
+    pipeline = fitted(family, "regression", data)
+    reference = PipelineScorer(pipeline, FEATURES)
+
+    compiled = compile_scorer(pipeline, FEATURES, schema, profile, reference)
+
+    assert isinstance(compiled, CompiledScorer) and compiled.name == "compiled:linear"
+    assert_same(compiled, reference, messy_batch(200, seed=12))
+
+
+ENGINEERED = {
+    "clip and power": ({"numeric": {"clip": "iqr", "power": "yeo-johnson"}}, {}),
+    "clip by z-score, no scaling": ({"numeric": {"clip": "zscore", "scale": "none"}}, {}),
+    "cyclic dates": ({"datetime": {"parts": ["year", "month", "dayofweek", "hour"], "cyclic": True}}, {}),
+    "polynomial and bins": ({}, {"polynomial": {"columns": ["age", "visits"], "degree": 3},
+                                 "binning": {"columns": ["income", "age"], "bins": 4}}),
+    "uniform bins": ({}, {"binning": {"columns": ["visits"], "bins": 3, "strategy": "uniform"}}),
+    "selection": ({}, {"selection": {"variance_threshold": 0.01, "correlation_threshold": 0.9,
+                                     "mutual_info_k": 8}}),
+    "model importance and pca": ({}, {"selection": {"model_importance": {"threshold": "median"}},
+                                      "pca": {"components": 4}}),
+}
+
+
+@pytest.mark.parametrize("target", ["binary", "regression"])
+@pytest.mark.parametrize("case", list(ENGINEERED))
+def test_every_preprocessing_and_feature_step_compiles(case: str, target: str, data: tuple[Any, ...]) -> None:
+    _, _, schema, profile = data
+    preprocessing, engineering = ENGINEERED[case]
+    spec = PreprocessingSpec.model_validate({"categorical": {"min_frequency": 0.05}, **preprocessing})
+    pipeline = fitted("linear", target, data, spec, FeaturesSpec.model_validate(engineering))
+    reference = PipelineScorer(pipeline, FEATURES)
+
+    compiled = compile_scorer(pipeline, FEATURES, schema, profile, reference)
+
+    assert isinstance(compiled, CompiledScorer), case
+    assert_same(compiled, reference, messy_batch(300, seed=13))
+    assert_same(compiled, reference, messy_batch(1, seed=14))
+
+
+@pytest.mark.parametrize("method", ["log", "yeo-johnson"])
+@pytest.mark.parametrize("family", ["lightgbm", "linear"])
+def test_a_target_transform_compiles_as_its_inverse_of_the_model(family: str, method: str,
+                                                                 data: tuple[Any, ...]) -> None:
+    frame, targets, schema, profile = data
+    spec = PreprocessingSpec.model_validate({"target_transform": method})
+    positive = np.exp(targets["regression"] / 1000)  # a right-skewed target above -1
+    model = wrap_model(make_estimator(family, "regression", SMALL[family], seed=0, n_jobs=1), spec,
+                       "regression", seed=0)
+    pipeline = Pipeline([*build_preprocessor(FEATURES, spec).steps, ("model", model)]).fit(frame, positive)
+    assert type(pipeline.steps[-1][1]).__name__ == "TransformedTargetRegressor"
+    reference = PipelineScorer(pipeline, FEATURES)
+
+    compiled = compile_scorer(pipeline, FEATURES, schema, profile, reference)
+
+    assert isinstance(compiled, CompiledScorer) and compiled.name == NAMES[family]
+    assert_same(compiled, reference, messy_batch(200, seed=15))
+
+
+@pytest.mark.parametrize("target", ["binary", "multiclass", "regression"])
+def test_a_stack_compiles_over_its_members(target: str, data: tuple[Any, ...]) -> None:
+    frame, targets, schema, profile = data
+    task = "regression" if target == "regression" else "classification"
+    members = [(f, fitted(f, target, data)) for f in ("linear", "lightgbm")]
+    stack = make_ensemble("stacking", members, FEATURES, task, seed=0)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        stack.fit(frame, targets[target])
+    reference = PipelineScorer(stack, FEATURES)
+
+    compiled = compile_scorer(stack, FEATURES, schema, profile, reference)
+
+    assert isinstance(compiled, CompiledStack) and compiled.name == "compiled:stack(linear, lightgbm; linear)"
+    assert_same(compiled, reference, messy_batch(300, seed=16))
+    assert_same(compiled, reference, messy_batch(1, seed=17))
+
+
 def test_an_unsupported_step_or_model_falls_back_to_the_pipeline(data: tuple[Any, ...],
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     frame, targets, schema, profile = data
@@ -190,9 +278,10 @@ def test_an_unsupported_step_or_model_falls_back_to_the_pipeline(data: tuple[Any
     power = Pipeline([
         ("coerce", SchemaCoercer(columns={c: "numeric" for c in numeric})),
         ("columns", ColumnTransformer([("numeric", Pipeline([("impute", SimpleImputer()),
-                                                             ("power", PowerTransformer())]), numeric)])),
+                                                             ("power", PowerTransformer("box-cox"))]),
+                                        numeric)])),
         ("model", LogisticRegression()),
-    ]).fit(frame, targets["binary"])
+    ]).fit(frame[numeric].fillna(1.0).clip(lower=1.0), targets["binary"])
     neighbours = Pipeline([*fitted("linear", "binary", data).steps[:2], ("model", KNeighborsClassifier())])
     neighbours.steps[-1][1].fit(Pipeline(neighbours.steps[:2]).transform(frame), targets["binary"])
 
@@ -201,7 +290,7 @@ def test_an_unsupported_step_or_model_falls_back_to_the_pipeline(data: tuple[Any
                               PipelineScorer(power, {c: "numeric" for c in numeric})) is None
         assert compile_scorer(neighbours, FEATURES, schema, profile,
                               PipelineScorer(neighbours, FEATURES)) is None
-    assert "no compiled form of PowerTransformer on numeric columns" in caplog.text
+    assert "PowerTransformer with method='box-cox'" in caplog.text
     assert "no compiled form of KNeighborsClassifier" in caplog.text
 
 

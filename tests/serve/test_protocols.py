@@ -3,6 +3,7 @@ encoder and decoder, MLflow's formats and errors, looml's /predict, and every ma
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import struct
@@ -24,7 +25,7 @@ from looml.errors import RequestError
 from looml.serve import mlflow_scoring as M
 from looml.serve import protocols as P
 from looml.serve import wire as W
-from looml.serve.model import Prediction, ServedModel, load_model
+from looml.serve.model import PipelineScorer, Prediction, ServedModel, load_model
 from looml.serve.predlog import row_id
 from looml.serve.validation import validate_batch
 
@@ -395,8 +396,14 @@ def test_metadata_describes_the_model_and_the_server(model: ServedModel) -> None
                    {"name": "signup", "datatype": "BYTES", "shape": [-1, 1],
                     "parameters": {"content_type": "str"}}],
         "outputs": [{"name": "predict", "datatype": "BYTES", "shape": [-1]},
-                    {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}]}
+                    {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}],
+        "parameters": {"scorer": model.scorer.name}}
+    assert model.scorer.name.startswith("compiled:")
     assert P.available_outputs(model) == ["predict", "predict_proba"]
+    fallback = dataclasses.replace(model, scorer=PipelineScorer(model.pipeline, model.features),
+                                   fallback="no compiled form of KNeighborsClassifier")
+    assert P.model_metadata(fallback)["parameters"] == {
+        "scorer": "pipeline", "scorer_fallback": "no compiled form of KNeighborsClassifier"}
     assert P.server_metadata() == {"name": "looml", "version": looml.__version__,
                                    "extensions": ["binary_tensor_data"]}
 
@@ -620,12 +627,12 @@ def test_the_predict_response_has_a_request_id_per_row(model: ServedModel) -> No
 
 def test_the_predict_response_of_a_regressor_and_of_boolean_classes() -> None:
     regressor = ServedModel(name="r", version="2", run_id="x", task="regression", features={"a": "numeric"},
-                            classes=None, pipeline=None, scorer=None)  # type: ignore[arg-type]
+                            classes=None, pipeline=None, scorer=PipelineScorer(None, {"a": "numeric"}))
     doc = orjson.loads(P.encode_predict_response(regressor, "q", Prediction(labels=np.array([1.5])), ["w"]))
     assert doc["predictions"] == [{"request_id": "q:0", "prediction": 1.5}] and doc["warnings"] == ["w"]
     assert P.model_metadata(regressor)["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
     flags = ServedModel(name="b", version="1", run_id="x", task="classification", features={"a": "numeric"},
-                        classes=[False, True], pipeline=None, scorer=None)  # type: ignore[arg-type]
+                        classes=[False, True], pipeline=None, scorer=PipelineScorer(None, {"a": "numeric"}))
     doc = orjson.loads(P.encode_predict_response(flags, "q", Prediction(
         labels=np.array([True]), proba=np.array([[0.25, 0.75]]))))
     assert doc["predictions"] == [{"request_id": "q:0", "prediction": True,

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from looml.learn.expressions import parse
 
-__all__ = ["CardinalitySelector", "CyclicParts", "DerivedColumns", "OutlierClipper", "TextTfidf"]
+__all__ = ["PERIODS", "CardinalitySelector", "CyclicParts", "DerivedColumns", "OutlierClipper", "TextTfidf"]
 
 _DEFAULT_THRESHOLDS = {"iqr": 1.5, "zscore": 3.0}
 _ACCESSORS = {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}  # pandas 3's names
@@ -29,7 +29,7 @@ def date_part(stamps: pd.Series, part: str) -> np.ndarray:
     return getattr(stamps.dt, _ACCESSORS.get(part, part)).astype("float64").to_numpy()
 
 
-_PERIODS = {"month": 12.0, "dayofweek": 7.0, "dayofyear": 365.25, "hour": 24.0, "minute": 60.0}
+PERIODS = {"month": 12.0, "dayofweek": 7.0, "dayofyear": 365.25, "hour": 24.0, "minute": 60.0}
 
 
 class OutlierClipper(TransformerMixin, BaseEstimator):
@@ -253,9 +253,9 @@ class CyclicParts(TransformerMixin, BaseEstimator):
         frame = _frame(X)
         if frame.shape[0] == 0:
             raise ValueError(f"CyclicParts needs at least one row; got shape {frame.shape}")
-        unknown = [p for p in self.parts if p not in _PERIODS]
+        unknown = [p for p in self.parts if p not in PERIODS]
         if unknown:
-            raise ValueError(f"parts must be among {sorted(_PERIODS)}; got {unknown}")
+            raise ValueError(f"parts must be among {sorted(PERIODS)}; got {unknown}")
         self.columns_ = [str(c) for c in frame.columns]
         self.n_features_in_ = frame.shape[1]
         if isinstance(X, pd.DataFrame):
@@ -273,7 +273,7 @@ class CyclicParts(TransformerMixin, BaseEstimator):
         for i in range(frame.shape[1]):
             stamps = pd.to_datetime(frame.iloc[:, i], errors="coerce")
             for part in self.parts:
-                angle = 2 * np.pi * date_part(stamps, part) / _PERIODS[part]
+                angle = 2 * np.pi * date_part(stamps, part) / PERIODS[part]
                 blocks += [np.sin(angle), np.cos(angle)]
         return np.column_stack(blocks) if blocks else np.empty((len(frame), 0))
 

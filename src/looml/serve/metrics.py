@@ -43,6 +43,9 @@ class ServerMetrics:
                                         buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.model_info = Gauge("looml_model_info", "The model version being served (value 1).",
                                 ["model", "version"], registry=r, multiprocess_mode="liveall")
+        self.scorer_info = Gauge("looml_scorer_info", "The scorer of the version being served (value 1): "
+                                 "compiled:<form>, or pipeline when the compiled path is not used.",
+                                 ["model", "version", "kind"], registry=r, multiprocess_mode="liveall")
         self.classes = Counter("looml_predictions", "Predicted classes (classifiers).",
                                ["model", "version", "label"], registry=r)
         self.values = Histogram("looml_prediction_value", "Predicted values (regressors).",
@@ -51,17 +54,19 @@ class ServerMetrics:
                               "prediction log by this process.", ["outcome"], registry=r,
                               multiprocess_mode="livesum")
         self._log = prediction_log
-        self._serving: tuple[str, str] | None = None
+        self._serving: tuple[str, str, str] | None = None
 
     def serving(self, model: ServedModel | None) -> None:
-        """Mark `model` as the version served now."""
+        """Mark `model` (and its scorer) as the version served now."""
         if model is None:
             return
-        key = (model.name, model.version)
+        key = (model.name, model.version, model.scorer.name)
         if key != self._serving:
             if self._serving is not None:
-                self.model_info.labels(*self._serving).set(0)
-            self.model_info.labels(*key).set(1)
+                self.model_info.labels(*self._serving[:2]).set(0)
+                self.scorer_info.labels(*self._serving).set(0)
+            self.model_info.labels(*key[:2]).set(1)
+            self.scorer_info.labels(*key).set(1)
             self._serving = key
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:

@@ -36,6 +36,7 @@ class ServedModel:
     scorer: Scorer
     schema: Schema | None = None
     profile: dict[str, Any] | None = None
+    fallback: str | None = None  # why the pipeline scores, when the compiled scorer is not used
     loaded_at: float = field(default_factory=time.time)
 
     def predict(self, batch: Batch) -> Prediction:
@@ -50,7 +51,7 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> Serv
     """
     import yaml
 
-    from looml.serve.compiled import compile_scorer
+    from looml.serve.compiled import compile_or_reason
     from looml.store.tracking import PROFILE_ARTIFACT, SCHEMA_ARTIFACT, load_pipeline, model_documents
 
     found, documents = model_documents(tracking_uri, name, version)
@@ -62,11 +63,11 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> Serv
         if SCHEMA_ARTIFACT in documents else None
     profile = json.loads(documents[PROFILE_ARTIFACT]) if PROFILE_ARTIFACT in documents else None
     reference = PipelineScorer(pipeline, features)
-    scorer = compile_scorer(pipeline, features, schema, profile, reference) or reference
+    compiled, fallback = compile_or_reason(pipeline, features, schema, profile, reference)
     return ServedModel(name=name, version=found, run_id=run_id,
                        task="classification" if classes is not None else "regression",
-                       features=features, classes=classes, pipeline=pipeline, scorer=scorer,
-                       schema=schema, profile=profile)
+                       features=features, classes=classes, pipeline=pipeline, scorer=compiled or reference,
+                       schema=schema, profile=profile, fallback=fallback)
 
 
 def _plain(value: Any) -> Any:

@@ -458,8 +458,12 @@ def model_metadata(model: ServedModel) -> dict[str, Any]:
     outputs = [{"name": PREDICT, "datatype": _label_datatype(model), "shape": [-1]}]
     if model.classes is not None:
         outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]})
+    # server-specific parameters (the spec allows them): which scorer runs, and why not the compiled one
+    parameters = {"scorer": model.scorer.name}
+    if model.fallback is not None:
+        parameters["scorer_fallback"] = model.fallback
     return {"name": model.name, "versions": [model.version], "platform": "looml-sklearn",
-            "inputs": inputs, "outputs": outputs}
+            "inputs": inputs, "outputs": outputs, "parameters": parameters}
 
 
 def _label_datatype(model: ServedModel) -> str:

@@ -10,18 +10,20 @@ parts; a text column through its fitted TF-IDF vocabulary and projection), the e
 arithmetic on the dense matrix, and a weighted vote blends its members' compiled outputs:
 
 - linear models: the coefficients, then scipy's `expit` or scikit-learn's `softmax`;
-- HistGradientBoosting and random forests: every tree in one ONNX `TreeEnsemble` (ai.onnx.ml
-  opset 5) in float64, run by ONNX Runtime on one thread;
-- LightGBM: its own booster, `num_threads=1`.
+- the MLP: its forward pass;
+- HistGradientBoosting, forests and decision trees: every tree in one ONNX `TreeEnsemble`
+  (ai.onnx.ml opset 5) in float64, run by ONNX Runtime on one thread;
+- LightGBM, XGBoost and CatBoost: their own boosters, on one thread;
+- a target transform: the inner model, then the transformer's inverse.
 
 The compiled scorer is used only when it reproduces the reference on ~1,900 seeded messy rows
 (`checks.validation_batches`); anything unsupported or different gives None and a log line on the
 `looml.serve` logger, and the server then scores through the pipeline.
 
 The package: `base` (the scorer), `coerce` (the coercer's rules), `steps` (the ColumnTransformer),
-`models` (the estimators), `vote` (a weighted vote of member pipelines) and `checks` (the
-validation rows); this module compiles a pipeline and
-keeps a compiled scorer only when it matches the pipeline.
+`reduce` (selection and PCA), `models` (the estimators), `ensemble` (a vote or a stack of member
+pipelines) and `checks` (the validation rows); this module compiles a pipeline and keeps a
+compiled scorer only when it matches the pipeline.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ import numpy as np
 from looml.data.schema import Schema
 from looml.serve.compiled.base import TOLERANCE, CompiledScorer, Unsupported, log
 from looml.serve.compiled.checks import validation_batches
+from looml.serve.compiled.ensemble import CompiledStack, CompiledVote, compile_stack, compile_vote
 from looml.serve.compiled.models import compile_estimator
+from looml.serve.compiled.reduce import compile_reduction
 from looml.serve.compiled.steps import compile_branches
-from looml.serve.compiled.vote import CompiledVote, compile_vote
 from looml.serve.scoring import Batch, Scorer
 
-__all__ = ["TOLERANCE", "CompiledScorer", "CompiledVote", "Unsupported", "compile_scorer"]
+__all__ = ["TOLERANCE", "CompiledScorer", "CompiledStack", "CompiledVote", "Unsupported", "compile_or_reason",
+           "compile_scorer"]
 
 
 def compile_scorer(pipeline: Any, features: dict[str, str], schema: Schema | None,
@@ -50,15 +54,21 @@ def compile_scorer(pipeline: Any, features: dict[str, str], schema: Schema | Non
     `TOLERANCE` (a regression value by more than `TOLERANCE` x max(1, |value|)). The reason
     is logged on `looml.serve`.
     """
+    return compile_or_reason(pipeline, features, schema, profile, reference)[0]
+
+
+def compile_or_reason(pipeline: Any, features: dict[str, str], schema: Schema | None,
+                      profile: dict[str, Any] | None, reference: Scorer) -> tuple[Scorer | None, str | None]:
+    """`compile_scorer`'s scorer, or None and the reason it is not used (also logged)."""
     try:
         scorer = _compile(pipeline, features)
     except Unsupported as exc:
         log.info("compiled scorer not used: %s; scoring through the pipeline", exc)
-        return None
+        return None, str(exc)
     except Exception as exc:  # a library's internals changed: serve through the pipeline, not fail
         log.warning("compiled scorer not built: %s: %s; scoring through the pipeline",
                     type(exc).__name__, exc)
-        return None
+        return None, f"not built: {type(exc).__name__}: {exc}"
     from threadpoolctl import threadpool_limits
 
     # One OpenMP thread for the reference too: on a busy 2-core machine its spinning threads
@@ -67,10 +77,11 @@ def compile_scorer(pipeline: Any, features: dict[str, str], schema: Schema | Non
         for label, batch in validation_batches(features, schema, profile):
             difference = _difference(scorer, reference, batch)
             if difference is not None:
-                log.warning("compiled scorer %s disagrees with the pipeline on the %r validation batch: "
-                            "%s; scoring through the pipeline", scorer.name, label, difference)
-                return None
-    return scorer
+                reason = f"{scorer.name} disagrees with the pipeline on the {label!r} validation batch: " \
+                         f"{difference}"
+                log.warning("compiled scorer %s; scoring through the pipeline", reason)
+                return None, reason
+    return scorer, None
 
 
 def _difference(scorer: Scorer, reference: Scorer, batch: Batch) -> str | None:
@@ -102,15 +113,17 @@ def _difference(scorer: Scorer, reference: Scorer, batch: Batch) -> str | None:
 
 
 
-def _compile(pipeline: Any, features: dict[str, str]) -> CompiledScorer | CompiledVote:
-    from sklearn.ensemble import VotingClassifier, VotingRegressor
+def _compile(pipeline: Any, features: dict[str, str]) -> CompiledScorer | CompiledVote | CompiledStack:
+    from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
     from sklearn.pipeline import Pipeline
 
-    if isinstance(pipeline, Pipeline) and len(pipeline.steps) == 2 \
-            and isinstance(pipeline.steps[-1][1], VotingClassifier | VotingRegressor):
+    ensemble = pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) and len(pipeline.steps) == 2 else None
+    if isinstance(ensemble, VotingClassifier | VotingRegressor | StackingClassifier | StackingRegressor):
         if dict(pipeline.steps[0][1].columns_) != features:
-            raise Unsupported("the vote's coercer columns are not the served features")
-        return compile_vote(pipeline.steps[-1][1], features, _compile_single)
+            raise Unsupported("the ensemble's coercer columns are not the served features")
+        if isinstance(ensemble, VotingClassifier | VotingRegressor):
+            return compile_vote(ensemble, features, _compile_single)
+        return compile_stack(ensemble, features, _compile_single, compile_estimator)
     return _compile_single(pipeline, features)
 
 
@@ -120,9 +133,10 @@ def _compile_single(pipeline: Any, features: dict[str, str]) -> CompiledScorer:
 
     from looml.learn.features import SchemaCoercer
 
-    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 3:
-        raise Unsupported("the pipeline is not SchemaCoercer -> ColumnTransformer -> estimator")
-    (_, coercer), (_, columns), (_, estimator) = pipeline.steps
+    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) < 3:
+        raise Unsupported("the pipeline is not SchemaCoercer -> ColumnTransformer -> [selection, PCA] "
+                          "-> estimator")
+    (_, coercer), (_, columns), *between, (_, estimator) = pipeline.steps
     if not isinstance(coercer, SchemaCoercer) or not isinstance(columns, ColumnTransformer):
         raise Unsupported(f"the pipeline starts {type(coercer).__name__} -> {type(columns).__name__}, "
                           "not SchemaCoercer -> ColumnTransformer")
@@ -130,9 +144,13 @@ def _compile_single(pipeline: Any, features: dict[str, str]) -> CompiledScorer:
         raise Unsupported("the coercer's columns are not the served features")
     branches = compile_branches(columns, features)
     width = len(columns.get_feature_names_out())
+    reductions = []
+    for _, step in between:
+        reduction, width = compile_reduction(step, width)
+        reductions.append(reduction)
     if getattr(estimator, "n_features_in_", width) != width:
-        raise Unsupported("the ColumnTransformer's output width is not the estimator's input width")
+        raise Unsupported("the estimator's input width is not the width of the steps before it")
     name, model = compile_estimator(estimator, width)
     classes = getattr(estimator, "classes_", None) if hasattr(estimator, "predict_proba") else None
-    return CompiledScorer(name=name, features=dict(features), branches=branches, model=model, width=width,
-                          classes=classes)
+    return CompiledScorer(name=name, features=dict(features), branches=branches, reductions=reductions,
+                          model=model, classes=classes)

@@ -52,8 +52,8 @@ class CompiledScorer:
     name: str
     features: dict[str, str]
     branches: list[_Branch]
+    reductions: list[Step]  # selection and PCA, between the columns and the model
     model: Model
-    width: int
     classes: np.ndarray | None  # None for a regressor
 
     def predict(self, batch: Batch) -> Prediction:
@@ -65,7 +65,6 @@ class CompiledScorer:
             return Prediction(labels=self.classes[:0], proba=np.empty((0, len(self.classes))))
         coerced = [coerce_column(batch.get(name), kind, n) for name, kind in self.features.items()]
         X = np.hstack([branch.transform(coerced) for branch in self.branches])
-        if X.shape[1] != self.width:
-            raise ValueError(f"the compiled preprocessing made {X.shape[1]} columns; the model takes "
-                             f"{self.width}")
+        for reduce in self.reductions:
+            X = reduce(X)
         return self.model(np.ascontiguousarray(X, dtype=np.float64))

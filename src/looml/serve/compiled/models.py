@@ -1,5 +1,6 @@
-"""The estimators as arithmetic on the dense matrix: linear models, LightGBM's booster, trees
-in one ONNX TreeEnsemble."""
+"""The estimators as arithmetic on the dense matrix: linear models, the MLP's forward pass,
+LightGBM's, XGBoost's and CatBoost's own boosters on one thread, trees in one ONNX TreeEnsemble,
+and a target transform's inverse."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ _FOREST_ONNX_ROWS = 32  # measured crossover: ~20 rows (0.07 ms a row by ONNX, 0
 
 
 def compile_estimator(estimator: Any, width: int) -> tuple[str, Model]:
+    from sklearn.compose import TransformedTargetRegressor
     from sklearn.ensemble import (
         ExtraTreesClassifier,
         ExtraTreesRegressor,
@@ -25,20 +27,45 @@ def compile_estimator(estimator: Any, width: int) -> tuple[str, Model]:
         RandomForestClassifier,
         RandomForestRegressor,
     )
-    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+    from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge, RidgeCV
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+    if isinstance(estimator, TransformedTargetRegressor):
+        return _transformed_target(estimator, width)
     if isinstance(estimator, LogisticRegression):
         return "compiled:linear", _logistic(estimator)
-    if isinstance(estimator, Ridge | LinearRegression):
+    if isinstance(estimator, Ridge | RidgeCV | LinearRegression | Lasso | ElasticNet):
         return "compiled:linear", _linear(estimator)
+    if isinstance(estimator, MLPClassifier | MLPRegressor):
+        return "compiled:mlp", _mlp(estimator)
     if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
         return "compiled:onnx-trees", _hist_gradient_boosting(estimator, width)
     if isinstance(estimator, RandomForestClassifier | RandomForestRegressor | ExtraTreesClassifier
-                  | ExtraTreesRegressor):
+                  | ExtraTreesRegressor | DecisionTreeClassifier | DecisionTreeRegressor):
         return "compiled:onnx-trees", _forest(estimator, width)
-    if type(estimator).__module__.startswith("lightgbm"):
+    module = type(estimator).__module__
+    if module.startswith("lightgbm"):
         return "compiled:lightgbm", _lightgbm(estimator)
+    if module.startswith(("xgboost", "looml.learn.xgb")):
+        return "compiled:xgboost", _xgboost(estimator)
+    if module.startswith("catboost"):
+        return "compiled:catboost", _catboost(estimator)
     raise Unsupported(f"no compiled form of {type(estimator).__name__}")
+
+
+def _transformed_target(model: Any, width: int) -> tuple[str, Model]:
+    """The inner regressor compiled, then the fitted target transformer's inverse."""
+    if model.transformer_ is None or getattr(model, "_training_dim", 1) != 1:
+        raise Unsupported("TransformedTargetRegressor with func / inverse_func or several targets")
+    name, inner = compile_estimator(model.regressor_, width)
+    inverse = model.transformer_.inverse_transform
+
+    def predict(X: np.ndarray) -> Prediction:
+        values = np.asarray(inner(X).labels, dtype=np.float64)
+        return Prediction(labels=np.asarray(inverse(values.reshape(-1, 1)), dtype=np.float64).ravel())
+
+    return name, predict
 
 
 def _labelled(classes: np.ndarray) -> Callable[[np.ndarray], Prediction]:
@@ -74,6 +101,74 @@ def _linear(model: Any) -> Model:
         raise Unsupported(f"{type(model).__name__} with {coef.shape[0]} targets")
     intercept = float(model.intercept_)
     return lambda X: Prediction(labels=np.einsum("ij,j->i", X, coef) + intercept)
+
+
+def _mlp(model: Any) -> Model:
+    """The forward pass: each layer's weights and biases, the hidden activation, then the output's."""
+    from scipy.special import expit
+    from sklearn.utils.extmath import softmax
+
+    hidden = {"relu": lambda a: np.maximum(a, 0, out=a), "tanh": lambda a: np.tanh(a, out=a),
+              "logistic": lambda a: expit(a, out=a), "identity": lambda a: a}[model.activation]
+    layers = [(np.asarray(w, dtype=np.float64), np.asarray(b, dtype=np.float64))
+              for w, b in zip(model.coefs_, model.intercepts_, strict=True)]
+    output = model.out_activation_
+
+    def forward(X: np.ndarray) -> np.ndarray:
+        a = X
+        for i, (weights, bias) in enumerate(layers):
+            # einsum for a few rows: no BLAS thread pool woken for a one-row product
+            a = (np.einsum("ij,jk->ik", a, weights) if len(a) < 32 else a @ weights) + bias
+            if i < len(layers) - 1:
+                a = hidden(a)
+        return a
+
+    if not hasattr(model, "classes_"):
+        if model.n_outputs_ != 1:
+            raise Unsupported("an MLPRegressor with several outputs")
+        return lambda X: Prediction(labels=forward(X).ravel())
+    if output not in ("logistic", "softmax") or (output == "logistic" and len(model.classes_) > 2):
+        raise Unsupported(f"a multi-label MLPClassifier ({output} output)")
+    label = _labelled(model.classes_)
+
+    def predict(X: np.ndarray) -> Prediction:
+        scores = forward(X)
+        if output == "softmax":
+            return label(softmax(scores, copy=False))
+        positive = expit(scores[:, 0])
+        return label(np.stack([1 - positive, positive], axis=1))
+
+    return predict
+
+
+def _xgboost(model: Any) -> Model:
+    """XGBoost's booster (a copy, set to one thread) on the dense matrix."""
+    booster = model.get_booster().copy()
+    booster.set_param({"nthread": 1})
+    if not hasattr(model, "classes_") or not hasattr(model, "predict_proba"):
+        return lambda X: Prediction(labels=np.asarray(booster.inplace_predict(X), dtype=np.float64).ravel())
+    classes = np.asarray(model.classes_)
+    label = _labelled(classes)
+
+    def predict(X: np.ndarray) -> Prediction:
+        result = np.asarray(booster.inplace_predict(X))  # float32, as XGBoost's predict_proba
+        if result.ndim == 1 or result.shape[1] == 1:
+            result = result.reshape(-1)
+            result = np.vstack((1.0 - result, result)).transpose()  # 1 - p in float32 too
+        return label(result.astype(np.float64))
+
+    return predict
+
+
+def _catboost(model: Any) -> Model:
+    """CatBoost's own predictor on one thread (the model's features are all numbers here)."""
+    if model.get_cat_feature_indices():
+        raise Unsupported("CatBoost with categorical features of its own")
+    if not hasattr(model, "predict_proba"):
+        return lambda X: Prediction(labels=np.asarray(model.predict(X, thread_count=1), dtype=np.float64))
+    label = _labelled(np.asarray(model.classes_))
+    return lambda X: label(np.asarray(model.predict(X, prediction_type="Probability", thread_count=1),
+                                      dtype=np.float64))
 
 
 def _lightgbm(model: Any) -> Model:
@@ -128,8 +223,9 @@ def _forest(model: Any, width: int) -> Model:
         raise Unsupported("a forest with several outputs")
     classifier = hasattr(model, "classes_")
     k = len(model.classes_) if classifier else 1
+    estimators = getattr(model, "estimators_", [model])  # a decision tree is a forest of one
     tables, trees, offset = [], [], 0
-    for t, estimator in enumerate(model.estimators_):
+    for t, estimator in enumerate(estimators):
         tree = estimator.tree_
         tables.append(tree.value[:, 0, :k])
         # each tree's "value" is the row of its leaf in the shared table, read back below
@@ -139,7 +235,7 @@ def _forest(model: Any, width: int) -> Model:
         offset += tree.node_count
     table = np.concatenate(tables)
     session = _tree_session(trees, len(trees), width)
-    fitted = [estimator.tree_ for estimator in model.estimators_]
+    fitted = [estimator.tree_ for estimator in estimators]
 
     def average(X: np.ndarray) -> np.ndarray:
         X = X.astype(np.float32)

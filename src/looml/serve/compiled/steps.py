@@ -1,5 +1,6 @@
-"""The fitted ColumnTransformer's branches as numpy steps: imputers, scalers, one-hot and
-target-encoding tables, TF-IDF text features, datetime parts."""
+"""The fitted ColumnTransformer's branches as numpy steps: clipping, imputers, the power
+transform, scalers, polynomial terms, bins, one-hot and target-encoding tables, TF-IDF text
+features, datetime parts and their cyclic sin / cos."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from looml.learn.transformers import PERIODS
 from looml.serve.compiled.base import Step, Unsupported, _Branch
 
 __all__ = ["compile_branches"]
@@ -48,19 +50,39 @@ def compile_branches(columns: Any, features: dict[str, str]) -> list[_Branch]:
 def _step(step: Any, data: str, columns: list[str]) -> tuple[Step, str]:
     """The compiled step and the kind of data it returns, for a step fed `data`."""
     from sklearn.impute import SimpleImputer
-    from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler, TargetEncoder
+    from sklearn.preprocessing import (
+        KBinsDiscretizer,
+        MinMaxScaler,
+        OneHotEncoder,
+        PolynomialFeatures,
+        PowerTransformer,
+        RobustScaler,
+        StandardScaler,
+        TargetEncoder,
+    )
 
     from looml.learn.features import DatetimeParts
-    from looml.learn.transformers import TextTfidf
+    from looml.learn.transformers import CyclicParts, OutlierClipper, TextTfidf
 
-    if isinstance(step, DatetimeParts) and data == "datetime":
+    if isinstance(step, DatetimeParts | CyclicParts) and data == "datetime":
         if list(step.columns_) != columns:
-            raise Unsupported("DatetimeParts was fitted on other columns")
+            raise Unsupported(f"{type(step).__name__} was fitted on other columns")
+        if isinstance(step, CyclicParts):
+            return _cyclic_parts(tuple(step.parts)), "numeric"
         return _datetime_parts(tuple(step.parts)), "numeric"
     if isinstance(step, SimpleImputer) and data in ("numeric", "categorical"):
         return _imputer(step, data), data
     if isinstance(step, StandardScaler | RobustScaler | MinMaxScaler) and data == "numeric":
         return _scaler(step), "numeric"
+    if isinstance(step, OutlierClipper) and data == "numeric":
+        lower, upper = step.lower_, step.upper_
+        return (lambda X: np.clip(X, lower, upper)), "numeric"
+    if isinstance(step, PowerTransformer) and data == "numeric":
+        return _power(step), "numeric"
+    if isinstance(step, PolynomialFeatures) and data == "numeric":
+        return _polynomial(step), "numeric"
+    if isinstance(step, KBinsDiscretizer) and data == "numeric":
+        return _bins(step), "numeric"
     if isinstance(step, OneHotEncoder) and data == "categorical":
         return _one_hot(step), "numeric"
     if isinstance(step, TargetEncoder) and data == "categorical":
@@ -123,6 +145,65 @@ def _scaler(scaler: Any) -> Step:
         return X / divide if divide is not None else X
 
     return standardize
+
+
+def _power(power: Any) -> Step:
+    """Yeo-Johnson with the fitted lambdas, then its standardizing scaler if any; NaN stays NaN."""
+    if power.method != "yeo-johnson":
+        raise Unsupported(f"PowerTransformer with method={power.method!r}")
+    lambdas = np.asarray(power.lambdas_, dtype=np.float64)
+    scaler = _scaler(power._scaler) if power.standardize else None
+    tiny = np.spacing(1.0)
+
+    def yeo_johnson(X: np.ndarray) -> np.ndarray:
+        out = np.full_like(X, np.nan)
+        with np.errstate(all="ignore"):
+            for j, lam in enumerate(lambdas):
+                x = X[:, j]
+                pos, neg = x >= 0, x < 0
+                out[pos, j] = np.log1p(x[pos]) if abs(lam) < tiny else (np.power(x[pos] + 1, lam) - 1) / lam
+                out[neg, j] = (-np.log1p(-x[neg]) if abs(lam - 2) <= tiny
+                               else -(np.power(-x[neg] + 1, 2 - lam) - 1) / (2 - lam))
+        return scaler(out) if scaler is not None else out
+
+    return yeo_johnson
+
+
+def _polynomial(poly: Any) -> Step:
+    """Each output column the product of the inputs raised to its row of `powers_`."""
+    powers = np.asarray(poly.powers_)
+
+    def polynomial(X: np.ndarray) -> np.ndarray:
+        out = np.ones((X.shape[0], len(powers)))
+        for i, row in enumerate(powers):
+            for j in np.flatnonzero(row):
+                for _ in range(int(row[j])):
+                    out[:, i] *= X[:, j]
+        return out
+
+    return polynomial
+
+
+def _bins(bins: Any) -> Step:
+    """KBinsDiscretizer: the bin by its inner edges (`searchsorted`, right), one-hot or ordinal."""
+    if bins.encode not in ("onehot-dense", "ordinal"):
+        raise Unsupported(f"KBinsDiscretizer with encode={bins.encode!r}")
+    edges = [np.asarray(e, dtype=np.float64)[1:-1] for e in bins.bin_edges_]
+    counts = np.asarray(bins.n_bins_, dtype=np.intp)
+    offsets = np.cumsum([0, *counts])
+    onehot = bins.encode == "onehot-dense"
+
+    def discretize(X: np.ndarray) -> np.ndarray:
+        index = np.column_stack([np.searchsorted(e, X[:, j], side="right") for j, e in enumerate(edges)])
+        if not onehot:
+            return index.astype(np.float64)
+        out = np.zeros((X.shape[0], offsets[-1]))
+        rows = np.arange(X.shape[0])
+        for j in range(len(edges)):
+            out[rows, offsets[j] + index[:, j]] = 1.0
+        return out
+
+    return discretize
 
 
 def _one_hot(encoder: Any) -> Step:
@@ -202,25 +283,42 @@ def _text(step: Any) -> Step:
     return text
 
 
-def _datetime_parts(parts: tuple[str, ...]) -> Step:
-    """DatetimeParts on datetime64 arrays (pandas' calendar fields, computed with numpy units)."""
-    def fields(stamps: np.ndarray) -> list[np.ndarray]:
-        days = stamps.astype("M8[D]")
-        day_number = days.astype(np.int64)
-        months = stamps.astype("M8[M]")
-        computed = {
-            "year": lambda: stamps.astype("M8[Y]").astype(np.int64) + 1970,
-            "month": lambda: months.astype(np.int64) % 12 + 1,
-            "day": lambda: (days - months).astype(np.int64) + 1,
-            "dayofweek": lambda: (day_number + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0
-            "dayofyear": lambda: (days - stamps.astype("M8[Y]")).astype(np.int64) + 1,
-            "hour": lambda: (stamps - days).astype("m8[h]").astype(np.int64),
-            "minute": lambda: (stamps - stamps.astype("M8[h]")).astype("m8[m]").astype(np.int64),
-        }
-        missing = np.isnat(stamps)
-        return [np.where(missing, np.nan, computed[p]().astype(np.float64)) for p in parts]
+def _fields(stamps: np.ndarray, parts: tuple[str, ...]) -> list[np.ndarray]:
+    """Calendar parts of datetime64 values as floats, NaN for NaT (pandas' fields, in numpy units)."""
+    days = stamps.astype("M8[D]")
+    day_number = days.astype(np.int64)
+    months = stamps.astype("M8[M]")
+    computed = {
+        "year": lambda: stamps.astype("M8[Y]").astype(np.int64) + 1970,
+        "month": lambda: months.astype(np.int64) % 12 + 1,
+        "day": lambda: (days - months).astype(np.int64) + 1,
+        "dayofweek": lambda: (day_number + 3) % 7,  # 1970-01-01 was a Thursday; Monday is 0
+        "dayofyear": lambda: (days - stamps.astype("M8[Y]")).astype(np.int64) + 1,
+        "hour": lambda: (stamps - days).astype("m8[h]").astype(np.int64),
+        "minute": lambda: (stamps - stamps.astype("M8[h]")).astype("m8[m]").astype(np.int64),
+    }
+    missing = np.isnat(stamps)
+    return [np.where(missing, np.nan, computed[p]().astype(np.float64)) for p in parts]
 
+
+def _datetime_parts(parts: tuple[str, ...]) -> Step:
+    """DatetimeParts on datetime64 arrays."""
     def datetime_parts(columns: list[np.ndarray]) -> np.ndarray:
-        return np.column_stack([f for stamps in columns for f in fields(stamps)])
+        return np.column_stack([f for stamps in columns for f in _fields(stamps, parts)])
 
     return datetime_parts
+
+
+
+
+def _cyclic_parts(parts: tuple[str, ...]) -> Step:
+    """CyclicParts: per column and part, sin and cos of 2 pi part / period (NaT: NaN)."""
+    def cyclic_parts(columns: list[np.ndarray]) -> np.ndarray:
+        blocks = []
+        for stamps in columns:
+            for part, values in zip(parts, _fields(stamps, parts), strict=True):
+                angle = 2 * np.pi * values / PERIODS[part]
+                blocks += [np.sin(angle), np.cos(angle)]
+        return np.column_stack(blocks)
+
+    return cyclic_parts
