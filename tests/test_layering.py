@@ -90,6 +90,16 @@ def test_the_compiled_scorers_depend_on_the_scoring_contract_not_on_the_served_m
         assert forbidden(imports_of(path), ("looml.serve.model", "looml.serve.app")) == set(), path
 
 
+@pytest.mark.parametrize(("module", "above"), [
+    ("routes", ("looml.serve.app", "looml.serve.server")),
+    ("holder", ("looml.serve.app", "looml.serve.routes", "looml.serve.server")),
+    ("openapi", ("looml.serve.app", "looml.serve.routes", "looml.serve.server")),
+])
+def test_the_server_modules_import_one_way(module: str, above: tuple[str, ...]) -> None:
+    # app assembles routes, which use the holder and the OpenAPI schemas: never back up
+    assert forbidden(imports_of(SRC / "serve" / f"{module}.py"), above) == set()
+
+
 @pytest.mark.parametrize(("source", "module", "expected"), [
     ("import looml.store.tracking", "looml.data.x", {"looml.store.tracking"}),
     ("def f():\n    from looml.cli import app\n", "looml.learn.x", {"looml.cli", "looml.cli.app"}),

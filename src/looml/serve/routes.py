@@ -1,0 +1,222 @@
+"""The server's routes by protocol family, over one `Server` (the state every route shares).
+
+    v2_routes(app, server)       Open Inference Protocol v2: health, metadata, infer
+    mlflow_routes(app, server)   MLflow scoring: /invocations, /ping, /health, /version
+    looml_routes(app, server)    /predict, /feedback, /metrics
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from looml.errors import Problem, RequestError
+from looml.serve import mlflow_scoring, protocols, wire
+from looml.serve.batching import MicroBatcher
+from looml.serve.holder import ModelHolder
+from looml.serve.metrics import ServerMetrics
+from looml.serve.model import Batch, Prediction, ServedModel, batch_rows
+from looml.serve.openapi import answers, raw_body
+from looml.serve.predlog import FeedbackStore, PredictionLog, RowsToLog, parse_feedback
+from looml.serve.validation import validate_batch
+from looml.spec import ServeSpec
+
+__all__ = ["Server", "looml_routes", "mlflow_routes", "v2_routes"]
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """Who asked for a scored batch's rows: what the prediction log and metrics need per request."""
+
+    request_id: str
+    endpoint: str
+    rows: int
+
+
+class Server:
+    """The state the routes share: the model holder, the batcher, the logs, the metrics, the token."""
+
+    def __init__(self, settings: ServeSpec, holder: ModelHolder, predictions: PredictionLog | None,
+                 feedback: FeedbackStore, metrics: ServerMetrics) -> None:
+        self.settings, self.holder, self.predictions = settings, holder, predictions
+        self.feedback, self.metrics = feedback, metrics
+        self.batcher = MicroBatcher(settings.batching.max_batch_rows, settings.batching.max_wait_ms,
+                                    settings.batching.enabled, on_scored=self._scored)
+        self.token = os.environ.get(settings.auth_token_env) if settings.auth_token_env else None
+        if settings.auth_token_env and not self.token:
+            raise RequestError(Problem(loc="serve.auth_token_env", value=settings.auth_token_env,
+                                       message="the environment variable holding the token is not set",
+                                       fix=f"export {settings.auth_token_env}=<token>, or remove "
+                                           "serve.auth_token_env"), status=500)
+
+    def _scored(self, model: ServedModel, batch: Batch, prediction: Prediction,
+                callers: list[_Caller]) -> None:
+        self.metrics.scored(model, prediction, [c.rows for c in callers])
+        if self.predictions is not None:
+            self.predictions.append(RowsToLog(
+                request_id=tuple(c.request_id for c in callers), timestamp=datetime.now(UTC),
+                model_name=model.name, model_version=model.version,
+                endpoint=tuple(c.endpoint for c in callers), features=model.features, batch=batch,
+                prediction=prediction, classes=model.classes, request_rows=tuple(c.rows for c in callers)))
+
+    def current(self) -> ServedModel:
+        """The model served now; a 503 before it is loaded."""
+        if self.holder.model is None:
+            raise RequestError(Problem(loc="model", message="the model is not loaded yet",
+                                       value=self.holder.error,
+                                       fix="retry when /v2/health/ready answers 200"), status=503)
+        return self.holder.model
+
+    def authorize(self, request: Request) -> None:
+        """A 401 unless the request carries the bearer token (when one is configured)."""
+        if self.token is not None and request.headers.get("authorization") != f"Bearer {self.token}":
+            raise RequestError(Problem(loc="headers.authorization", message="missing or wrong bearer token",
+                                       fix="send 'Authorization: Bearer <token>'"), status=401)
+
+    async def body_of(self, request: Request) -> bytes:
+        """The request body, refused (413) past `serve.max_body_bytes` before or after reading it."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit():
+            wire.check_body_size(int(declared), self.settings.max_body_bytes)
+        body = await request.body()
+        wire.check_body_size(len(body), self.settings.max_body_bytes)
+        return body
+
+    async def score(self, request: Request, model: ServedModel, batch: Batch, endpoint: str
+                    ) -> tuple[Prediction, list[str]]:
+        """Validate `batch` against the model's schema, then score it through the micro-batcher."""
+        warnings = validate_batch(batch, model, self.settings.max_rows)
+        caller = _Caller(request.state.request_id, endpoint, batch_rows(batch))
+        return await self.batcher.score(model, batch, caller), warnings
+
+    def model_for(self, name: str, model_version: str | None) -> ServedModel:
+        """The served model if the path names it (and its version), else a 404."""
+        model = self.current()
+        if name != model.name:
+            raise RequestError(Problem(loc="path.model_name", value=name, message="no such model",
+                                       fix=f"this server serves {model.name!r}"), status=404)
+        if model_version is not None and model_version != model.version:
+            raise RequestError(Problem(loc="path.version", value=model_version,
+                                       message=f"version {model_version} is not served",
+                                       fix=f"this server serves version {model.version}"), status=404)
+        return model
+
+
+def json_response(obj: Any) -> Response:
+    """`obj` as a JSON response (numpy values included)."""
+    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
+
+
+def v2_routes(app: FastAPI, server: Server) -> None:
+    """Open Inference Protocol v2."""
+
+    @app.get("/v2/health/live", tags=["v2"], response_class=Response)
+    async def live() -> Response:
+        return Response(status_code=200)
+
+    @app.get("/v2/health/ready", tags=["v2"], response_class=Response)
+    async def ready() -> Response:
+        return Response(status_code=200 if server.holder.model is not None else 400)
+
+    @app.get("/v2", tags=["v2"], responses=answers("ServerMetadata", "InferError"))
+    async def server_metadata() -> Response:
+        return json_response(protocols.server_metadata())
+
+    @app.get("/v2/models/{name}", tags=["v2"], responses=answers("ModelMetadata", "InferError"))
+    @app.get("/v2/models/{name}/versions/{model_version}", tags=["v2"],
+             responses=answers("ModelMetadata", "InferError"))
+    async def model_metadata(name: str, model_version: str | None = None) -> Response:
+        return json_response(protocols.model_metadata(server.model_for(name, model_version)))
+
+    @app.get("/v2/models/{name}/ready", tags=["v2"], response_class=Response)
+    @app.get("/v2/models/{name}/versions/{model_version}/ready", tags=["v2"], response_class=Response)
+    async def model_ready(name: str, model_version: str | None = None) -> Response:
+        try:
+            server.model_for(name, model_version)
+        except RequestError:
+            return Response(status_code=400)
+        return Response(status_code=200)
+
+    @app.post("/v2/models/{name}/infer", tags=["v2"], openapi_extra=raw_body("InferenceRequest"),
+              responses=answers("InferenceResponse", "InferError"))
+    @app.post("/v2/models/{name}/versions/{model_version}/infer", tags=["v2"],
+              openapi_extra=raw_body("InferenceRequest"),
+              responses=answers("InferenceResponse", "InferError"))
+    async def infer(request: Request, name: str, model_version: str | None = None) -> Response:
+        server.authorize(request)
+        model = server.model_for(name, model_version)
+        header = request.headers.get("inference-header-content-length")
+        parsed = protocols.parse_infer_request(await server.body_of(request),
+                                               int(header) if header and header.isdigit() else None)
+        if parsed.id:
+            request.state.request_id = parsed.id
+        wanted = protocols.select_outputs(parsed, protocols.available_outputs(model))
+        prediction, _ = await server.score(request, model, parsed.inputs, "v2")
+        outputs = protocols.prediction_outputs(prediction)
+        body, headers = protocols.encode_infer_response(
+            model.name, model.version, request.state.request_id, {n: outputs[n] for n in wanted},
+            binary=parsed.binary_outputs)
+        return Response(body, headers=headers, media_type=headers.get("content-type", JSON))
+
+
+def mlflow_routes(app: FastAPI, server: Server) -> None:
+    """MLflow's scoring server protocol."""
+
+    @app.get("/ping", tags=["mlflow"], response_class=Response)
+    @app.get("/health", tags=["mlflow"], response_class=Response)
+    async def ping() -> Response:
+        server.current()
+        return Response("\n", media_type=JSON)
+
+    @app.get("/version", tags=["mlflow"], response_class=Response)
+    async def mlflow_version() -> Response:
+        from importlib import metadata
+
+        return Response(metadata.version("mlflow"), media_type=JSON)
+
+    @app.post("/invocations", tags=["mlflow"], openapi_extra=raw_body("MLflowScoringRequest"),
+              responses=answers("MLflowScoringResponse", "MLflowError"))
+    async def invocations(request: Request) -> Response:
+        server.authorize(request)
+        model = server.current()
+        batch, _params = mlflow_scoring.parse_invocations(
+            await server.body_of(request), request.headers.get("content-type"), list(model.features))
+        prediction, _ = await server.score(request, model, batch, "invocations")
+        return Response(mlflow_scoring.encode_invocations_response(prediction), media_type=JSON)
+
+
+def looml_routes(app: FastAPI, server: Server) -> None:
+    """looml's own: plain JSON predictions, feedback labels, Prometheus metrics."""
+
+    @app.post("/predict", tags=["looml"], openapi_extra=raw_body("PredictRequest"),
+              responses=answers("PredictResponse", "LoomlError"))
+    async def predict(request: Request) -> Response:
+        server.authorize(request)
+        model = server.current()
+        batch = protocols.parse_records(await server.body_of(request))
+        prediction, warnings = await server.score(request, model, batch, "predict")
+        return Response(protocols.encode_predict_response(model, request.state.request_id, prediction,
+                                                          warnings), media_type=JSON)
+
+    @app.post("/feedback", tags=["looml"], openapi_extra=raw_body("FeedbackRequest"),
+              responses=answers("FeedbackResponse", "LoomlError"))
+    async def post_feedback(request: Request) -> Response:
+        server.authorize(request)
+        records = parse_feedback(await server.body_of(request))
+        await asyncio.to_thread(server.feedback.append, records)
+        return json_response({"stored": len(records)})
+
+    @app.get("/metrics", tags=["looml"], response_class=PlainTextResponse)
+    async def prometheus() -> Response:
+        server.metrics.serving(server.holder.model)  # a swap shows before the next scored request
+        body, content_type = server.metrics.exposition()
+        return Response(body, media_type=content_type)
