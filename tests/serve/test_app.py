@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -167,6 +168,44 @@ def test_bad_requests_get_4xx_with_every_problem_and_the_server_keeps_serving(
     assert response.status_code == status, response.text
     assert fragment in response.text
     assert server.client.post("/predict", json={"records": [ROW]}).status_code == 200
+
+
+class _Broken:
+    name = "broken"
+
+    def predict(self, batch: Any) -> Any:
+        raise RuntimeError("a scorer bug")
+
+
+@pytest.mark.parametrize(("path", "body", "key"), [
+    ("/predict", {"records": [ROW]}, "error"),
+    ("/invocations", {"dataframe_records": [ROW]}, "error_code"),
+    ("/v2/models/tiny/infer", {"inputs": [
+        {"name": k, "datatype": "BYTES" if isinstance(v, str) else "FP64", "shape": [1], "data": [v]}
+        for k, v in ROW.items()]}, "error"),
+])
+def test_a_failing_scorer_is_a_500_in_the_protocol_s_error_format_and_is_logged(
+        project: Path, path: str, body: Any, key: str) -> None:
+    with LiveServer(project) as running:
+        holder = running.app.state.holder
+        holder.model = dataclasses.replace(holder.model, scorer=_Broken())
+
+        response = running.client.post(path, content=orjson.dumps(body), headers={"x-request-id": "r500"})
+
+        assert response.status_code == 500
+        assert key in response.json() and "internal server error (RuntimeError)" in response.text
+        assert response.headers["x-request-id"] == "r500"
+        assert any("failed" in r.getMessage() and r.exc_info for r in running.errors.records)
+        metrics = running.client.get("/metrics").text
+        route = path.replace("tiny", "{name}")
+        assert f'looml_requests_total{{endpoint="{route}",status="500"}} 1.0' in metrics
+
+
+def test_the_scoring_paths_answer_other_methods_through_fastapi(server: LiveServer) -> None:
+    for path in ("/predict", "/invocations", "/v2/models/tiny/infer"):
+        response = server.client.get(path)
+        assert response.status_code == 405, path
+        assert response.headers["x-request-id"]
 
 
 def test_a_body_over_the_limit_is_413(project: Path) -> None:

@@ -6,9 +6,10 @@
 
 Every request is parsed into one `Batch`, validated against the model's schema (a 4xx with
 every problem, by column and row), scored through the micro-batcher, logged, and answered
-(`routes`). The served model follows the `champion` alias (`holder`). This module assembles
-the app: the routes, the error bodies per protocol, the OpenAPI document of the served model,
-the offline docs page and the request middleware.
+(`routes`); the scoring requests take the fast lane past FastAPI's request machinery (`asgi`).
+The served model follows the `champion` alias (`holder`). This module assembles the app: the
+routes, the error bodies per protocol, the OpenAPI document of the served model, the offline
+docs page and the request middleware.
 """
 
 from __future__ import annotations
@@ -16,31 +17,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import logging
 import sys
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request, Response
 
 from looml import __version__
 from looml.errors import RequestError
-from looml.serve import mlflow_scoring, protocols
+from looml.serve.asgi import FastLane, Observe
 from looml.serve.holder import ModelHolder
 from looml.serve.metrics import ServerMetrics
 from looml.serve.model import ServedModel, load_model
 from looml.serve.openapi import schemas
 from looml.serve.predlog import FeedbackStore, PredictionLog
-from looml.serve.routes import JSON, Server, looml_routes, mlflow_routes, v2_routes
+from looml.serve.routes import Server, error_answer, looml_routes, mlflow_routes, v2_routes
 from looml.spec import Spec
 from looml.store.tracking import local_tracking_uri
 
 __all__ = ["ModelHolder", "create_app"]
 
-access = logging.getLogger("looml.access")
 _SWITCH_SECONDS = 0.0005  # the GIL switch interval in a serving process (bench/serve.py)
 
 
@@ -72,9 +68,9 @@ def create_app(spec: Spec, *, version: str | None = None,
             if predictions is not None:
                 await asyncio.to_thread(predictions.close)
 
-    app = FastAPI(title=f"looml: {spec.registry.model_name}", version=__version__, lifespan=lifespan,
-                  description="Open Inference Protocol v2, MLflow scoring and plain JSON predictions "
-                              "for a looml model.", docs_url=None, redoc_url=None)
+    app = _App(FastLane(server), title=f"looml: {spec.registry.model_name}", version=__version__,
+               lifespan=lifespan, description="Open Inference Protocol v2, MLflow scoring and plain JSON "
+                                              "predictions for a looml model.", docs_url=None, redoc_url=None)
     _offline_docs(app)
     v2_routes(app, server)
     mlflow_routes(app, server)
@@ -82,12 +78,8 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, exc: RequestError) -> Response:
-        if request.url.path == "/invocations":
-            body, media_type = mlflow_scoring.mlflow_error(exc)
-            return Response(body, status_code=exc.status, media_type=media_type)
-        if request.url.path.startswith("/v2"):
-            return Response(protocols.infer_error_body(exc), status_code=exc.status, media_type=JSON)
-        return Response(protocols.predict_error_body(exc), status_code=exc.status, media_type=JSON)
+        body, media_type = error_answer(request.url.path, exc)
+        return Response(body, status_code=exc.status, media_type=media_type)
 
     def openapi() -> dict[str, Any]:
         # The request schemas name the served model's columns, so the document follows the model.
@@ -102,7 +94,7 @@ def create_app(spec: Spec, *, version: str | None = None,
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    app.add_middleware(_Observe, metrics=metrics)
+    app.add_middleware(Observe, metrics=metrics)
     app.state.openapi_of = None
     app.state.holder = holder
     app.state.batcher = server.batcher
@@ -131,44 +123,17 @@ def _offline_docs(app: FastAPI) -> None:
                                    swagger_favicon_url=f"{_DOCS_ASSETS}/favicon.png")
 
 
-class _Observe:
-    """Request id, metrics and the access log for every HTTP request, as plain ASGI.
+class _App(FastAPI):
+    """FastAPI, with the scoring requests taken first by the fast lane (`serve.asgi`)."""
 
-    The request id (the `x-request-id` header, or a new one) is kept in the scope's state, where
-    `request.state.request_id` reads it, and sent back as `x-request-id`. A plain ASGI
-    middleware costs a few microseconds; `@app.middleware("http")` cost about 0.6 ms of CPU
-    per request (bench/serve.py).
-    """
-
-    def __init__(self, app: Callable[..., Any], metrics: ServerMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
+    def __init__(self, lane: FastLane, **options: Any) -> None:
+        super().__init__(**options)
+        self.lane = lane
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any],
                        send: Callable[..., Any]) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
-        state = scope.setdefault("state", {})
-        state["request_id"] = given.decode("latin-1") if given else uuid.uuid4().hex
-        status = 500
-
-        async def send_observed(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", state["request_id"].encode("latin-1"))]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_observed)
-        finally:
-            seconds = time.perf_counter() - started
-            self.metrics.request(getattr(scope.get("route"), "path", "unmatched"), status, seconds)
-            if access.isEnabledFor(logging.INFO):
-                access.info(orjson.dumps({"method": scope["method"], "path": scope["path"], "status": status,
-                                          "ms": round(seconds * 1000, 3),
-                                          "request_id": state["request_id"]}).decode())
+        route = self.lane.match(scope)
+        if route is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.lane(scope, receive, send, route)

@@ -3,13 +3,18 @@
     v2_routes(app, server)       Open Inference Protocol v2: health, metadata, infer
     mlflow_routes(app, server)   MLflow scoring: /invocations, /ping, /health, /version
     looml_routes(app, server)    /predict, /feedback, /metrics
+
+The scoring endpoints are written once, as functions of a `Call` (headers, body, request id)
+that return an `Answer`: FastAPI's routes call them (and document them in OpenAPI), and so does
+the fast lane (`serve.fastlane`), which serves the same paths without FastAPI's request machinery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,9 +33,29 @@ from looml.serve.predlog import FeedbackStore, PredictionLog, RowsToLog, parse_f
 from looml.serve.validation import validate_batch
 from looml.spec import ServeSpec
 
-__all__ = ["Server", "looml_routes", "mlflow_routes", "v2_routes"]
+__all__ = ["SCORING", "Answer", "Call", "Server", "error_answer", "looml_routes", "mlflow_routes",
+           "v2_routes"]
 
 JSON = "application/json"
+
+
+@dataclass
+class Call:
+    """One request as an endpoint sees it: lower-case header names, the body, the request id
+    (which a v2 infer request may replace with its own `id`)."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    request_id: str
+
+
+@dataclass
+class Answer:
+    """What an endpoint answers: a 200 body, its media type and any extra headers."""
+
+    body: bytes
+    media_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,9 +101,9 @@ class Server:
                                        fix="retry when /v2/health/ready answers 200"), status=503)
         return self.holder.model
 
-    def authorize(self, request: Request) -> None:
+    def authorize(self, headers: Mapping[str, str]) -> None:
         """A 401 unless the request carries the bearer token (when one is configured)."""
-        if self.token is not None and request.headers.get("authorization") != f"Bearer {self.token}":
+        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
             raise RequestError(Problem(loc="headers.authorization", message="missing or wrong bearer token",
                                        fix="send 'Authorization: Bearer <token>'"), status=401)
 
@@ -91,11 +116,11 @@ class Server:
         wire.check_body_size(len(body), self.settings.max_body_bytes)
         return body
 
-    async def score(self, request: Request, model: ServedModel, batch: Batch, endpoint: str
+    async def score(self, call: Call, model: ServedModel, batch: Batch, endpoint: str
                     ) -> tuple[Prediction, list[str]]:
         """Validate `batch` against the model's schema, then score it through the micro-batcher."""
         warnings = validate_batch(batch, model, self.settings.max_rows)
-        caller = _Caller(request.state.request_id, endpoint, batch_rows(batch))
+        caller = _Caller(call.request_id, endpoint, batch_rows(batch))
         return await self.batcher.score(model, batch, caller), warnings
 
     def model_for(self, name: str, model_version: str | None) -> ServedModel:
@@ -114,6 +139,67 @@ class Server:
 def json_response(obj: Any) -> Response:
     """`obj` as a JSON response (numpy values included)."""
     return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), media_type=JSON)
+
+
+def error_answer(path: str, exc: RequestError) -> tuple[bytes, str]:
+    """The error body a client of the protocol at `path` expects, and its media type."""
+    if path == "/invocations":
+        return mlflow_scoring.mlflow_error(exc)
+    if path.startswith("/v2"):
+        return protocols.infer_error_body(exc), JSON
+    return protocols.predict_error_body(exc), JSON
+
+
+# -- the scoring endpoints, once for FastAPI and the fast lane -------------------------------------
+
+async def infer(server: Server, call: Call, name: str, model_version: str | None = None) -> Answer:
+    """POST /v2/models/{name}[/versions/{v}]/infer."""
+    server.authorize(call.headers)
+    model = server.model_for(name, model_version)
+    header = call.headers.get("inference-header-content-length")
+    parsed = protocols.parse_infer_request(call.body, int(header) if header and header.isdigit() else None)
+    if parsed.id:
+        call.request_id = parsed.id
+    wanted = protocols.select_outputs(parsed, protocols.available_outputs(model))
+    prediction, _ = await server.score(call, model, parsed.inputs, "v2")
+    outputs = protocols.prediction_outputs(prediction)
+    body, headers = protocols.encode_infer_response(
+        model.name, model.version, call.request_id, {n: outputs[n] for n in wanted},
+        binary=parsed.binary_outputs)
+    return Answer(body, headers.get("content-type", JSON), headers)
+
+
+async def invocations(server: Server, call: Call) -> Answer:
+    """POST /invocations (MLflow's scoring protocol)."""
+    server.authorize(call.headers)
+    model = server.current()
+    batch, _params = mlflow_scoring.parse_invocations(call.body, call.headers.get("content-type"),
+                                                      list(model.features))
+    prediction, _ = await server.score(call, model, batch, "invocations")
+    return Answer(mlflow_scoring.encode_invocations_response(prediction))
+
+
+async def predict(server: Server, call: Call) -> Answer:
+    """POST /predict (looml's records)."""
+    server.authorize(call.headers)
+    model = server.current()
+    batch = protocols.parse_records(call.body)
+    prediction, warnings = await server.score(call, model, batch, "predict")
+    return Answer(protocols.encode_predict_response(model, call.request_id, prediction, warnings))
+
+
+Endpoint = Callable[..., Awaitable[Answer]]
+# The paths the fast lane serves: (route template, endpoint, path parameters by position)
+SCORING: tuple[tuple[str, Endpoint], ...] = (
+    ("/invocations", invocations), ("/predict", predict), ("/v2/models/{name}/infer", infer),
+    ("/v2/models/{name}/versions/{model_version}/infer", infer))
+
+
+async def _through_fastapi(server: Server, request: Request, endpoint: Endpoint, **params: Any) -> Response:
+    call = Call(request.headers, await server.body_of(request), request.state.request_id)
+    answer = await endpoint(server, call, **params)
+    request.state.request_id = call.request_id
+    return Response(answer.body, headers=answer.headers, media_type=answer.media_type)
 
 
 def v2_routes(app: FastAPI, server: Server) -> None:
@@ -151,21 +237,8 @@ def v2_routes(app: FastAPI, server: Server) -> None:
     @app.post("/v2/models/{name}/versions/{model_version}/infer", tags=["v2"],
               openapi_extra=raw_body("InferenceRequest"),
               responses=answers("InferenceResponse", "InferError"))
-    async def infer(request: Request, name: str, model_version: str | None = None) -> Response:
-        server.authorize(request)
-        model = server.model_for(name, model_version)
-        header = request.headers.get("inference-header-content-length")
-        parsed = protocols.parse_infer_request(await server.body_of(request),
-                                               int(header) if header and header.isdigit() else None)
-        if parsed.id:
-            request.state.request_id = parsed.id
-        wanted = protocols.select_outputs(parsed, protocols.available_outputs(model))
-        prediction, _ = await server.score(request, model, parsed.inputs, "v2")
-        outputs = protocols.prediction_outputs(prediction)
-        body, headers = protocols.encode_infer_response(
-            model.name, model.version, request.state.request_id, {n: outputs[n] for n in wanted},
-            binary=parsed.binary_outputs)
-        return Response(body, headers=headers, media_type=headers.get("content-type", JSON))
+    async def infer_route(request: Request, name: str, model_version: str | None = None) -> Response:
+        return await _through_fastapi(server, request, infer, name=name, model_version=model_version)
 
 
 def mlflow_routes(app: FastAPI, server: Server) -> None:
@@ -185,13 +258,8 @@ def mlflow_routes(app: FastAPI, server: Server) -> None:
 
     @app.post("/invocations", tags=["mlflow"], openapi_extra=raw_body("MLflowScoringRequest"),
               responses=answers("MLflowScoringResponse", "MLflowError"))
-    async def invocations(request: Request) -> Response:
-        server.authorize(request)
-        model = server.current()
-        batch, _params = mlflow_scoring.parse_invocations(
-            await server.body_of(request), request.headers.get("content-type"), list(model.features))
-        prediction, _ = await server.score(request, model, batch, "invocations")
-        return Response(mlflow_scoring.encode_invocations_response(prediction), media_type=JSON)
+    async def invocations_route(request: Request) -> Response:
+        return await _through_fastapi(server, request, invocations)
 
 
 def looml_routes(app: FastAPI, server: Server) -> None:
@@ -199,18 +267,13 @@ def looml_routes(app: FastAPI, server: Server) -> None:
 
     @app.post("/predict", tags=["looml"], openapi_extra=raw_body("PredictRequest"),
               responses=answers("PredictResponse", "LoomlError"))
-    async def predict(request: Request) -> Response:
-        server.authorize(request)
-        model = server.current()
-        batch = protocols.parse_records(await server.body_of(request))
-        prediction, warnings = await server.score(request, model, batch, "predict")
-        return Response(protocols.encode_predict_response(model, request.state.request_id, prediction,
-                                                          warnings), media_type=JSON)
+    async def predict_route(request: Request) -> Response:
+        return await _through_fastapi(server, request, predict)
 
     @app.post("/feedback", tags=["looml"], openapi_extra=raw_body("FeedbackRequest"),
               responses=answers("FeedbackResponse", "LoomlError"))
     async def post_feedback(request: Request) -> Response:
-        server.authorize(request)
+        server.authorize(request.headers)
         records = parse_feedback(await server.body_of(request))
         await asyncio.to_thread(server.feedback.append, records)
         return json_response({"stored": len(records)})
