@@ -557,7 +557,7 @@ def _group_frame(items: list[RowsToLog]) -> pl.DataFrame:
     first = items[0]
     labels = np.concatenate([np.asarray(item.prediction.labels) for item in items])
     if first.classes is None:
-        columns["prediction"] = pl.Series(labels.astype(np.float64)).fill_nan(None)
+        columns["prediction"] = pl.Series(values=labels.astype(np.float64), nan_to_null=True)
     else:
         columns["prediction"] = _texts(labels.tolist(), label_text)
         if all(item.prediction.proba is not None for item in items):
@@ -581,7 +581,8 @@ def _feature(chunks: list[Any], kind: str) -> pl.Series:
             joined: Any = np.concatenate(chunks)
         else:
             joined = list(itertools.chain.from_iterable(chunks))
-        return pl.Series(_floats(joined), dtype=pl.Float64).fill_nan(None)
+        # nan_to_null in the constructor: Series.fill_nan runs a lazy query per column (0.15 ms each)
+        return pl.Series(values=_floats(joined), dtype=pl.Float64, nan_to_null=True)
     values = list(itertools.chain.from_iterable(
         chunk.tolist() if isinstance(chunk, np.ndarray) else chunk for chunk in chunks))
     if kind == "datetime":

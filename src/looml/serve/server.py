@@ -1,8 +1,10 @@
 """Start uvicorn on `create_app`: one process, or several workers sharing the port.
 
-Workers are separate processes started by uvicorn from an import string, so the spec path and
-the options travel in environment variables; each worker builds its own app. With more than
-one worker, Prometheus values are shared through a temporary `PROMETHEUS_MULTIPROC_DIR`.
+Workers are separate processes that build the app from an import string, so the spec path and
+the options travel in environment variables; each worker builds its own app. On Linux each has
+its own listening socket (`serve.workers`: SO_REUSEPORT spreads the connections); elsewhere
+uvicorn's supervisor shares one. With more than one worker, Prometheus values are shared
+through a temporary `PROMETHEUS_MULTIPROC_DIR`.
 """
 
 from __future__ import annotations
@@ -41,14 +43,18 @@ def serve(spec_path: str | Path, *, host: str | None = None, port: int | None = 
         uvicorn.run(create_app(spec, version=version), host=host, port=port, access_log=False,
                     log_level="info")
         return
-    os.environ[_SPEC_ENV] = str(Path(spec_path).resolve())
-    if version is not None:
-        os.environ[_VERSION_ENV] = version
+    from looml.serve.workers import reuse_port_supported, run_workers
+
     metrics_dir = tempfile.mkdtemp(prefix="looml-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    environment = {_SPEC_ENV: str(Path(spec_path).resolve()), "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+                   **({_VERSION_ENV: version} if version is not None else {})}
+    os.environ.update(environment)
     try:
-        uvicorn.run("looml.serve.server:app_from_environment", factory=True, host=host, port=port,
-                    workers=workers, access_log=False, log_level="info")
+        if reuse_port_supported():
+            run_workers(workers, host, port, environment)
+        else:
+            uvicorn.run("looml.serve.server:app_from_environment", factory=True, host=host, port=port,
+                        workers=workers, access_log=False, log_level="info")
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
