@@ -28,8 +28,9 @@ from looml.learn.ensemble import make_ensemble
 from looml.learn.features import SchemaCoercer, build_preprocessor
 from looml.learn.rows import wrap_model
 from looml.learn.zoo import make_estimator
-from looml.serve.compiled import TOLERANCE, CompiledScorer, CompiledStack, compile_scorer
+from looml.serve.compiled import TOLERANCE, CompiledScorer, CompiledStack, CompiledVote, compile_scorer
 from looml.serve.compiled.coerce import coerce_column
+from looml.serve.compiled.steps import SharedText
 from looml.serve.model import Batch, PipelineScorer, load_model
 from looml.spec import FeaturesSpec, PreprocessingSpec
 
@@ -269,6 +270,40 @@ def test_a_stack_compiles_over_its_members(target: str, data: tuple[Any, ...]) -
     assert isinstance(compiled, CompiledStack) and compiled.name == "compiled:stack(linear, lightgbm; linear)"
     assert_same(compiled, reference, messy_batch(300, seed=16))
     assert_same(compiled, reference, messy_batch(1, seed=17))
+
+
+def test_the_members_of_a_vote_tokenize_a_text_once_per_batch() -> None:
+    rng = np.random.default_rng(4)
+    words = np.array(["late", "refund", "great", "broken", "thanks", "slow", "again", "never"])
+    frame = pd.DataFrame({"age": rng.normal(40, 10, 240),
+                          "note": [" ".join(rng.choice(words, 5)) for _ in range(240)]})
+    label = np.where(frame["note"].str.contains("refund") | (frame["age"] > 45), "yes", "no")
+    features = {"age": "numeric", "note": "text"}
+    members = []
+    for family in ("linear", "lightgbm"):
+        model = make_estimator(family, "classification", SMALL[family], seed=0, n_jobs=1)
+        pipeline = Pipeline([*build_preprocessor(features, PreprocessingSpec()).steps, ("model", model)])
+        members.append((family, pipeline))
+    vote = make_ensemble("voting", members, features, "classification", seed=0, weights=[1, 2])
+    with threadpool_limits(limits=1, user_api="openmp"):
+        vote.fit(frame, label)
+    reference = PipelineScorer(vote, features)
+
+    compiled = compile_scorer(vote, features, None, None, reference)
+
+    assert isinstance(compiled, CompiledVote)
+    texts = [b.steps[0] for m in compiled.members for b in m.branches if isinstance(b.steps[0], SharedText)]
+    assert len(texts) == 2 and texts[0] is texts[1]
+    text_step = texts[0]
+    vectorizer = text_step.parts[0][0]
+    calls = []
+    original = vectorizer.transform
+    vectorizer.transform = lambda texts: calls.append(len(texts)) or original(texts)  # type: ignore[method-assign]
+    batch = {"age": [30.0, 50.0, None], "note": ["refund again", None, "great thanks"]}
+    assert_same(compiled, reference, batch)  # the first member's pipeline calls it once too
+    calls.clear()
+    compiled.predict(batch)
+    assert calls == [3]  # once for both members
 
 
 def test_an_unsupported_step_or_model_falls_back_to_the_pipeline(data: tuple[Any, ...],

@@ -38,9 +38,12 @@ class _Branch:
 
     def transform(self, coerced: list[np.ndarray]) -> np.ndarray:
         data: Any = [coerced[i] for i in self.columns]
-        if self.kind != "datetime":
+        steps = self.steps
+        if steps and hasattr(steps[0], "on_columns"):  # a step shared by vote members (SharedText)
+            data, steps = steps[0].on_columns(data), steps[1:]
+        elif self.kind != "datetime":
             data = np.column_stack(data)
-        for step in self.steps:
+        for step in steps:
             data = step(data)
         return data
 
@@ -63,7 +66,14 @@ class CompiledScorer:
             if self.classes is None:
                 return Prediction(labels=np.empty(0))
             return Prediction(labels=self.classes[:0], proba=np.empty((0, len(self.classes))))
-        coerced = [coerce_column(batch.get(name), kind, n) for name, kind in self.features.items()]
+        return self.predict_coerced(self.coerce(batch, n))
+
+    def coerce(self, batch: Batch, n: int) -> list[np.ndarray]:
+        """The batch's feature columns as the coercer makes them (what the members of a vote share)."""
+        return [coerce_column(batch.get(name), kind, n) for name, kind in self.features.items()]
+
+    def predict_coerced(self, coerced: list[np.ndarray]) -> Prediction:
+        """Score coerced columns (at least one row)."""
         X = np.hstack([branch.transform(coerced) for branch in self.branches])
         for reduce in self.reductions:
             X = reduce(X)

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from looml.serve.compiled.base import CompiledScorer, Model, Unsupported
-from looml.serve.scoring import Batch, Prediction
+from looml.serve.compiled.steps import SharedText
+from looml.serve.scoring import Batch, Prediction, batch_rows
 
 __all__ = ["CompiledStack", "CompiledVote", "compile_stack", "compile_vote"]
 
@@ -31,7 +32,7 @@ class CompiledVote:
 
     def predict(self, batch: Batch) -> Prediction:
         """Score every row of `batch`."""
-        outputs = [m.predict(batch) for m in self.members]
+        outputs = _member_outputs(self.members, batch)
         if self.classes is None:
             values = np.sum([w * np.asarray(o.labels, dtype=np.float64) for w, o in
                              zip(self.weights, outputs, strict=True)], axis=0)
@@ -39,6 +40,25 @@ class CompiledVote:
         proba = np.sum([w * o.proba for w, o in zip(self.weights, outputs, strict=True)], axis=0)
         return Prediction(labels=self.classes[np.argmax(proba, axis=1)] if len(proba) else self.classes[:0],
                           proba=proba)
+
+
+def _member_outputs(members: list[CompiledScorer], batch: Batch) -> list[Prediction]:
+    """Each member's prediction, the batch coerced once: every member reads the served features."""
+    n = batch_rows(batch)
+    if n == 0:
+        return [m.predict(batch) for m in members]
+    coerced = members[0].coerce(batch, n)
+    return [m.predict_coerced(coerced) for m in members]
+
+
+def _share_steps(members: list[CompiledScorer]) -> None:
+    """One instance of each text step the members fitted alike (`SharedText.key`), so a text is
+    tokenized once per batch."""
+    seen: dict[str, SharedText] = {}
+    for member in members:
+        for branch in member.branches:
+            if branch.steps and isinstance(branch.steps[0], SharedText):
+                branch.steps[0] = seen.setdefault(branch.steps[0].key, branch.steps[0])
 
 
 def compile_vote(vote: Any, features: dict[str, str], compile_member: Any) -> CompiledVote:
@@ -50,6 +70,7 @@ def compile_vote(vote: Any, features: dict[str, str], compile_member: Any) -> Co
     if classifier and vote.voting != "soft":
         raise Unsupported("a hard-voting VotingClassifier")
     members = [compile_member(member, features) for member in vote.estimators_]
+    _share_steps(members)
     weights = np.ones(len(members)) if vote.weights is None else np.asarray(
         [w for w in vote.weights if w is not None], dtype=np.float64)
     if len(weights) != len(members):
@@ -72,7 +93,7 @@ class CompiledStack:
 
     def predict(self, batch: Batch) -> Prediction:
         """Score every row of `batch`."""
-        outputs = [m.predict(batch) for m in self.members]
+        outputs = _member_outputs(self.members, batch)
         if self.classes is None:
             meta = np.column_stack([np.asarray(o.labels, dtype=np.float64) for o in outputs])
             return self.final(meta)
@@ -98,6 +119,7 @@ def compile_stack(stack: Any, features: dict[str, str], compile_member: Any, com
     if not classifier and any(m != "predict" for m in stack.stack_method_):
         raise Unsupported(f"a stack regressor on {stack.stack_method_}")
     members = [compile_member(member, features) for member in stack.estimators_]
+    _share_steps(members)
     if classifier and any(m.classes is None for m in members):
         raise Unsupported("a stack member without class probabilities")
     width = stack.final_estimator_.n_features_in_

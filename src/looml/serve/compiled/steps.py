@@ -12,7 +12,7 @@ import pandas as pd
 from looml.learn.transformers import PERIODS
 from looml.serve.compiled.base import Step, Unsupported, _Branch
 
-__all__ = ["compile_branches"]
+__all__ = ["SharedText", "compile_branches"]
 
 
 def compile_branches(columns: Any, features: dict[str, str]) -> list[_Branch]:
@@ -88,7 +88,7 @@ def _step(step: Any, data: str, columns: list[str]) -> tuple[Step, str]:
     if isinstance(step, TargetEncoder) and data == "categorical":
         return _target_encoder(step), "numeric"
     if isinstance(step, TextTfidf) and data == "text":
-        return _text(step), "numeric"
+        return SharedText(step), "numeric"
     raise Unsupported(f"no compiled form of {type(step).__name__} on {data} columns")
 
 
@@ -264,14 +264,40 @@ def _target_encoder(encoder: Any) -> Step:
     return target_encode
 
 
-def _text(step: Any) -> Step:
+class SharedText:
     """TextTfidf: each column's fitted vectorizer (vocabulary and idf, a sparse product) and its
-    projection, called on the texts directly, with TextTfidf's rule for a missing text ("")."""
-    parts = [(v, r) for v, r in zip(step.vectorizers_, step.reducers_, strict=True)]
+    projection, called on the texts directly, with TextTfidf's rule for a missing text ("").
 
-    def text(X: np.ndarray) -> np.ndarray:
+    The members of a vote fit the same vectorizer on the same rows: `key` fingerprints the fitted
+    state, so that `ensemble` gives every member with that key one instance, and `on_columns`
+    keeps the last result for the same coerced columns. A vote of three members then tokenizes a
+    text once, not three times (for 1,000 tweets: 36 ms each time).
+    """
+
+    def __init__(self, step: Any) -> None:
+        import hashlib
+        import pickle
+
+        self.parts = [(v, r) for v, r in zip(step.vectorizers_, step.reducers_, strict=True)]
+        state = [(None, None) if v is None else (v.get_params(), v.vocabulary_, v.idf_,
+                                                  None if r is None else r.components_)
+                 for v, r in self.parts]
+        self.key = hashlib.sha256(pickle.dumps(state)).hexdigest()
+        self._last: tuple[list[np.ndarray], np.ndarray] | None = None
+
+    def on_columns(self, columns: list[np.ndarray]) -> np.ndarray:
+        """The features of these coerced columns (the same objects as last time: the same result)."""
+        last = self._last
+        if last is not None and len(last[0]) == len(columns) \
+                and all(a is b for a, b in zip(last[0], columns, strict=True)):
+            return last[1]
+        out = self(np.column_stack(columns))
+        self._last = (columns, out)
+        return out
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
         blocks = []
-        for i, (vectorizer, reducer) in enumerate(parts):
+        for i, (vectorizer, reducer) in enumerate(self.parts):
             if vectorizer is None:
                 continue
             texts = ["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in X[:, i]]
@@ -279,8 +305,6 @@ def _text(step: Any) -> Step:
             blocks.append(weights.toarray() if reducer is None
                           else reducer.transform(weights).astype(np.float32))
         return np.hstack(blocks) if blocks else np.empty((X.shape[0], 0), dtype=np.float32)
-
-    return text
 
 
 def _fields(stamps: np.ndarray, parts: tuple[str, ...]) -> list[np.ndarray]:
