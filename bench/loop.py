@@ -35,15 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import looml
 from looml.monitor import loop as loop_module
 from looml.serve.model import Prediction
-from looml.serve.predlog import (
-    FeedbackStore,
-    PredictionLog,
-    RowsToLog,
-    join_feedback,
-    read_feedback,
-    read_predictions,
-)
 from looml.spec import PredictionLogSpec, load_spec
+from looml.store.feedback import FeedbackStore, join_feedback, read_feedback
+from looml.store.predictions import PredictionLog, RowsToLog, read_predictions
 from looml.store.tracking import load_pipeline, local_tracking_uri
 from serve_inprocess import make_frame
 

@@ -13,7 +13,9 @@
 
 The served rows: the synthetic table's 4,000 rows after the training rows; for a corpus table its
 20 % test split (seed 42, as bench/corpus.py), repeated in a seeded order up to 4,000 rows when it
-is smaller. Only the model's feature columns are sent, as JSON: dates as ISO strings, gaps as null.
+is smaller. Classes of fewer than 10 rows are dropped first (`looml init` refuses a class too
+rare for a stratified split, and names that fix). Only the model's feature columns are sent, as
+JSON: dates as ISO strings, gaps as null.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ OUT = HERE / "out" / "serve"
 BIN = Path(sys.executable).parent
 TRAIN_ROWS, HELD_OUT = 20_000, 4_000
 SEED = 42
+_MIN_CLASS_ROWS = 10
 ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "PYTHONWARNINGS": "ignore"}
 MODELS = ("synthetic", "synthetic-budget", "trump_tweet_source", "health_breach_size")
 QUICK = ("synthetic", "trump_tweet_source")
@@ -72,6 +75,9 @@ def _rows(key: str, corpus: Path) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     meta = json.loads((corpus / "datasets.json").read_text())[key]
     frame = pd.read_parquet(corpus / f"{key}.parquet")
     target = meta["target"]
+    if meta["task"] != "regression":  # init's fix for a class too rare to split: drop it
+        counts = frame[target].value_counts()
+        frame = frame[frame[target].isin(counts.index[counts >= _MIN_CLASS_ROWS])]
     stratify = frame[target] if meta["task"] != "regression" and frame[target].value_counts().min() >= 2 \
         else None
     train, test = train_test_split(frame, test_size=0.2, random_state=SEED, stratify=stratify)

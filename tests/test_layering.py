@@ -90,6 +90,13 @@ def test_the_compiled_scorers_depend_on_the_scoring_contract_not_on_the_served_m
         assert forbidden(imports_of(path), ("looml.serve.model", "looml.serve.app")) == set(), path
 
 
+@pytest.mark.parametrize("path", sorted([*(SRC / "store").rglob("*.py"), *(SRC / "monitor").rglob("*.py")]),
+                         ids=module_name)
+def test_the_stores_and_monitoring_do_not_import_the_server(path: Path) -> None:
+    # the prediction log and the feedback store are storage that the server writes and monitoring reads
+    assert forbidden(imports_of(path), ("looml.serve", "looml.cli")) == set()
+
+
 @pytest.mark.parametrize(("module", "above"), [
     ("routes", ("looml.serve.app", "looml.serve.server")),
     ("holder", ("looml.serve.app", "looml.serve.routes", "looml.serve.server")),

@@ -28,8 +28,8 @@ import looml
 from liveserver import LiveServer
 from looml.cli import app
 from looml.monitor.loop import cycle, history, rollback, watch
-from looml.serve.predlog import read_predictions
 from looml.spec import load_spec
+from looml.store.predictions import read_predictions
 from looml.store.tracking import champion_version, local_tracking_uri
 
 SPEC = """seed: 5
@@ -216,6 +216,11 @@ def test_the_cli_verbs_of_the_loop(project: Path, shifted_traffic: LiveServer, t
     pl.DataFrame({"row_id": logged["row_id"], "label": ["yes", "no", "yes"]}).write_csv(labels)
     stored = runner.invoke(app, ["feedback", str(labels), "--spec", str(project)])
     assert stored.exit_code == 0 and "stored 3" in stored.output
+    bad = tmp_path / "bad.csv"
+    pl.DataFrame({"row_id": [logged["row_id"][0], "nope:0"], "label": ["maybe", "yes"]}).write_csv(bad)
+    refused = runner.invoke(app, ["feedback", str(bad), "--spec", str(project)])
+    assert refused.exit_code == 3, refused.output
+    assert "'nope:0'" in refused.output and "'maybe'" in refused.output and "stored" not in refused.output
 
     cycled = runner.invoke(app, ["loop", str(project), "--json"])
     assert cycled.exit_code == 6, cycled.output  # the traffic still drifts from champion v1

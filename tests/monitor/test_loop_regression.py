@@ -14,8 +14,9 @@ import pytest
 import looml
 from looml.monitor.loop import cycle, history
 from looml.serve.model import Prediction
-from looml.serve.predlog import FeedbackStore, PredictionLog, RowsToLog
 from looml.spec import PredictionLogSpec, load_spec
+from looml.store.feedback import FeedbackStore
+from looml.store.predictions import PredictionLog, RowsToLog
 from looml.store.tracking import load_pipeline, local_tracking_uri
 
 SPEC = """seed: 2

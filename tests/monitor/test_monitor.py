@@ -16,8 +16,8 @@ import looml
 from looml.cli import app
 from looml.monitor.reference import load_reference
 from looml.serve.model import Prediction
-from looml.serve.predlog import PredictionLog, RowsToLog
 from looml.spec import PredictionLogSpec
+from looml.store.predictions import PredictionLog, RowsToLog
 from looml.store.tracking import load_pipeline, local_tracking_uri
 
 FEATURES = {"tenure": "numeric", "plan": "categorical", "charges": "numeric"}

@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 
 import looml
 from liveserver import LiveServer
-from looml.serve.predlog import join_feedback, read_feedback, read_predictions
+from looml.store.feedback import join_feedback, read_feedback
+from looml.store.predictions import read_predictions
 
 ROW = {"tenure": 12, "plan": "basic", "charges": "40.5", "joined": "2024-01-05"}
 
@@ -239,6 +240,43 @@ def test_every_served_row_is_logged_and_feedback_joins(server: LiveServer, proje
     joined = join_feedback(mine, read_feedback(root))
     assert joined.filter(pl.col("label").is_not_null())["row_id"].sort().to_list() == sorted(
         f"{i}:1" for i in ids[:5])
+
+
+def test_feedback_is_checked_against_the_log_and_the_classes_and_nothing_bad_is_stored(
+        server: LiveServer, project: Path) -> None:
+    root = project.parent / ".looml" / "logs"
+    served = server.client.post("/predict", json={"records": [ROW]}, headers={"x-request-id": "fb1"})
+    assert served.status_code == 200
+    before = read_feedback(root).height
+
+    unknown = server.client.post("/feedback", json=[{"row_id": "nope:0", "label": "yes"},
+                                                    {"row_id": "fb1:0", "label": "maybe"}])
+
+    assert unknown.status_code == 422
+    problems = {p["loc"]: p for p in unknown.json()["problems"]}
+    assert "1 row id(s) not in the prediction log: 'nope:0'" in problems["records[0].row_id"]["msg"]
+    assert problems["records[1].label"]["value"] == "maybe"
+    assert "'no', 'yes'" in problems["records[1].label"]["fix"]
+    assert read_feedback(root).height == before  # all or nothing
+    # the row was served a moment ago, not yet flushed by the log's timer: still found
+    assert server.client.post("/feedback", json={"row_id": "fb1:0", "label": "no"}).status_code == 200
+
+
+def test_a_label_is_corrected_by_a_later_one_and_withdrawn_by_a_retraction(
+        server: LiveServer, project: Path) -> None:
+    root = project.parent / ".looml" / "logs"
+    assert server.client.post("/predict", json={"records": [ROW, ROW]},
+                              headers={"x-request-id": "fb2"}).status_code == 200
+    for body in ([{"row_id": "fb2:0", "label": "yes"}, {"row_id": "fb2:1", "label": "yes"}],
+                 {"row_id": "fb2:0", "label": "no"}, {"row_id": "fb2:1", "retract": True}):
+        assert server.client.post("/feedback", json=body).status_code == 200, body
+
+    logged = read_predictions(root).filter(pl.col("request_id") == "fb2")
+    labels = dict(join_feedback(logged, read_feedback(root)).select("row_id", "label").iter_rows())
+
+    assert labels == {"fb2:0": "no", "fb2:1": None}
+    both = server.client.post("/feedback", json={"row_id": "fb2:0", "label": "no", "retract": True})
+    assert both.status_code == 422 and "retract" in both.text
 
 
 def test_metrics_count_requests_rows_and_the_version(server: LiveServer) -> None:

@@ -20,19 +20,16 @@ import pytest
 
 from looml.errors import RequestError
 from looml.serve.model import Prediction
-from looml.serve.predlog import (
-    FeedbackStore,
+from looml.spec import PredictionLogSpec
+from looml.store.feedback import FeedbackStore, join_feedback, parse_feedback, read_feedback
+from looml.store.predictions import (
     PredictionLog,
     RowsToLog,
     feature_column,
-    join_feedback,
     label_text,
-    parse_feedback,
-    read_feedback,
     read_predictions,
     row_id,
 )
-from looml.spec import PredictionLogSpec
 
 FEATURES = {"age": "numeric", "city": "categorical", "seen": "datetime"}
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -240,7 +237,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 import numpy as np
 from looml.serve.model import Prediction
-from looml.serve.predlog import PredictionLog, RowsToLog
+from looml.store.predictions import PredictionLog, RowsToLog
 from looml.spec import PredictionLogSpec
 
 def hang(frame, handle):

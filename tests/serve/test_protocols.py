@@ -26,8 +26,8 @@ from looml.serve import mlflow_scoring as M
 from looml.serve import protocols as P
 from looml.serve import wire as W
 from looml.serve.model import PipelineScorer, Prediction, ServedModel, load_model
-from looml.serve.predlog import row_id
 from looml.serve.validation import validate_batch
+from looml.store.predictions import row_id
 
 Client = httpclient.InferenceServerClient
 

@@ -28,8 +28,8 @@ import looml
 from liveserver import LiveServer
 from looml.errors import Problem, RequestError
 from looml.serve import protocols
-from looml.serve.predlog import parse_feedback
 from looml.serve.validation import validate_batch
+from looml.store.feedback import parse_feedback
 
 ROW = {"tenure": 12, "plan": "basic", "charges": 40.5, "joined": "2024-01-05"}
 CONFIG = {
@@ -130,11 +130,12 @@ def test_requests_that_got_a_server_error_get_a_4xx_naming_the_problem(
     assert answer["problems"], answer
 
 
-def test_a_row_id_with_a_row_beyond_int64_is_stored_as_an_opaque_key(server: LiveServer) -> None:
+def test_a_row_id_with_a_row_beyond_int64_is_read_as_an_opaque_key(server: LiveServer) -> None:
     response = server.client.post("/feedback", json={"row_id": "r:99999999999999999999999", "label": "no"})
 
-    assert response.status_code == 200, response.text
-    assert response.json() == {"stored": 1}
+    # parsed (not a 500 on the Int64 row column), then refused: no served row has that id
+    assert response.status_code == 422, response.text
+    assert "not in the prediction log: 'r:99999999999999999999999'" in response.text
 
 
 def test_the_fixed_checks_raise_request_errors_naming_the_problem(server: LiveServer) -> None:

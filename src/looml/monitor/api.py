@@ -104,7 +104,7 @@ def monitor(spec: Spec | str | Path, *, data: str | None = None, last: str | Non
 
 def _performance(spec: Spec, tracking_uri: str, version: str, window: pl.DataFrame) -> LivePerformance | None:
     """Live performance of `version` on the labelled rows of a log window it served."""
-    from looml.serve.predlog import join_feedback, read_feedback
+    from looml.store.feedback import join_feedback, read_feedback
     from looml.store.registry import version_info
 
     served = window.filter(pl.col("model_version") == version)
@@ -138,7 +138,7 @@ def _from_source(data: str, reference: Reference, settings: DriftSpec, tracking_
 def _from_log(root: Path, reference: Reference, last: str | None, rows: int | None,
               since: datetime | None, until: datetime | None) -> tuple[pl.DataFrame, str]:
     """A window of the prediction log, its feature columns named as the model's features."""
-    from looml.serve.predlog import own_names, read_predictions
+    from looml.store.predictions import own_names, read_predictions
 
     if rows is not None and rows < 1:
         raise SpecError(Problem(loc="--rows", value=rows, message="must be at least 1",

@@ -124,7 +124,8 @@ def _champion(project: _Project) -> str:
 
 def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool = False) -> CycleResult:
     """Run one check-and-act cycle; `retrain=True` retrains whatever the triggers say."""
-    from looml.serve.predlog import feature_frame, join_feedback, read_feedback, read_predictions
+    from looml.store.feedback import join_feedback, read_feedback
+    from looml.store.predictions import feature_frame, read_predictions
 
     project = _project(spec)
     spec = project.spec
@@ -195,7 +196,7 @@ def _drift(project: _Project, champion: str, window: pl.DataFrame) -> dict[str, 
     """Drift of the window's features and of the model's outputs against the champion's reference."""
     from looml.monitor.drift import detect
     from looml.monitor.reference import load_reference
-    from looml.serve.predlog import own_names
+    from looml.store.predictions import own_names
 
     reference = load_reference(project.tracking_uri, project.name, champion)
     if reference is None:
@@ -378,7 +379,7 @@ def _retrain_frame(spec: Spec, traffic: pl.DataFrame) -> pl.DataFrame:
 
 def _traffic_frame(spec: Spec, traffic: pl.DataFrame) -> pl.DataFrame:
     """Labelled served rows as training rows: their features and the label as the target."""
-    from looml.serve.predlog import feature_frame
+    from looml.store.predictions import feature_frame
 
     return feature_frame(traffic).with_columns(traffic["label"].alias(spec.data.target))
 
@@ -396,7 +397,7 @@ def _aligned(frame: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:
 
 def _compare(project: _Project, champion: str, challenger: str, metric_name: str,
              fresh: pl.DataFrame) -> Any:
-    from looml.serve.predlog import feature_frame
+    from looml.store.predictions import feature_frame
 
     X = feature_frame(fresh).to_pandas()
     y = fresh["label"]
@@ -409,7 +410,7 @@ def _compare(project: _Project, champion: str, challenger: str, metric_name: str
 
 
 def _outcomes(pipeline: Any, X: Any, labels: pl.Series) -> Outcomes:
-    from looml.serve.predlog import label_text
+    from looml.store.predictions import label_text
 
     if not hasattr(pipeline, "predict_proba"):
         return Outcomes("regression", np.array([]), labels.cast(pl.Float64).to_numpy(),

@@ -176,7 +176,7 @@ def _categories(values: pl.Series) -> ColumnSummary:
 def model_outputs(pipeline: Any, X: Any, task: str) -> pl.DataFrame:
     """The model's outputs on `X` as the prediction log names them: `prediction` (the class as
     text, or the value) and, for classifiers, `proba_<class>` (the positive class only when binary)."""
-    from looml.serve.predlog import label_text
+    from looml.store.predictions import label_text
 
     predicted = pipeline.predict(X)
     if task == "regression":

@@ -29,7 +29,6 @@ import orjson
 
 from looml.errors import Problem, RequestError, did_you_mean
 from looml.serve.model import Batch, Prediction, ServedModel
-from looml.serve.predlog import row_id
 from looml.serve.wire import (
     kind_of,
     load_json,
@@ -40,6 +39,7 @@ from looml.serve.wire import (
     records_batch,
     rows_problem,
 )
+from looml.store.predictions import row_id
 
 __all__ = [
     "DATATYPES", "PREDICT", "PREDICT_PROBA", "InferRequest", "available_outputs",

@@ -29,9 +29,10 @@ from looml.serve.holder import ModelHolder
 from looml.serve.metrics import ServerMetrics
 from looml.serve.model import Batch, Prediction, ServedModel, batch_rows
 from looml.serve.openapi import answers, raw_body
-from looml.serve.predlog import FeedbackStore, PredictionLog, RowsToLog, parse_feedback
 from looml.serve.validation import validate_batch
 from looml.spec import ServeSpec
+from looml.store.feedback import FeedbackStore, check_feedback, parse_feedback
+from looml.store.predictions import PredictionLog, RowsToLog
 
 __all__ = ["SCORING", "Answer", "Call", "Server", "error_answer", "looml_routes", "mlflow_routes",
            "v2_routes"]
@@ -92,6 +93,14 @@ class Server:
                 model_name=model.name, model_version=model.version,
                 endpoint=tuple(c.endpoint for c in callers), features=model.features, batch=batch,
                 prediction=prediction, classes=model.classes, request_rows=tuple(c.rows for c in callers)))
+
+    def store_feedback(self, records: list[dict[str, Any]]) -> None:
+        """Check the records against the prediction log (this process's rows written first, so a
+        row just served is found), then store them."""
+        if self.predictions is not None:
+            self.predictions.flush()
+        check_feedback(records, self.feedback.folder.parent)
+        self.feedback.append(records)
 
     def current(self) -> ServedModel:
         """The model served now; a 503 before it is loaded."""
@@ -275,7 +284,7 @@ def looml_routes(app: FastAPI, server: Server) -> None:
     async def post_feedback(request: Request) -> Response:
         server.authorize(request.headers)
         records = parse_feedback(await server.body_of(request))
-        await asyncio.to_thread(server.feedback.append, records)
+        await asyncio.to_thread(server.store_feedback, records)
         return json_response({"stored": len(records)})
 
     @app.get("/metrics", tags=["looml"], response_class=PlainTextResponse)
