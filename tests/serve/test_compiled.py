@@ -124,6 +124,21 @@ def test_columns_are_coerced_as_the_schema_coercer_coerces_them(values: Any, kin
         assert got.tolist() == [None if pd.isna(v) else v for v in want.tolist()]
 
 
+DATES = [["2024-01-05", None], ["2024-01-05T10:00:00", "2024-01-05 23:59:59.123456"], ["2024-02-30"],
+         ["1500-01-01"], ["2300-06-01", "2024-01-01"], ["2024-01-05T10:00:00Z"], ["2024-01-05T10:00+02:00"],
+         ["05/01/2024"], ["2024-01-05T10:00"], [None, None], ["2024-1-5"], ["yesterday", "2024-01-05"]]
+
+
+@pytest.mark.parametrize("values", DATES, ids=repr)
+def test_dates_are_coerced_as_the_schema_coercer_coerces_them(values: list[Any]) -> None:
+    coercer = SchemaCoercer(columns={"c": "datetime"}).fit(pd.DataFrame({"c": ["2024-01-01"]}))
+    want = coercer.transform(pd.DataFrame({"c": values}))["c"].to_numpy()
+
+    got = coerce_column(values, "datetime", len(values))
+
+    np.testing.assert_array_equal(got.astype("datetime64[us]"), want.astype("datetime64[us]"))
+
+
 @pytest.fixture(scope="module")
 def data() -> tuple[pd.DataFrame, dict[str, np.ndarray], Schema, dict[str, Any]]:
     frame, targets = training_frame()
