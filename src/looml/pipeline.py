@@ -39,7 +39,7 @@ from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
 from looml.store.snapshots import SnapshotCatalog
-from looml.store.tracking import local_tracking_uri, version_state, warm_up
+from looml.store.tracking import check_reachable, local_tracking_uri, version_state, warm_up
 
 __all__ = ["DataCheck", "RunResult", "check", "run"]
 
@@ -113,6 +113,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
+    check_reachable(tracking_uri)
     tracking_ready = warm_up()
 
     data_digest, frame, data_profile, report, schema = _prepare(spec, runner, store, snapshot)

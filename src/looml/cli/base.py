@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import socket
 import sys
+import threading
+import time
+from collections.abc import Iterator
 
 import typer
 from rich.console import Console
@@ -11,7 +18,9 @@ from rich.markup import escape
 
 from looml.errors import DataError, GateError, LoomlError, RegistryError, RequestError, ServeError, SpecError
 
-__all__ = ["EXIT", "app", "console", "fail", "stdout"]
+__all__ = ["EXIT", "app", "console", "exit_promptly_on_interrupt", "fail", "stdout"]
+
+_GRACE_SECONDS = 2.0
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="looml: declarative, cached, reproducible ML pipelines for tabular data.")
@@ -45,3 +54,46 @@ def fail(exc: LoomlError, as_json: bool) -> None:
 def stdout() -> Console:
     # Piped output (logs, CI) is not cut to 80 columns: tables keep every metric readable.
     return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+@contextlib.contextmanager
+def exit_promptly_on_interrupt(grace: float = _GRACE_SECONDS) -> Iterator[None]:
+    """Ctrl-C stops the command within `grace` seconds even inside a long native call.
+
+    Python runs a SIGINT handler only when the main thread returns to bytecode, which a model fit
+    in C may not do for many seconds. The C-level handler writes the signal to a wakeup fd at
+    once, though: a watcher thread reads it, gives the usual KeyboardInterrupt `grace` seconds to
+    unwind, and then exits with 130. The cache stays consistent (every stage commits atomically);
+    a model being registered (`store.tracking.REGISTERING`) is finished first.
+    """
+    from looml.store.tracking import REGISTERING
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set it
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                got = reader.recv(16)
+            except OSError:
+                return
+            if signal.SIGINT in got and not done.wait(grace):
+                while REGISTERING.is_set():
+                    time.sleep(0.05)
+                console.print("[bold red]interrupted[/]: stopped (the finished stages are cached)")
+                os._exit(130)
+
+    thread = threading.Thread(target=watch, name="looml-interrupt", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        signal.set_wakeup_fd(previous)
+        writer.close()
+        reader.close()

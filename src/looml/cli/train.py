@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from looml.cli.base import EXIT, app, console, fail, stdout
+from looml.cli.base import EXIT, app, console, exit_promptly_on_interrupt, fail, stdout
 from looml.errors import DataError, LoomlError
 
 
@@ -28,11 +28,14 @@ def run(
 
     progress = _StageProgress(enabled=not as_json)
     try:
-        with progress:
+        with exit_promptly_on_interrupt(), progress:
             result = run_pipeline(spec, force=force, snapshot=snapshot, on_start=progress.start,
                                   on_finish=progress.finish)
     except LoomlError as exc:
         fail(exc, as_json)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]: stopped (the finished stages are cached)")
+        raise typer.Exit(130) from None
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         return

@@ -96,6 +96,24 @@ def local_tracking_uri(uri: str, project_dir: Path) -> str:
     return uri
 
 
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Raise `RegistryError` now if `uri` is a tracking server (http, https) that does not answer
+    within `timeout` seconds: MLflow's own client meets it only at registration, after training,
+    and retries for minutes. Any HTTP answer counts as reachable; other stores are not probed."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import httpx
+
+    try:
+        httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise RegistryError(Problem(
+            loc="tracking.uri", value=uri,
+            message=f"the tracking server does not answer ({type(exc).__name__}: {exc}) within {timeout:g} s",
+            fix="start it (mlflow server --host ... --port ...), or point tracking.uri at one that runs; "
+                "looml checks before any work, so nothing was trained")) from exc
+
+
 def _sqlite_db(uri: str) -> Path | None:
     """The database file of an embedded SQLite tracking URI, else None."""
     return Path(uri[len(_SQLITE):]) if uri.startswith(_SQLITE) else None
@@ -139,9 +157,22 @@ def _requirements(pipeline: Pipeline) -> list[str]:
     return [f"{n}=={metadata.version(n)}" for n in names]
 
 
+# Set while a version is being registered: an interrupted command waits for it to clear before
+# it exits hard (cli.base.exit_promptly_on_interrupt), so no half-registered version is left.
+REGISTERING = threading.Event()
+
+
 def log_and_register(run: TrackedRun) -> Registration:
     """Log params, metrics, lineage tags, the input dataset, artifacts and the model to one
     MLflow run, register a new model version, and make it champion if there is none."""
+    REGISTERING.set()
+    try:
+        return _log_and_register(run)
+    finally:
+        REGISTERING.clear()
+
+
+def _log_and_register(run: TrackedRun) -> Registration:
     mlflow = _import_mlflow()
     import polars as pl
     from mlflow import MlflowClient
