@@ -66,11 +66,12 @@ def schemas(model: ServedModel | None) -> dict[str, Any]:
         names = {"enum": list(model.features)}
     problems = {"type": "array", "minItems": 1, "items": _ref("Problem")}
     rows = {"type": "array", "minItems": 1, "items": _ref("Record")}
-    feedback = _object(["label"], extra=False, row_id={**_STR, "minLength": 1},
+    feedback = _object([], extra=False, row_id={**_STR, "minLength": 1},
                        request_id={**_STR, "minLength": 1}, row=_INT,
-                       label={"type": ["string", "number", "boolean"]},
+                       label={"type": ["string", "number", "boolean"]}, retract={"type": "boolean"},
                        timestamp={"anyOf": [{**_STR, "format": "date-time"}, {"type": "number"}]})
-    feedback["anyOf"] = [{"required": ["row_id"]}, {"required": ["request_id"]}]
+    feedback["allOf"] = [{"anyOf": [{"required": ["row_id"]}, {"required": ["request_id"]}]},
+                         {"anyOf": [{"required": ["label"]}, {"required": ["retract"]}]}]
     tensor = _object(["name", "datatype", "shape"], name=_STR, datatype=_STR,
                      shape={"type": "array", "items": {"type": "integer"}}, data={"type": "array"},
                      parameters=_OBJECT)
