@@ -367,7 +367,7 @@ def commit() -> str:
         return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True,
                               check=False).stdout.strip()
 
-    changed = git("status", "--porcelain", "src")
+    changed = git("status", "--porcelain", str(HERE.parent / "src"))
     return git("rev-parse", "--short", "HEAD") + (" (modified)" if changed else "")
 
 

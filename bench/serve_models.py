@@ -20,6 +20,7 @@ JSON: dates as ISO strings, gaps as null.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -125,7 +126,7 @@ def _plain(value: Any) -> Any:
     """A cell as JSON carries it: null for a gap, ISO text for a timestamp, Python numbers."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
-    if isinstance(value, pd.Timestamp):
+    if isinstance(value, pd.Timestamp | dt.date):  # a datetime is a date too
         return value.isoformat()
     if isinstance(value, np.generic):
         return value.item()
