@@ -3,6 +3,7 @@ that each accept connections on the shared port, one Prometheus view, and a prom
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -45,23 +46,29 @@ def served(project: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     proc = subprocess.Popen([sys.executable, "-m", "looml", "serve", str(project), "--port", str(port),
                              "--workers", "2"], cwd=project.parent, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        assert time.monotonic() < deadline, "the workers did not start"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200 \
-                    and len(workers_of(proc.pid)) == 2:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    yield proc, port
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    for pid in workers_of(proc.pid):
-        os.kill(pid, signal.SIGKILL)
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the workers did not start"
+            started |= set(workers_of(proc.pid))
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1).status_code == 200 \
+                        and len(workers_of(proc.pid)) == 2:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        yield proc, port
+    finally:
+        started |= set(workers_of(proc.pid))
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def workers_of(parent: int) -> list[int]:
@@ -160,3 +167,19 @@ def test_a_worker_that_dies_is_replaced(served: tuple[subprocess.Popen[str], int
     url = f"http://127.0.0.1:{port}/predict"
     while httpx.post(url, json={"records": [ROW]}, timeout=30).status_code != 200:
         time.sleep(0.2)
+
+
+def test_the_workers_stop_when_the_parent_is_killed(served: tuple[subprocess.Popen[str], int]) -> None:
+    proc, port = served
+    pids = workers_of(proc.pid)
+
+    proc.kill()  # SIGKILL: no chance to stop them itself
+    proc.wait()
+
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+              for pid in pids):
+        assert time.monotonic() < deadline, "a worker kept serving after its parent was killed"
+        time.sleep(0.2)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=2)

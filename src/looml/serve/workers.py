@@ -10,7 +10,8 @@ listener also lose TCP_NODELAY (uvicorn issue 3149). Here each worker binds its 
 a SO_REUSEPORT group, and the kernel spreads connections over the workers by their address hash.
 
 The parent starts the workers, restarts one that dies, and on SIGINT or SIGTERM stops them all
-(SIGTERM, then SIGKILL after the grace period).
+(SIGTERM, then SIGKILL after the grace period). A worker whose parent is gone (killed with
+SIGKILL) stops itself within half a second.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from typing import Any
 
 __all__ = ["reuse_port_supported", "run_workers"]
@@ -48,9 +50,18 @@ def _listener(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, environment: dict[str, str]) -> None:  # pragma: no cover (a child)
+def _orphan_watch(parent: int) -> None:
+    """Stop this worker (gracefully, SIGTERM) once its parent is gone: a supervisor killed with
+    SIGKILL must not leave workers serving on its port."""
+    while os.getppid() == parent:
+        time.sleep(_POLL_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker(host: str, port: int, environment: dict[str, str], parent: int) -> None:  # pragma: no cover
     import uvicorn
 
+    threading.Thread(target=_orphan_watch, args=(parent,), name="looml-orphan-watch", daemon=True).start()
     os.environ.update(environment)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config = uvicorn.Config("looml.serve.server:app_from_environment", factory=True, access_log=False,
@@ -70,7 +81,7 @@ def run_workers(count: int, host: str, port: int, environment: dict[str, str]) -
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def start() -> Any:
-        process = spawn.Process(target=_worker, args=(host, port, environment), daemon=False)
+        process = spawn.Process(target=_worker, args=(host, port, environment, os.getpid()), daemon=False)
         process.start()
         return process
 
