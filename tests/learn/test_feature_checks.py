@@ -174,3 +174,15 @@ def test_a_text_column_has_no_fixed_domain_in_the_schema() -> None:
     schema = infer_schema(frame, found, report, [], 0.1)
     assert schema.columns["review"].categories is None  # new reviews are not unknown categories
     assert schema.columns["city"].categories == ["lyon", "nice", "paris"]
+
+
+def test_the_inferred_schema_types_free_text_as_text_not_categorical() -> None:
+    from looml.data.schema import infer_schema
+
+    frame = table()
+    report = check(frame)
+
+    schema = infer_schema(frame, profile(frame), report, [], 0.1)
+
+    assert schema.columns["review"].type == "text" and schema.columns["review"].categories is None
+    assert schema.columns["city"].type == "categorical"

@@ -239,3 +239,16 @@ def test_a_new_model_object_gets_its_own_checks() -> None:
     assert validate_batch(batch, MODEL, 10)
     relaxed = SCHEMA.model_copy(update={"columns": {**SCHEMA.columns, "age": ColumnSchema(type="numeric")}})
     assert validate_batch(batch, served(relaxed), 10) == []
+
+
+def test_a_text_column_is_checked_and_named_as_text() -> None:
+    from looml.serve.model import PipelineScorer, ServedModel
+
+    model = ServedModel(name="m", version="1", run_id="r", task="regression", features={"note": "text"},
+                        classes=None, pipeline=None, scorer=PipelineScorer(None, {"note": "text"}))
+
+    with pytest.raises(RequestError) as exc:
+        validate_batch({"note": ["fine", ["a", "list"]]}, model, 10)
+
+    assert exc.value.problems[0].fix == "send one text per row"
+    assert validate_batch({"note": ["any words at all", None]}, model, 10) == []

@@ -29,7 +29,7 @@ __all__ = ["ColumnSchema", "Schema", "infer_schema", "load_schema", "schema_yaml
 
 _MAX_DOMAIN = 50  # categorical columns with at most this many values get a category domain
 Role = Literal["feature", "target", "id", "ignored"]
-ColumnType = Literal["numeric", "categorical", "datetime", "boolean", "other"]
+ColumnType = Literal["numeric", "categorical", "text", "datetime", "boolean", "other"]
 
 
 class ColumnSchema(BaseModel):
@@ -102,6 +102,8 @@ def infer_schema(frame: pl.DataFrame, profile: Profile, report: ValidationReport
 
 
 def _type(kind: str, feature_kind: str | None) -> ColumnType:
+    if feature_kind == "text":  # free text, read as words: no domain, no "unknown category"
+        return "text"
     if kind == "string":
         return "categorical"
     if kind in ("numeric", "datetime", "boolean"):

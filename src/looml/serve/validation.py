@@ -50,7 +50,7 @@ class _Column:
     """What one feature column may hold, from the model's features and schema."""
 
     name: str
-    kind: str  # numeric | categorical | datetime
+    kind: str  # numeric | categorical | text | datetime
     required: bool
     nullable: bool
     low: float | None
@@ -248,6 +248,7 @@ def _check_categorical(col: _Column, values: Sequence[Any] | np.ndarray, problem
             unknown.append((row, value))
     if bad:
         problems.append(_problem(col, bad, "a list or object, not one value",
+                                 "send one text per row" if col.kind == "text" else
                                  "send one category (a string) per row"))
     _check_missing(col, missing, problems)
     if unknown:
@@ -374,7 +375,8 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-_CHECKS = {"numeric": _check_numeric, "categorical": _check_categorical, "datetime": _check_datetime}
+_CHECKS = {"numeric": _check_numeric, "categorical": _check_categorical, "text": _check_categorical,
+           "datetime": _check_datetime}
 
 
 # The plan of a model (its columns' checks) is built once per loaded model, keyed by identity:
