@@ -306,8 +306,8 @@ def test_wrong_types_name_the_line_and_what_was_expected(tmp_path: Path) -> None
 
     assert len(exc.value.problems) == 3
     rendered = exc.value.render()
-    assert ("looml.schema.yaml: columns.age.type (line 5): expected one of numeric, categorical, text, datetime, "
-            "boolean, other (got 'numerc')\n    fix: did you mean 'numeric'?") in rendered
+    assert ("looml.schema.yaml: columns.age.type (line 5): expected one of numeric, categorical, text, "
+            "datetime, boolean, other (got 'numerc')\n    fix: did you mean 'numeric'?") in rendered
     assert "columns.age.nullable (line 6): Input should be a valid boolean" in rendered
     assert "columns.age.min (line 7): Input should be a valid number" in rendered
     with pytest.raises(DataError, match=r"columns.label.role \(line 10\): expected one of feature, target, "
