@@ -223,9 +223,9 @@ def _logged_rows(root: Path, wanted: set[str]) -> list[dict[str, Any]]:
     frame = pl.concat([pl.scan_parquet(f, hive_partitioning=False) for f in files], how="diagonal_relaxed") \
         .filter(pl.col("row_id").is_in(list(wanted))).collect()
     probas = [c for c in frame.columns if c.startswith("proba_")]
+    regression = frame.schema["prediction"] == pl.Float64
     out = []
     for row in frame.iter_rows(named=True):
-        regression = frame.schema["prediction"] == pl.Float64
         classes = None if regression else [c.removeprefix("proba_") for c in probas if row[c] is not None]
         out.append({"row_id": row["row_id"], "model_version": row["model_version"], "classes": classes})
     return out

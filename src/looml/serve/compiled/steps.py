@@ -4,6 +4,7 @@ features, datetime parts and their cyclic sin / cos."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -72,23 +73,17 @@ def _step(step: Any, data: str, columns: list[str]) -> tuple[Step, str]:
         return _datetime_parts(tuple(step.parts)), "numeric"
     if isinstance(step, SimpleImputer) and data in ("numeric", "categorical"):
         return _imputer(step, data), data
-    if isinstance(step, StandardScaler | RobustScaler | MinMaxScaler) and data == "numeric":
-        return _scaler(step), "numeric"
-    if isinstance(step, OutlierClipper) and data == "numeric":
-        lower, upper = step.lower_, step.upper_
-        return (lambda X: np.clip(X, lower, upper)), "numeric"
-    if isinstance(step, PowerTransformer) and data == "numeric":
-        return _power(step), "numeric"
-    if isinstance(step, PolynomialFeatures) and data == "numeric":
-        return _polynomial(step), "numeric"
-    if isinstance(step, KBinsDiscretizer) and data == "numeric":
-        return _bins(step), "numeric"
-    if isinstance(step, OneHotEncoder) and data == "categorical":
-        return _one_hot(step), "numeric"
-    if isinstance(step, TargetEncoder) and data == "categorical":
-        return _target_encoder(step), "numeric"
-    if isinstance(step, TextTfidf) and data == "text":
-        return SharedText(step), "numeric"
+    # fitted step type -> (the data kind it takes, its compiled form); every one returns numbers
+    forms: list[tuple[Any, str, Callable[[Any], Step]]] = [
+        (StandardScaler | RobustScaler | MinMaxScaler, "numeric", _scaler),
+        (OutlierClipper, "numeric", lambda clip: lambda X: np.clip(X, clip.lower_, clip.upper_)),
+        (PowerTransformer, "numeric", _power), (PolynomialFeatures, "numeric", _polynomial),
+        (KBinsDiscretizer, "numeric", _bins), (OneHotEncoder, "categorical", _one_hot),
+        (TargetEncoder, "categorical", _target_encoder), (TextTfidf, "text", SharedText),
+    ]
+    for kind, takes, form in forms:
+        if isinstance(step, kind) and data == takes:
+            return form(step), "numeric"
     raise Unsupported(f"no compiled form of {type(step).__name__} on {data} columns")
 
 
