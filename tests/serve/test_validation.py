@@ -252,3 +252,18 @@ def test_a_text_column_is_checked_and_named_as_text() -> None:
 
     assert exc.value.problems[0].fix == "send one text per row"
     assert validate_batch({"note": ["any words at all", None]}, model, 10) == []
+
+
+def test_a_large_numeric_column_is_read_once_and_kept_as_float64() -> None:
+    """Past 64 rows a list of numbers and nulls is left in the batch as the float64 array the checks
+    read (the scorer and the prediction log reuse it); other columns and mixed lists stay as sent."""
+    batch = good(100)
+    batch["income"][3], batch["bonus"][4] = None, "2"
+    assert validate_batch(batch, MODEL, 100) == []
+    assert batch["income"].dtype == np.float64 and np.isnan(batch["income"][3])
+    assert batch["age"].dtype == np.float64 and batch["age"][0] == 30.0
+    assert isinstance(batch["bonus"], list) and batch["bonus"][4] == "2"  # a numeric string: as sent
+    assert isinstance(batch["city"], list)
+    small = good(3)
+    validate_batch(small, MODEL, 100)
+    assert isinstance(small["age"], list)

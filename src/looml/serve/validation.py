@@ -24,6 +24,7 @@ than the work for one row), large ones with numpy over whole columns.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
 from collections.abc import Sequence
@@ -101,7 +102,9 @@ def validate_batch(batch: Batch, model: ServedModel, max_rows: int) -> list[str]
             else:
                 warnings.append(f"columns.{col.name}: absent; every row counts as missing")
         elif not uneven:
-            _CHECKS[col.kind](col, values, problems, warnings)
+            read = _CHECKS[col.kind](col, values, problems, warnings)
+            if read is not None:
+                batch[col.name] = read  # the column as numbers once: the scorer and the log reuse them
     if extras:
         warnings.append(f"column{_s(extras)} {', '.join(map(repr, extras))}: not in the model's schema; "
                         "ignored" + "".join(f" ({e!r}: {hint})" for e in extras
@@ -124,12 +127,24 @@ def _absent(col: _Column, extras: list[str]) -> Problem:
 
 
 def _check_numeric(col: _Column, values: Sequence[Any] | np.ndarray, problems: list[Problem],
-                   warnings: list[str]) -> None:
-    if not col.booleans and _has_booleans(values):
+                   warnings: list[str]) -> np.ndarray | None:
+    """Check one numeric column; a large list of plain numbers and nulls comes back as float64
+    (nulls as NaN), the array the checks read."""
+    read = None
+    if isinstance(values, np.ndarray) or len(values) <= _SMALL:
+        booleans = _has_booleans(values)
+    else:
+        types = set(map(type, values))  # one pass in C, not a Python loop per value
+        booleans = bool in types or np.bool_ in types
+        if types <= {int, float, type(None)}:
+            with contextlib.suppress(OverflowError):  # an integer past float64's range: the scan names it
+                read = np.array(values, dtype=np.float64)
+    if not col.booleans and booleans:
         flagged = [(row, v) for row, v in enumerate(plain_list(values)) if isinstance(v, bool | np.bool_)]
         problems.append(_problem(col, flagged, "a boolean, not a number (the column held numbers in "
                                  "training)", "send the number itself, or null where it is unknown"))
-    found = _scan_numeric(values, col.low, col.high)
+    found = (_scan_numeric(values, col.low, col.high) if read is None
+             else _scan_numeric_array(read, col.low, col.high, values))
     if found.bad:
         problems.append(_problem(col, found.bad, "not a number",
                                  'send numbers (or numeric strings such as "3.5"), null where missing'))
@@ -141,6 +156,7 @@ def _check_numeric(col: _Column, values: Sequence[Any] | np.ndarray, problems: l
         low = "-inf" if col.low is None else _number(col.low)
         high = "inf" if col.high is None else _number(col.high)
         warnings.append(_warning(col, found.outside, f"outside the schema's range {low} to {high}"))
+    return read
 
 
 def _has_booleans(values: Sequence[Any] | np.ndarray) -> bool:

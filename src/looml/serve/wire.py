@@ -35,18 +35,23 @@ def records_batch(records: Any, loc: str) -> Batch:
                                          'send each row as {"column": value, ...}'))
     if not records:
         return {}
-    first = records[0].keys()
-    if all(r.keys() == first for r in records):
-        keys = list(first)
+    keys = list(records[0])
+    if set(map(len, records)) == {len(keys)}:
         if not keys:
             rows = f"{len(records)} row{'s' if len(records) > 1 else ''}"
             raise RequestError(Problem(loc=loc, message=f"every record is an empty object ({rows}): no "
                                        "column has a value", fix='send each row as {"column": value, ...} '
                                        "with the model's feature columns"), status=422)
-        if len(keys) == 1:
-            return {keys[0]: [r[keys[0]] for r in records]}
-        by_row = map(itemgetter(*keys), records)  # transposed in C: no Python loop per value
-        return dict(zip(keys, map(list, zip(*by_row, strict=True)), strict=True))
+        # As many keys in every record, and each has the first's (else KeyError): the same keys.
+        # Transposed in C, with no Python loop per value.
+        try:
+            if len(keys) == 1:
+                return {keys[0]: list(map(itemgetter(keys[0]), records))}
+            by_row = list(map(itemgetter(*keys), records))
+        except KeyError:
+            pass
+        else:
+            return dict(zip(keys, map(list, zip(*by_row, strict=True)), strict=True))
     names = dict.fromkeys(k for r in records for k in r)
     return {k: [r.get(k) for r in records] for k in names}
 

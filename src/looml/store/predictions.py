@@ -302,17 +302,26 @@ def _frame(taken: list[RowsToLog]) -> pl.DataFrame:
 
 
 def _group_frame(items: list[RowsToLog]) -> pl.DataFrame:
-    """The log rows of requests that share features and classes."""
+    """The log rows of requests that share features and classes (built eagerly: a lazy query per
+    step costs more than the work for one request)."""
     callers = [(*caller, (utc(item.timestamp) - _EPOCH) // timedelta(microseconds=1), item.model_name,
                 item.model_version) for item in items for caller in item.callers()]
-    meta = pl.DataFrame(callers, schema={"request_id": pl.String, "endpoint": pl.String, "rows": pl.Int64,
-                                         "timestamp": pl.Int64, "model_name": pl.String,
-                                         "model_version": pl.String}, orient="row")
-    counts = meta["rows"].to_numpy()
-    which = np.repeat(np.arange(len(callers)), counts)
-    meta = meta.drop("rows")[which]
-    rows = np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts)
-    columns: dict[str, pl.Series] = {}
+    request_ids, endpoints, counts, stamps, names, versions = (list(field) for field in zip(*callers,
+                                                                                             strict=True))
+    sizes = np.asarray(counts, dtype=np.int64)
+    which = pl.Series(np.repeat(np.arange(len(callers)), sizes))
+    rows = pl.Series(np.arange(len(which)) - np.repeat(np.cumsum(sizes) - sizes, sizes), dtype=pl.Int64)
+
+    def each_row(values: list[Any], dtype: pl.DataType) -> pl.Series:
+        return pl.Series(values, dtype=dtype).gather(which)
+
+    request_id = each_row(request_ids, pl.String)
+    columns: dict[str, pl.Series] = {
+        "request_id": request_id, "row": rows, "row_id": request_id + ":" + rows.cast(pl.String),
+        "timestamp": each_row(stamps, pl.Int64).cast(_META["timestamp"]),
+        "model_name": each_row(names, pl.String), "model_version": each_row(versions, pl.String),
+        "endpoint": each_row(endpoints, pl.String),
+    }
     for name, kind in items[0].features.items():
         chunks = [item.batch.get(name) for item in items]
         chunks = [[None] * item.rows if chunk is None else chunk for chunk, item in zip(chunks, items,
@@ -328,13 +337,7 @@ def _group_frame(items: list[RowsToLog]) -> pl.DataFrame:
             proba = np.concatenate([np.asarray(item.prediction.proba, dtype=np.float64) for item in items])
             for j, cls in enumerate(first.classes):
                 columns[f"proba_{label_text(cls)}"] = pl.Series(proba[:, j])
-    return meta.with_columns(
-        pl.col("timestamp").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
-        row=pl.Series(rows, dtype=pl.Int64),
-    ).with_columns(
-        row_id=pl.concat_str(pl.col("request_id"), pl.lit(":"), pl.col("row").cast(pl.String)),
-        **columns,
-    ).select(*_META, *columns)
+    return pl.DataFrame([series.alias(name) for name, series in columns.items()])
 
 
 def _feature(chunks: list[Any], kind: str) -> pl.Series:

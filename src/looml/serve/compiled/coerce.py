@@ -24,7 +24,7 @@ def coerce_column(values: Any, kind: str, n: int) -> np.ndarray:
         values = [None] * n
     if isinstance(values, np.ndarray):
         if kind == "numeric" and values.dtype.kind in "iuf":
-            return values.astype(np.float64)
+            return values.astype(np.float64, copy=False)  # read-only from here on
         if kind == "categorical" and values.dtype.kind in "iufU":
             values = values.tolist()
     if kind == "datetime" and isinstance(values, list):
