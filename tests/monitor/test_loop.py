@@ -84,7 +84,7 @@ def serve_month(server: LiveServer, frame: pl.DataFrame, batch: int = 50) -> lis
     for start in range(0, len(rows), batch):
         answer = server.client.post("/predict", json={"records": rows[start:start + batch]})
         assert answer.status_code == 200, answer.text
-        ids += [p["request_id"] for p in answer.json()["predictions"]]
+        ids += [p["row_id"] for p in answer.json()["predictions"]]
     labels = frame["churned"].to_list()
     answer = server.client.post("/feedback", json=[{"row_id": i, "label": y} for i, y in zip(ids, labels,
                                                                                              strict=True)])

@@ -98,7 +98,7 @@ def test_predict_returns_labels_probabilities_and_row_ids(server: LiveServer) ->
     body = response.json()
     labels, proba = reference(server, rows)
     assert [p["prediction"] for p in body["predictions"]] == labels
-    assert [p["request_id"] for p in body["predictions"]] == ["abc:0", "abc:1"]
+    assert [p["row_id"] for p in body["predictions"]] == ["abc:0", "abc:1"]
     np.testing.assert_allclose([[p["probabilities"]["no"], p["probabilities"]["yes"]]
                                 for p in body["predictions"]], proba, rtol=1e-9)
     assert body["model_version"] == "1"

@@ -21,7 +21,13 @@ import pytest
 from looml.errors import RequestError
 from looml.serve.model import Prediction
 from looml.spec import PredictionLogSpec
-from looml.store.feedback import FeedbackStore, join_feedback, parse_feedback, read_feedback
+from looml.store.feedback import (
+    FeedbackStore,
+    check_feedback,
+    join_feedback,
+    parse_feedback,
+    read_feedback,
+)
 from looml.store.predictions import (
     PredictionLog,
     RowsToLog,
@@ -401,6 +407,22 @@ def test_feedback_joins_the_latest_label_to_logged_rows(tmp_path: Path) -> None:
     assert labels == {"req-0:0": "yes", "req-0:1": None, "req-1:0": None, "req-1:1": "yes",
                       "req-2:0": "no", "req-2:1": None, "req-3:0": None, "req-3:1": None}
     assert joined.filter(pl.col("row_id") == "req-0:0")["label_timestamp"][0] == NOON + timedelta(seconds=60)
+
+
+def test_a_row_id_sent_as_request_id_the_deprecated_name_names_that_row(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, spec())
+    log.append(rows("req-5", 2))
+    log.append(rows("req-6:1", 1))  # a request id that looks like a row id is still a request id
+    log.close()
+    records = check_feedback(parse_feedback(json.dumps([
+        {"request_id": "req-5:1", "label": "yes"},  # /predict named each row's id request_id before
+        {"request_id": "req-6:1", "label": "no"},
+        {"row_id": "req-5:0", "label": "no"}]).encode()), tmp_path)
+    assert [(r["row_id"], r["request_id"], r["row"]) for r in records] == [
+        ("req-5:1", "req-5", 1), ("req-6:1:0", "req-6:1", 0), ("req-5:0", "req-5", 0)]
+    assert all(set(r) == {"row_id", "request_id", "row", "label", "timestamp"} for r in records)
+    with pytest.raises(RequestError, match=r"1 row id\(s\) not in the prediction log: 'req-5:7:0'"):
+        check_feedback(parse_feedback(b'{"request_id": "req-5:7", "label": "no"}'), tmp_path)
 
 
 def test_regression_labels_join_as_numbers(tmp_path: Path) -> None:

@@ -607,7 +607,7 @@ def test_malformed_records_are_400(body: bytes, match: str) -> None:
         P.parse_records(body)
 
 
-def test_the_predict_response_has_a_request_id_per_row(model: ServedModel) -> None:
+def test_the_predict_response_has_a_row_id_per_row(model: ServedModel) -> None:
     batch = P.parse_records(orjson.dumps({"records": [dict(zip(ROWS, row, strict=True))
                                                       for row in zip(*ROWS.values(), strict=True)]}))
     warnings = validate_batch(batch, model, 100)
@@ -616,7 +616,7 @@ def test_the_predict_response_has_a_request_id_per_row(model: ServedModel) -> No
     assert (doc["request_id"], doc["model_name"], doc["model_version"]) == ("req7", "tiny", model.version)
     assert doc["warnings"] == []
     rows = doc["predictions"]
-    assert [r["request_id"] for r in rows] == [row_id("req7", i) for i in range(3)] == \
+    assert [r["row_id"] for r in rows] == [row_id("req7", i) for i in range(3)] == \
         ["req7:0", "req7:1", "req7:2"]
     assert [r["prediction"] for r in rows] == reference_labels(model).tolist()
     expected = model.pipeline.predict_proba(pd.DataFrame(ROWS))
@@ -629,13 +629,13 @@ def test_the_predict_response_of_a_regressor_and_of_boolean_classes() -> None:
     regressor = ServedModel(name="r", version="2", run_id="x", task="regression", features={"a": "numeric"},
                             classes=None, pipeline=None, scorer=PipelineScorer(None, {"a": "numeric"}))
     doc = orjson.loads(P.encode_predict_response(regressor, "q", Prediction(labels=np.array([1.5])), ["w"]))
-    assert doc["predictions"] == [{"request_id": "q:0", "prediction": 1.5}] and doc["warnings"] == ["w"]
+    assert doc["predictions"] == [{"row_id": "q:0", "prediction": 1.5}] and doc["warnings"] == ["w"]
     assert P.model_metadata(regressor)["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
     flags = ServedModel(name="b", version="1", run_id="x", task="classification", features={"a": "numeric"},
                         classes=[False, True], pipeline=None, scorer=PipelineScorer(None, {"a": "numeric"}))
     doc = orjson.loads(P.encode_predict_response(flags, "q", Prediction(
         labels=np.array([True]), proba=np.array([[0.25, 0.75]]))))
-    assert doc["predictions"] == [{"request_id": "q:0", "prediction": True,
+    assert doc["predictions"] == [{"row_id": "q:0", "prediction": True,
                                    "probabilities": {"false": 0.25, "true": 0.75}}]
     assert P.model_metadata(flags)["outputs"][0]["datatype"] == "BOOL"
 

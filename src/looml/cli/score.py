@@ -101,8 +101,7 @@ def feedback(
         frame, _ = read_files(FileSource(path=str(data.resolve())), Path.cwd())
         records = parse_feedback(orjson.dumps(frame.to_dicts(), option=orjson.OPT_NAIVE_UTC))
         logs = loaded.project_dir / ".looml" / "logs"
-        check_feedback(records, logs)
-        stored = FeedbackStore(logs).append(records)
+        stored = FeedbackStore(logs).append(check_feedback(records, logs))
     except LoomlError as exc:
         fail(exc, as_json=False)
     console.print(f"stored {stored} label(s)")

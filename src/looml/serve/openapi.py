@@ -87,7 +87,8 @@ def schemas(model: ServedModel | None) -> dict[str, Any]:
             ["request_id", "model_name", "model_version", "warnings", "predictions"], request_id=_STR,
             model_name=_STR, model_version=_STR, warnings={"type": "array", "items": _STR},
             predictions={"type": "array", "items": _object(
-                ["request_id", "prediction"], request_id=_STR, prediction={},
+                ["row_id", "prediction"], row_id={**_STR, "description": "the row's id: what /feedback "
+                                                  "takes as row_id"}, prediction={},
                 probabilities={"type": "object", "additionalProperties": {"type": "number"}})}),
         "MLflowScoringRequest": {"oneOf": [
             _object(["dataframe_split"], extra=False, params=_OBJECT, dataframe_split=_object(

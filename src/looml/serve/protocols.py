@@ -507,15 +507,16 @@ def parse_records(body: bytes) -> Batch:
 
 def encode_predict_response(model: ServedModel, request_id: str, prediction: Prediction,
                             warnings: Sequence[str] = ()) -> bytes:
-    """The `/predict` answer: per row its id, prediction and (classifiers) class probabilities.
+    """The `/predict` answer: per row its `row_id` (what `/feedback` takes), prediction and
+    (classifiers) class probabilities.
 
     ```
     {"request_id": "r1", "model_name": "churn", "model_version": "3", "warnings": [],
-     "predictions": [{"request_id": "r1:0", "prediction": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}]}
+     "predictions": [{"row_id": "r1:0", "prediction": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}]}
     ```
     """
     labels = plain_list(prediction.labels)
-    rows: list[dict[str, Any]] = [{"request_id": row_id(request_id, i), "prediction": label}
+    rows: list[dict[str, Any]] = [{"row_id": row_id(request_id, i), "prediction": label}
                                   for i, label in enumerate(labels)]
     if prediction.proba is not None and model.classes is not None:
         keys = [_class_key(c) for c in model.classes]

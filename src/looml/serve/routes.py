@@ -99,8 +99,7 @@ class Server:
         row just served is found), then store them."""
         if self.predictions is not None:
             self.predictions.flush()
-        check_feedback(records, self.feedback.folder.parent)
-        self.feedback.append(records)
+        self.feedback.append(check_feedback(records, self.feedback.folder.parent))
 
     def current(self) -> ServedModel:
         """The model served now; a 503 before it is loaded."""

@@ -10,6 +10,10 @@ Under `root`, `feedback/date=YYYY-MM-DD/part-*.parquet` (the UTC day of receipt)
 opaque row key), label (String, `label_text()`), timestamp (when the label was observed; its
 receipt when not sent), received_at. A later label for a row corrects an earlier one; a record
 `{"row_id": ..., "retract": true}` withdraws the row's label (stored with a null label).
+
+Deprecated, accepted until the next release: `/predict` used to answer each row's id under the
+name `request_id` (now `row_id`), so a record `{"request_id": "<request>:<row>", "label": ...}`
+(no `row`) that names no logged row as a request id is taken as that row id.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ _FEEDBACK = {"row_id": pl.String, "request_id": pl.String, "row": pl.Int64, "lab
 
 _FEEDBACK_KEYS = ("row_id", "request_id", "row", "label", "timestamp", "retract")
 _SHOWN = 20  # unknown row ids named in one problem
+_LEGACY = "legacy_row_id"  # a request_id that may be a row id, as /predict named it before
 
 
 class FeedbackStore:
@@ -137,7 +142,10 @@ def _parse_record(loc: str, record: Any, problems: list[Problem]) -> dict[str, A
     timestamp = _parse_time(f"{loc}.timestamp", record.get("timestamp"), problems)
     if len(problems) > before:
         return None
+    legacy = None
     if key is None:
+        if row is None and _split_row_id(request)[0] is not None:
+            legacy = request
         row = row or 0
         key = row_id(request, row)
     else:
@@ -149,8 +157,11 @@ def _parse_record(loc: str, record: Any, problems: list[Problem]) -> dict[str, A
                                     fix="send row_id alone"))
             return None
         request, row = own_request, own_row
-    return {"row_id": key, "request_id": request, "row": row,
-            "label": None if label is None else label_text(label), "timestamp": timestamp}
+    parsed = {"row_id": key, "request_id": request, "row": row,
+              "label": None if label is None else label_text(label), "timestamp": timestamp}
+    if legacy is not None:
+        parsed[_LEGACY] = legacy
+    return parsed
 
 
 def _parse_time(loc: str, value: Any, problems: list[Problem]) -> datetime | None:
@@ -177,12 +188,17 @@ def _split_row_id(key: str) -> tuple[str | None, int | None]:
     return None, None
 
 
-def check_feedback(records: list[dict[str, Any]], root: Path) -> None:
-    """Raise `RequestError` (422) naming every record whose row the prediction log under `root`
-    does not hold, or whose label cannot be a true value of that row: not one of the classes of
-    the model that scored it, or not a number for a regressor. A retraction needs only its row."""
-    wanted = {r["row_id"] for r in records}
+def check_feedback(records: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
+    """The records to store, each naming a row of the prediction log under `root`.
+
+    Raises `RequestError` (422) naming every record whose row the log does not hold, or whose
+    label cannot be a true value of that row: not one of the classes of the model that scored
+    it, or not a number for a regressor. A retraction needs only its row. A record that sent a
+    row id as `request_id` (the deprecated name) is returned naming that row.
+    """
+    wanted = {r["row_id"] for r in records} | {r[_LEGACY] for r in records if _LEGACY in r}
     logged = {row["row_id"]: row for row in _logged_rows(root, wanted)}
+    records = [_resolved(r, logged) for r in records]
     problems: list[Problem] = []
     unknown = [(i, r["row_id"]) for i, r in enumerate(records) if r["row_id"] not in logged]
     if unknown:
@@ -213,6 +229,17 @@ def check_feedback(records: list[dict[str, Any]], root: Path) -> None:
                                     fix=f"send one of {', '.join(map(repr, row['classes']))}"))
     if problems:
         raise RequestError(problems, status=422)
+    return records
+
+
+def _resolved(record: dict[str, Any], logged: dict[str, Any]) -> dict[str, Any]:
+    """`record` without its legacy key; naming the row its `request_id` is, when only that is logged."""
+    legacy = record.get(_LEGACY)
+    record = {k: v for k, v in record.items() if k != _LEGACY}
+    if legacy is not None and record["row_id"] not in logged and legacy in logged:
+        request, row = _split_row_id(legacy)
+        record.update(row_id=legacy, request_id=request, row=row)
+    return record
 
 
 def _logged_rows(root: Path, wanted: set[str]) -> list[dict[str, Any]]:
