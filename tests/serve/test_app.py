@@ -149,6 +149,10 @@ def test_tritonclient_with_binary_and_json_tensors(server: LiveServer, binary: b
     assert [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict").ravel()] == labels
     np.testing.assert_allclose(result.as_numpy("predict_proba"), proba, rtol=1e-9)
     assert result.get_response()["id"] == "t1"
+    # which column of predict_proba is which class, from the model metadata
+    meta = {o["name"]: o for o in client.get_model_metadata("tiny")["outputs"]}
+    classes = orjson.loads(meta["predict_proba"]["parameters"]["classes"])
+    assert classes == list(server.app.state.holder.model.pipeline.classes_) == ["no", "yes"]
 
 
 @pytest.mark.parametrize(("path", "body", "status", "fragment"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 import struct
 from collections.abc import Iterator
@@ -396,7 +397,8 @@ def test_metadata_describes_the_model_and_the_server(model: ServedModel) -> None
                    {"name": "signup", "datatype": "BYTES", "shape": [-1, 1],
                     "parameters": {"content_type": "str"}}],
         "outputs": [{"name": "predict", "datatype": "BYTES", "shape": [-1]},
-                    {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}],
+                    {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2],
+                     "parameters": {"classes": '["no","yes"]'}}],
         "parameters": {"scorer": model.scorer.name}}
     assert model.scorer.name.startswith("compiled:")
     assert P.available_outputs(model) == ["predict", "predict_proba"]
@@ -638,6 +640,9 @@ def test_the_predict_response_of_a_regressor_and_of_boolean_classes() -> None:
     assert doc["predictions"] == [{"row_id": "q:0", "prediction": True,
                                    "probabilities": {"false": 0.25, "true": 0.75}}]
     assert P.model_metadata(flags)["outputs"][0]["datatype"] == "BOOL"
+    assert P.model_metadata(flags)["outputs"][1]["parameters"] == {"classes": "[false,true]"}
+    numbered = dataclasses.replace(flags, classes=list(np.array([3, 1, 2])))
+    assert json.loads(P.model_metadata(numbered)["outputs"][1]["parameters"]["classes"]) == [3, 1, 2]
 
 
 def test_a_body_over_the_limit_is_413() -> None:

@@ -457,13 +457,24 @@ def model_metadata(model: ServedModel) -> dict[str, Any]:
         inputs.append(tensor)
     outputs = [{"name": PREDICT, "datatype": _label_datatype(model), "shape": [-1]}]
     if model.classes is not None:
-        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)]})
+        # column j of predict_proba is the probability of classes[j]; a parameter value must be a
+        # scalar, so the labels go as JSON text, each as the predict output writes it
+        outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)],
+                        "parameters": {"classes": _classes_json(model.classes)}})
     # server-specific parameters (the spec allows them): which scorer runs, and why not the compiled one
     parameters = {"scorer": model.scorer.name}
     if model.fallback is not None:
         parameters["scorer_fallback"] = model.fallback
     return {"name": model.name, "versions": [model.version], "platform": "looml-sklearn",
             "inputs": inputs, "outputs": outputs, "parameters": parameters}
+
+
+def _classes_json(classes: Sequence[Any]) -> str:
+    """The class labels as a JSON array, typed as the `predict` output sends labels."""
+    datatype, array = _wire_array(np.asarray(classes))
+    values = array.tolist()
+    return orjson.dumps([v if isinstance(v, str) else str(v) for v in values] if datatype == "BYTES"
+                        else values).decode()
 
 
 def _label_datatype(model: ServedModel) -> str:
