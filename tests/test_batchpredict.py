@@ -109,6 +109,62 @@ def test_a_glob_is_scored_in_file_order_with_a_row_key_when_there_is_no_id(
     assert scored["prediction"].to_list() == expected(model, batch)[0].tolist()
 
 
+@pytest.mark.parametrize("given", ["parquet", "csv"])
+def test_kept_columns_are_copied_beside_the_key(
+        project: Path, model: ServedModel, batch: pl.DataFrame, tmp_path: Path, given: str) -> None:
+    extra = batch.with_columns(region=pl.Series([f"r{i % 7}" for i in range(batch.height)]),
+                               weight=pl.Series([i / 4 for i in range(batch.height)]))
+    source = tmp_path / f"batch.{given}"
+    extra.write_parquet(source) if given == "parquet" else extra.write_csv(source)
+    bad, reasons = corrupt(extra)
+    bad.write_parquet(tmp_path / "bad.parquet")
+
+    predict(project, str(source), tmp_path / "out.parquet", chunk_rows=120,
+            keep_columns=["region", "plan", "weight", "customer_id", "region"])
+    predict(project, str(tmp_path / "bad.parquet"), tmp_path / "good.parquet", keep_columns=["region"],
+            reject_file=tmp_path / "rejects.parquet")
+
+    scored = pl.read_parquet(tmp_path / "out.parquet")
+    assert scored.columns == ["customer_id", "region", "plan", "weight", "prediction", "proba_no",
+                              "proba_yes"]
+    assert scored.select("customer_id", "region", "plan", "weight").equals(
+        extra.select("customer_id", "region", "plan", "weight"))
+    assert scored["prediction"].to_list() == expected(model, batch)[0].tolist()
+    rejected = pl.read_parquet(tmp_path / "rejects.parquet")
+    assert rejected.columns == ["customer_id", "region", "reason", "tenure", "plan", "charges"]
+    assert rejected["region"].to_list() == [f"r{r % 7}" for r in sorted(reasons)]
+    assert pl.read_parquet(tmp_path / "good.parquet").columns[:2] == ["customer_id", "region"]
+
+
+def test_a_kept_column_the_input_lacks_is_named_with_a_hint_before_anything_is_written(
+        project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:
+    batch.write_parquet(tmp_path / "b.parquet")
+
+    with pytest.raises(SpecError) as exc:
+        predict(project, str(tmp_path / "b.parquet"), tmp_path / "out.csv",
+                keep_columns=["tenur", "segment", "prediction"])
+
+    text = exc.value.render()
+    assert "3 problems" in text
+    assert "--keep-columns: is not a column of the input (got 'tenur')\n    fix: did you mean 'tenure'? " \
+        "the input has: customer_id, tenure, plan, charges" in text
+    assert "--keep-columns: is not a column of the input (got 'segment')\n    fix: the input has: " in text
+    assert "--keep-columns: is a column the output already has (got 'prediction')" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.parquet"]
+
+
+def test_a_kept_column_missing_from_a_later_file_stops_the_run(
+        project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:
+    extra = batch.with_columns(region=pl.lit("north"))
+    extra[:130].write_parquet(tmp_path / "part-0.parquet")
+    extra[130:].drop("region").write_parquet(tmp_path / "part-1.parquet")
+
+    with pytest.raises(DataError, match=r"--data: the kept column\(s\) are absent from the rows from 130 "
+                                        r"on, but present before \(got 'region'\)"):
+        predict(project, str(tmp_path / "part-*.parquet"), tmp_path / "out.parquet", keep_columns=["region"])
+    assert not (tmp_path / "out.parquet").exists() and leftovers(tmp_path) == []
+
+
 def test_an_id_column_missing_from_a_later_file_stops_the_run(
         project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:
     batch[:130].write_parquet(tmp_path / "part-0.parquet")
@@ -281,6 +337,17 @@ def test_cli_exit_codes_and_json(project: Path, batch: pl.DataFrame, tmp_path: P
 
     assert runner.invoke(app, [*base, "--version", "99"]).exit_code == 5
     assert runner.invoke(app, [*base[:-1], "o.txt"]).exit_code == 2
+
+    typo = runner.invoke(app, [*base, "--keep-columns", "customer_id, plann", "--reject-file",
+                               str(tmp_path / "r.csv")])
+    assert typo.exit_code == 2
+    assert "--keep-columns: is not a column of the input (got 'plann')" in typo.output
+    assert "did you mean 'plan'?" in typo.output and "Traceback" not in typo.output
+    empty = runner.invoke(app, [*base, "--keep-columns", "plan,,tenure"])
+    assert empty.exit_code == 2 and "--keep-columns: has an empty column name" in empty.output
+    kept = runner.invoke(app, [*base, "--keep-columns", "plan", "--reject-file", str(tmp_path / "r.csv")])
+    assert kept.exit_code == 0, kept.output
+    assert pl.read_parquet(tmp_path / "o.pq").columns[:2] == ["customer_id", "plan"]
 
 
 def test_cli_prints_a_summary(project: Path, batch: pl.DataFrame, tmp_path: Path) -> None:

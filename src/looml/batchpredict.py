@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from looml.errors import DataError, Problem, RequestError, SpecError
+from looml.errors import DataError, Problem, RequestError, SpecError, did_you_mean
 from looml.spec import FileSource, Spec, load_spec
 
 __all__ = ["PredictResult", "predict"]
@@ -73,6 +73,7 @@ class PredictResult:
 
 def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, version: str | None = None,
             chunk_rows: int = 100_000, reject_file: str | Path | None = None,
+            keep_columns: Sequence[str] = (),
             on_progress: Callable[[int, int | None], None] | None = None) -> PredictResult:
     """Score every row of `data` with the champion (or `version`) and write the predictions to `out`.
 
@@ -80,10 +81,14 @@ def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, versi
     source mapping; relative paths start at the working directory); None scores the spec's own
     `data.source`. `out` is Parquet or CSV by extension, with the row key (the spec's
     `data.id_columns` found in the input, else `row`, the 0-based input row), `prediction` and,
-    for classifiers, `proba_<class>` per class. Rows that fail validation go to `reject_file`
-    (Parquet or CSV: the key, `reason`, and the row's feature values as text); without one, the
-    first chunk with such rows stops the run with a `DataError` naming them. `on_progress(rows
-    done, rows in all or None)` is called after each chunk.
+    for classifiers, `proba_<class>` per class; `keep_columns` are input columns copied beside
+    the key, as read (a CSV's feature columns as text). Rows that fail validation go to
+    `reject_file` (Parquet or CSV: the key and the kept columns, `reason`, and the row's other
+    feature values as text); without one, the first chunk with such rows stops the run with a
+    `DataError` naming them. `on_progress(rows done, rows in all or None)` is called after each
+    chunk. A kept
+    column the input lacks, or named like an output column, is a `SpecError` before any row
+    is scored.
     """
     from looml.data.sources import describe
     from looml.datasets import parse_source
@@ -102,10 +107,14 @@ def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, versi
         source, base_dir, where = parse_source(data), Path.cwd(), "--data"
     model = load_model(local_tracking_uri(spec.tracking.uri, spec.project_dir), spec.registry.model_name,
                        version)
-    wanted = [*model.features, *(c for c in spec.data.id_columns if c not in model.features)]
-    chunks, total = _read(source, base_dir, wanted, model.features, chunk_rows, where)
+    keep = list(dict.fromkeys(keep_columns))
+    wanted = list(dict.fromkeys([*model.features, *spec.data.id_columns, *keep]))
+    chunks, total, names = _read(source, base_dir, wanted, model.features, chunk_rows, where)
+    keys = [c for c in spec.data.id_columns if c in names]
+    keep = [c for c in keep if c not in keys]
+    _check_kept(keep, names, keys, model.classes)
     sinks = [_Sink(out)] + ([_Sink(reject)] if reject is not None else [])
-    scoring = _Scoring(model, spec.data.id_columns, where, has_rejects=reject is not None)
+    scoring = _Scoring(model, spec.data.id_columns, where, has_rejects=reject is not None, keep=keep)
     try:
         for chunk in chunks:
             scored, rejected = scoring.chunk(chunk)
@@ -143,6 +152,23 @@ def _check_paths(out: Path, reject: Path | None, chunk_rows: int) -> None:
         raise SpecError(problems)
 
 
+def _check_kept(keep: list[str], names: list[str], keys: list[str], classes: list[Any] | None) -> None:
+    """Raise `SpecError` naming every kept column the input lacks or the output already has."""
+    taken = {"prediction", *(keys or ["row"]), *(f"proba_{c}" for c in classes or [])}
+    problems = []
+    for name in keep:
+        if name in taken:
+            problems.append(Problem(loc="--keep-columns", value=name, message="is a column the output "
+                                    "already has", fix="rename it in the input, or leave it out"))
+        elif name not in names:
+            hint = did_you_mean(name, names)
+            shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+            problems.append(Problem(loc="--keep-columns", value=name, message="is not a column of the input",
+                                    fix=f"{hint + ' ' if hint else ''}the input has: {shown}"))
+    if problems:
+        raise SpecError(problems)
+
+
 def _format_problem(path: Path, loc: str) -> Problem:
     return Problem(loc=loc, value=str(path), message="cannot tell the output format from the extension",
                    fix="name the file *.parquet or *.csv")
@@ -151,8 +177,9 @@ def _format_problem(path: Path, loc: str) -> Problem:
 # --- reading ------------------------------------------------------------------------------------
 
 def _read(source: Any, base_dir: Path, wanted: list[str], features: dict[str, str], chunk_rows: int,
-          where: str) -> tuple[Iterator[pl.DataFrame], int | None]:
-    """The input's chunks (only the columns in `wanted`), and its row count when known beforehand."""
+          where: str) -> tuple[Iterator[pl.DataFrame], int | None, list[str]]:
+    """The input's chunks (only the columns in `wanted`), its row count when known beforehand, and
+    the names of its columns (of its first file)."""
     from looml.data.sources import fetch, local_paths
     from looml.data.sources.files import detect_format
 
@@ -163,10 +190,14 @@ def _read(source: Any, base_dir: Path, wanted: list[str], features: dict[str, st
         if all(f in ("parquet", "ndjson") or (f == "csv" and streamable) for f in formats):
             scans = [_scan(p, f, source, features, where) for p, f in zip(paths, formats, strict=True)]
             total = sum(n for _, n in scans) if all(n is not None for _, n in scans) else None
-            return _stream(scans, paths, formats, wanted, chunk_rows, where), total
+            names = _guard(lambda: scans[0][0].collect_schema().names(), paths[0], formats[0],
+                           where) if scans else []
+            return _stream(scans, paths, formats, wanted, chunk_rows, where), total, names
     frame = fetch(source, base_dir).frame
+    names = frame.columns
     frame = frame.select([c for c in wanted if c in frame.columns])
-    return (frame.slice(start, chunk_rows) for start in range(0, frame.height, chunk_rows)), frame.height
+    return ((frame.slice(start, chunk_rows) for start in range(0, frame.height, chunk_rows)), frame.height,
+            names)
 
 
 def _scan(path: Path, fmt: str, source: FileSource, features: dict[str, str],
@@ -217,9 +248,11 @@ def _guard(read: Callable[[], Any], path: Path, fmt: str, where: str) -> Any:
 class _Scoring:
     """Chunk after chunk: validate, set bad rows aside, score the rest; keeps the running counts."""
 
-    def __init__(self, model: Any, id_columns: list[str], where: str, has_rejects: bool) -> None:
+    def __init__(self, model: Any, id_columns: list[str], where: str, has_rejects: bool,
+                 keep: list[str]) -> None:
         self.model = model
         self.id_columns = id_columns
+        self.keep = keep
         self.where = where
         self.has_rejects = has_rejects
         self.rows = 0
@@ -243,9 +276,11 @@ class _Scoring:
         if bad and good.size:
             self._warn(start, n, self._validate(_take(batch, good)))
         keys = self._key(frame, start)
+        if self.keep:
+            keys = keys.hstack(frame.select(self.keep))
         scored = self._scored(keys, batch if not bad else _take(batch, good), good, n)
         rows = np.fromiter(sorted(bad), dtype=np.int64, count=len(bad))
-        features = [c for c in self.model.features if c in frame.columns]
+        features = [c for c in self.model.features if c in frame.columns and c not in self.keep]
         rejected = pl.concat([keys[rows], pl.DataFrame({"reason": [_reason(bad[r]) for r in rows.tolist()]},
                                                        schema={"reason": pl.String}),
                               frame[rows].select(pl.col(features).cast(pl.String))], how="horizontal")
@@ -306,6 +341,13 @@ class _Scoring:
                                     message=f"the id column(s) are absent from the rows from {start} on, "
                                             "but present before",
                                     fix="give every input file the same id columns (data.id_columns)"))
+        missing = [c for c in self.keep if c not in frame.columns]
+        if missing:
+            raise DataError(Problem(loc=self.where, value=", ".join(missing),
+                                    message=f"the kept column(s) are absent from the rows from {start} on, "
+                                            "but present before",
+                                    fix="give every input file the columns of --keep-columns, or leave "
+                                        "those out"))
         if self.keys:
             return frame.select(self.keys)
         return pl.DataFrame({"row": np.arange(start, start + frame.height, dtype=np.int64)})

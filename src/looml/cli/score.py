@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from looml.cli.base import app, console, fail, stdout
-from looml.errors import LoomlError
+from looml.errors import LoomlError, Problem, SpecError
 
 
 @app.command()
@@ -27,6 +27,9 @@ def predict(
     reject_file: Path | None = typer.Option(None, "--reject-file", help="Write rows that fail the input "
                                             "checks here (*.parquet or *.csv) with the reason, and score "
                                             "the rest; without it such rows stop the run."),
+    keep_columns: str | None = typer.Option(None, "--keep-columns", help="Input columns to copy into the "
+                                            "output beside the row key, comma-separated: "
+                                            "--keep-columns region,segment."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Score a file, glob or source with the champion, in chunks, and write the predictions."""
@@ -44,7 +47,8 @@ def predict(
     try:
         with bar:
             result = predict_batch(spec, data, out, version=version, chunk_rows=chunk_rows,
-                                   reject_file=reject_file, on_progress=progress)
+                                   reject_file=reject_file, keep_columns=_names(keep_columns),
+                                   on_progress=progress)
     except LoomlError as exc:
         fail(exc, as_json)
     if as_json:
@@ -60,6 +64,17 @@ def predict(
     if result.rejected:
         output.print(f"[yellow]rejected[/] {result.rejected} rows that fail the input checks, with the "
                      f"reason: {escape(result.reject_file or '')}", soft_wrap=True, highlight=False)
+
+
+def _names(text: str | None) -> list[str]:
+    """'a, b' -> ['a', 'b']; raises SpecError for an empty name ('a,,b')."""
+    if text is None:
+        return []
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise SpecError(Problem(loc="--keep-columns", value=text, message="has an empty column name",
+                                fix="separate the names by single commas: --keep-columns region,segment"))
+    return names
 
 
 @app.command()
