@@ -12,6 +12,7 @@ training work around the model in `looml.learn.rows`.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,8 @@ from looml.learn.transformers import (
 )
 from looml.spec import CategoricalSpec, DatetimeSpec, FeaturesSpec, NumericSpec, PreprocessingSpec
 
-__all__ = ["DatetimeParts", "SchemaCoercer", "build_preprocessor", "finalize", "wrap_model"]
+__all__ = ["DatetimeParts", "SchemaCoercer", "build_preprocessor", "category_text", "finalize", "iso_stamps",
+           "wrap_model"]
 
 MISSING_CATEGORY = "(missing)"
 
@@ -134,6 +136,25 @@ def _coerce(values: pd.Series, kind: str) -> pd.Series:
     if pd.api.types.infer_dtype(text, skipna=True) in ("string", "empty"):
         return text  # the common case, without a Python call per value
     return text.map(category_text, na_action="ignore").astype(object)
+
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?")
+_RANGE = (np.datetime64("1678-01-01"), np.datetime64("2262-01-01"))  # where pandas' parse never overflows
+
+
+def iso_stamps(values: list[Any]) -> np.ndarray | None:
+    """Naive ISO 8601 dates and times (and None) parsed by numpy, as the coercer reads them (naive
+    = UTC); None for anything else (offsets, other formats, impossible dates: the exact path)."""
+    if not all(v is None or (type(v) is str and _ISO.fullmatch(v)) for v in values):
+        return None
+    try:
+        stamps = np.array(["NaT" if v is None else v for v in values], dtype="datetime64[us]")
+    except ValueError:  # 2024-02-30: pandas makes it NaT
+        return None
+    present = stamps[~np.isnat(stamps)]
+    if present.size and (present.min() < _RANGE[0] or present.max() >= _RANGE[1]):
+        return None
+    return stamps
 
 
 def category_text(value: Any) -> str:

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import polars as pl
 
-from looml.learn.features import category_text
+from looml.learn.features import category_text, iso_stamps
 from looml.spec import PredictionLogSpec
 from looml.store.logfiles import Namer, by_day, day_folders, parts, utc, write_atomic, write_parquet
 
@@ -393,9 +393,13 @@ def _texts(values: list[Any], convert: Callable[[Any], str | None]) -> pl.Series
 
 
 def _datetimes(values: list[Any]) -> pl.Series:
-    """Datetimes parsed like the model's coercer (pandas, mixed formats), as naive UTC Datetime(us)."""
+    """Datetimes parsed like the model's coercer (naive ISO text by numpy, else pandas' mixed
+    formats), as naive UTC Datetime(us)."""
     import pandas as pd
 
+    stamps = iso_stamps(values)
+    if stamps is not None:
+        return pl.Series(stamps, dtype=pl.Datetime("us"))
     parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", format="mixed", utc=True)
     return pl.Series(parsed.dt.tz_localize(None).to_numpy()).cast(pl.Datetime("us"))
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from looml.learn.features import category_text
+from looml.learn.features import category_text, iso_stamps
 
 __all__ = ["coerce_column"]
 
@@ -28,7 +27,7 @@ def coerce_column(values: Any, kind: str, n: int) -> np.ndarray:
         if kind == "categorical" and values.dtype.kind in "iufU":
             values = values.tolist()
     if kind == "datetime" and isinstance(values, list):
-        stamps = _iso_stamps(values)
+        stamps = iso_stamps(values)
         if stamps is not None:
             return stamps
     if kind != "datetime" and not isinstance(values, np.ndarray):
@@ -51,25 +50,6 @@ def coerce_column(values: Any, kind: str, n: int) -> np.ndarray:
             return np.array([None if v is None or v != v else category_text(float(v)) for v in values],
                             dtype=object)
     return _coerce_exact(values, kind)
-
-
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?")
-_RANGE = (np.datetime64("1678-01-01"), np.datetime64("2262-01-01"))  # where pandas' parse never overflows
-
-
-def _iso_stamps(values: list[Any]) -> np.ndarray | None:
-    """Naive ISO 8601 dates and times (and None) parsed by numpy, as the coercer reads them (naive
-    = UTC); None for anything else (offsets, other formats, impossible dates: the exact path)."""
-    if not all(v is None or (type(v) is str and _ISO.fullmatch(v)) for v in values):
-        return None
-    try:
-        stamps = np.array(["NaT" if v is None else v for v in values], dtype="datetime64[us]")
-    except ValueError:  # 2024-02-30: pandas makes it NaT
-        return None
-    present = stamps[~np.isnat(stamps)]
-    if present.size and (present.min() < _RANGE[0] or present.max() >= _RANGE[1]):
-        return None
-    return stamps
 
 
 def _coerce_exact(values: Any, kind: str) -> np.ndarray:
