@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 import polars as pl
+import psutil
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
@@ -237,14 +239,30 @@ def test_killed_run_resumes_from_cache_without_corrupt_artifacts(tmp_path: Path)
     spec = write_project(tmp_path, frame, "y", candidates="[random_forest, lightgbm]")
     proc = subprocess.Popen([*LOOML, "run", str(spec), "--json"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    split_done = tmp_path / ".looml" / "cache" / "split" / "latest.json"
-    deadline = time.monotonic() + 120
-    while not split_done.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.5)  # now inside train
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    cache = tmp_path / ".looml" / "cache"
+    run = psutil.Process(proc.pid)
+
+    def busy() -> float:  # CPU seconds the run has used: its work, whatever the machine's pace
+        times = run.cpu_times()
+        return times.user + times.system
+
+    def wait_until(condition: Any, what: str) -> None:
+        deadline = time.monotonic() + 300
+        while not condition():
+            assert proc.poll() is None, f"the run ended (exit {proc.returncode}) before {what}"
+            assert time.monotonic() < deadline, f"no {what} within 300 s"
+            time.sleep(0.02)
+
+    try:
+        # Killed inside train: after split's manifest, and 0.5 s of the run's CPU later (train
+        # itself takes many seconds of it; the stage bookkeeping in between, milliseconds).
+        wait_until((cache / "split" / "latest.json").exists, "split")
+        at_split = busy()
+        wait_until(lambda: busy() - at_split >= 0.5, "0.5 s of train")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not list((cache / "train").glob("*.json")), "train had finished: the kill came too late"
 
     for path in (tmp_path / ".looml" / "artifacts").glob("??/*"):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
