@@ -138,6 +138,7 @@ def _from_source(data: str, reference: Reference, settings: DriftSpec, tracking_
 def _from_log(root: Path, reference: Reference, last: str | None, rows: int | None,
               since: datetime | None, until: datetime | None) -> tuple[pl.DataFrame, str]:
     """A window of the prediction log, its feature columns named as the model's features."""
+    from looml.store.logfiles import compact_logs
     from looml.store.predictions import own_names, read_predictions
 
     if rows is not None and rows < 1:
@@ -154,6 +155,7 @@ def _from_log(root: Path, reference: Reference, last: str | None, rows: int | No
         except ValueError as exc:
             raise SpecError(Problem(loc="--last", value=last, message="not a duration",
                                     fix="write a number and a unit: 30m, 24h, 7d or 2w")) from exc
+    compact_logs(root)  # a file per second of traffic: merged here, off the serving path
     frame = read_predictions(root, since=since, until=until, last_rows=rows)
     if frame.height == 0:
         raise DataError(Problem(loc="prediction log", value=str(root), message="no logged predictions in "

@@ -125,6 +125,7 @@ def _champion(project: _Project) -> str:
 def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool = False) -> CycleResult:
     """Run one check-and-act cycle; `retrain=True` retrains whatever the triggers say."""
     from looml.store.feedback import join_feedback, read_feedback
+    from looml.store.logfiles import compact_logs
     from looml.store.predictions import feature_frame, read_predictions
 
     project = _project(spec)
@@ -134,6 +135,7 @@ def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool
     alerter.check()
     champion = _champion(project)
     logs = project.home / "logs"
+    compact_logs(logs)
     window = read_predictions(logs, since=now - timedelta(seconds=spec.loop.window), until=now)
     joined = join_feedback(window, read_feedback(logs))
     info = version_info(project.tracking_uri, project.name, champion)
