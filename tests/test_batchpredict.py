@@ -363,3 +363,16 @@ def test_cli_prints_a_summary(project: Path, batch: pl.DataFrame, tmp_path: Path
     assert f"wrote   {tmp_path / 'o.csv'}" in text
     assert f"rejected {len(reasons)} rows that fail the input checks, with the reason: {tmp_path}/r.csv" \
         in text
+
+
+def test_dates_whose_day_and_month_can_be_swapped_stay_text_for_validation_to_name() -> None:
+    """Polars reads a date column by its first value's order; with 01/02/2023 in it the column stays
+    text, so the server's check refuses those rows instead of reading them one way silently."""
+    from looml.batchpredict import _batch
+
+    frame = pl.DataFrame({"iso": ["2024-01-02", None], "swappable": ["01/02/2023", "31/12/2023"],
+                          "one_reading": ["31/12/2023", "25/01/2024"]})
+    batch = _batch(frame, {"iso": "datetime", "swappable": "datetime", "one_reading": "datetime"})
+    assert batch["iso"].dtype.kind == "M"
+    assert batch["swappable"].tolist() == ["01/02/2023", "31/12/2023"]
+    assert batch["one_reading"].dtype.kind == "M" and str(batch["one_reading"][0])[:10] == "2023-12-31"

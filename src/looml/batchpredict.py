@@ -372,14 +372,21 @@ def _batch(frame: pl.DataFrame, features: dict[str, str]) -> dict[str, np.ndarra
     """The model's columns of a chunk as numpy arrays, numbers and dates typed when the text allows.
 
     A text column the model reads as numbers (or dates) becomes a float (datetime) array when every
-    value converts; otherwise it stays text, and validation names the values that are not numbers.
+    value converts; otherwise it stays text, and validation names the values that are not numbers
+    (or dates, or dates whose day and month can be swapped: Polars would read them by the first
+    value's order, silently).
     """
+    from looml.learn.features import ambiguous_date
+
     batch: dict[str, np.ndarray] = {}
     for name, kind in features.items():
         if name not in frame.columns:
             continue
         series = frame.get_column(name)
         if series.dtype == pl.String and kind in ("numeric", "datetime"):
+            if kind == "datetime" and any(map(ambiguous_date, series.drop_nulls().unique().to_list())):
+                batch[name] = series.to_numpy()
+                continue
             try:
                 converted = (series.cast(pl.Float64, strict=False) if kind == "numeric"
                              else series.str.to_datetime(strict=False))

@@ -125,7 +125,7 @@ def test_numbers_as_text_gaps_and_numpy_values_are_accepted() -> None:
     batch["age"] = ["34", " 22.5 ", 1e1, np.float32(40)]
     batch["income"] = [None, "", math.nan, "nan"]  # income is nullable: every form of a gap is fine
     batch["note"] = [None, 3, True, math.nan]
-    batch["signup"] = ["2024-01-02T03:04:05", "01/02/2024", "2024-01-02 10:00", "20240102"]
+    batch["signup"] = ["2024-01-02T03:04:05", "31/01/2024", "2024-01-02 10:00", "20240102"]
     assert validate_batch(batch, MODEL, 100) == []
 
 
@@ -267,3 +267,21 @@ def test_a_large_numeric_column_is_read_once_and_kept_as_float64() -> None:
     small = good(3)
     validate_batch(small, MODEL, 100)
     assert isinstance(small["age"], list)
+
+
+@pytest.mark.parametrize("rows", [3, 100])
+def test_a_date_whose_day_and_month_can_be_swapped_is_422_and_one_reading_is_not(rows: int) -> None:
+    """01/02/2023 is 2 January month first and 1 February day first: refused with both readings.
+    31/12/2023 and 12/31/2023 have one reading each, and ISO 8601 text is never ambiguous."""
+    batch = good(rows)
+    batch["signup"][0], batch["signup"][1] = "31/12/2023", "12/31/2023 08:30"
+    batch["signup"][2] = "2023-01-02"
+    assert validate_batch(batch, MODEL, rows) == []
+    batch["signup"][1], batch["signup"][2] = "01/02/2023", "3.4.24"
+    with pytest.raises(RequestError) as info:
+        validate_batch(batch, MODEL, rows)
+    [problem] = info.value.problems
+    assert problem.loc == "columns.signup rows 1, 2"
+    assert problem.message == ("a date whose day and month can be swapped (the first: 2 January month first, "
+                               "1 February day first): '01/02/2023', '3.4.24' (2 rows)")
+    assert "ISO 8601" in problem.fix and "2024-05-01" in problem.fix

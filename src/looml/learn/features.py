@@ -48,8 +48,8 @@ from looml.learn.transformers import (
 )
 from looml.spec import CategoricalSpec, DatetimeSpec, FeaturesSpec, NumericSpec, PreprocessingSpec
 
-__all__ = ["DatetimeParts", "SchemaCoercer", "build_preprocessor", "category_text", "finalize", "iso_stamps",
-           "wrap_model"]
+__all__ = ["DatetimeParts", "SchemaCoercer", "ambiguous_date", "build_preprocessor", "category_text",
+           "finalize", "iso_stamps", "wrap_model"]
 
 MISSING_CATEGORY = "(missing)"
 
@@ -155,6 +155,24 @@ def iso_stamps(values: list[Any]) -> np.ndarray | None:
     if present.size and (present.min() < _RANGE[0] or present.max() >= _RANGE[1]):
         return None
     return stamps
+
+
+_NUMERIC_DATE = re.compile(r"\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T].*)?")
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
+def ambiguous_date(text: str) -> tuple[str, str] | None:
+    """The two readings of a numeric date whose day and month can be swapped ("01/02/2023": 2
+    January month first, 1 February day first), else None. pandas reads such text month first
+    where it can and day first where it must, so one column could mix both readings."""
+    found = _NUMERIC_DATE.fullmatch(text)
+    if found is None:
+        return None
+    first, second = int(found[1]), int(found[3])
+    if first == second or not (1 <= first <= 12 and 1 <= second <= 12):
+        return None
+    return f"{second} {_MONTHS[first - 1]}", f"{first} {_MONTHS[second - 1]}"
 
 
 def category_text(value: Any) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from looml.errors import Problem, RequestError, did_you_mean
-from looml.learn.features import category_text
+from looml.learn.features import ambiguous_date, category_text
 from looml.serve.model import Batch, ServedModel
 from looml.serve.wire import plain_list
 
@@ -304,6 +304,7 @@ def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: 
     missing: list[int] = []
     bad: list[tuple[int, Any]] = []
     unparsed: list[tuple[int, str]] = []
+    ambiguous: list[tuple[int, str]] = []
     known: dict[str, bool] = {}  # text -> whether it is ISO 8601
     for row, value in enumerate(values):
         kind = type(value)
@@ -312,7 +313,9 @@ def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: 
             if iso is None:
                 iso = known[value] = _is_iso(value)
             if not iso:
-                if value.strip():
+                if ambiguous_date(value):
+                    ambiguous.append((row, value))
+                elif value.strip():
                     unparsed.append((row, value))
                 else:
                     missing.append(row)
@@ -326,6 +329,12 @@ def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: 
         problems.append(_problem(col, sorted(bad, key=lambda p: p[0]), "not a date",
                                  'send dates as ISO 8601 text, such as "2024-05-01" or '
                                  '"2024-05-01T12:30:00", null where missing'))
+    if ambiguous:
+        readings = ambiguous_date(ambiguous[0][1]) or ("", "")
+        problems.append(_problem(col, ambiguous, "a date whose day and month can be swapped (the first: "
+                                 f"{readings[0]} month first, {readings[1]} day first)",
+                                 'send dates as ISO 8601 text (year-month-day, such as "2024-05-01"), '
+                                 "which has one reading"))
     _check_missing(col, missing, problems)
 
 
