@@ -112,3 +112,68 @@ def test_signature_names_every_feature(champion) -> None:
     model, _ = champion
     names = model.metadata.get_input_schema().input_names()
     assert set(names) == {"amount", "count", "tier", "plan", "member", "since"}
+
+
+def test_probabilities_on_request_one_column_per_class(champion) -> None:
+    model, folder = champion
+    rows = _rows(folder).head(40)
+    pipeline = model.get_raw_model()
+
+    proba = model.predict(rows, params={"predict_method": "predict_proba"})
+
+    assert isinstance(proba, pd.DataFrame) and list(proba.columns) == list(pipeline.classes_) == ["no", "yes"]
+    np.testing.assert_allclose(proba.to_numpy(), pipeline.predict_proba(rows), rtol=0, atol=1e-12)
+    assert list(model.predict(rows)) == list(pipeline.predict(rows))  # labels stay the default
+    assert list(model.predict(rows, params={"predict_method": "predict"})) == list(pipeline.predict(rows))
+    params = model.metadata.get_params_schema()
+    assert params.to_dict() == [{"name": "predict_method", "type": "string", "default": "predict",
+                                 "shape": None}]
+    assert model.metadata.flavors["python_function"]["loader_module"] == "looml.store.pyfunc"
+    assert mlflow.sklearn.load_model("models:/contract@champion").predict(rows).tolist() == \
+        list(pipeline.predict(rows))  # the sklearn flavor is unchanged
+
+
+def test_an_unknown_predict_method_is_named_with_a_hint(champion) -> None:
+    model, folder = champion
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match=r"params.predict_method: 'predict_probs' is not one of a "
+                                              r"classifier's methods; did you mean 'predict_proba'\? use "
+                                              r"'predict' or 'predict_proba'"):
+        model.predict(_rows(folder).head(3), params={"predict_method": "predict_probs"})
+
+
+def test_mlflow_scoring_passes_the_params_of_an_invocations_body(champion) -> None:
+    """What `mlflow models serve` does with a body's "params" (its handler, called in process)."""
+    import json
+
+    from mlflow.pyfunc import scoring_server
+
+    model, folder = champion
+    rows = _rows(folder).head(3)
+    body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False)),
+                       "params": {"predict_method": "predict_proba"}})
+
+    answer = scoring_server.invocations(body, "application/json", model, model.metadata.get_input_schema())
+
+    assert answer.status == 200, answer.response
+    predictions = json.loads(answer.response)["predictions"]
+    assert [sorted(p) for p in predictions] == [["no", "yes"]] * 3
+    np.testing.assert_allclose([[p["no"], p["yes"]] for p in predictions],
+                               model.get_raw_model().predict_proba(rows), atol=1e-12)
+
+
+def test_a_regressor_declares_no_params_and_predicts_values(tmp_path: Path) -> None:
+    noise = np.random.default_rng(1).normal(size=120) * 8
+    frame = _frame(rows=120).assign(label=lambda f: f["count"] * 2.0 + noise)
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "looml.yaml").write_text(
+        "seed: 7\ndata: {source: data.csv, target: label}\nsplit: {test_size: 0.25, folds: 2}\n"
+        "models: {candidates: [linear]}\nregistry: {model_name: values}\n")
+    result = looml.run(tmp_path / "looml.yaml")
+    mlflow.set_tracking_uri(result.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/values@champion")
+    rows = frame.drop(columns=["label"]).head(5)
+
+    assert model.metadata.get_params_schema() is None
+    np.testing.assert_allclose(model.predict(rows), model.get_raw_model().predict(rows))

@@ -244,9 +244,14 @@ def _log_and_register(run: TrackedRun) -> Registration:
 
 
 def _log_model(mlflow: Any, run: TrackedRun, signature: Any, trusted: list[str]) -> Any:
-    return mlflow.sklearn.log_model(
-        run.pipeline, name="model", signature=signature, input_example=run.input_example,
-        serialization_format="skops", skops_trusted_types=trusted,
+    """The sklearn flavor's model, whose pyfunc is looml's (`store.pyfunc`: probabilities on request)."""
+    from mlflow.models import Model
+
+    from looml.store import pyfunc
+
+    return Model.log(
+        artifact_path=None, name="model", flavor=pyfunc, sk_model=run.pipeline, signature=signature,
+        input_example=run.input_example, serialization_format="skops", skops_trusted_types=trusted,
         pip_requirements=_requirements(run.pipeline))
 
 
@@ -300,14 +305,18 @@ def _signature(pipeline: Pipeline, example: pd.DataFrame) -> Any:
     category column. MLflow's typed column specs refuse each of these before the pipeline sees
     them ("Can not safely convert int64 to float64"), so the columns are declared `Any`; the
     types are in the schema document logged beside the model. Extra columns are dropped and the
-    order does not matter, as MLflow does for any named signature.
+    order does not matter, as MLflow does for any named signature. A classifier's signature
+    declares the `predict_method` param (`store.pyfunc`).
     """
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
+    from looml.store.pyfunc import param_schema
+
     outputs = infer_signature(example, pipeline.predict(example)).outputs
+    params = param_schema() if hasattr(pipeline, "classes_") else None
     return ModelSignature(inputs=Schema([ColSpec(AnyType(), str(c)) for c in example.columns]),
-                          outputs=outputs)
+                          outputs=outputs, params=params)
 
 
 def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[dict[str, Any]]) -> None:

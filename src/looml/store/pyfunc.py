@@ -1,0 +1,88 @@
+"""The MLflow pyfunc face of a registered model: labels by default, probabilities on request.
+
+    mlflow.pyfunc.load_model(uri).predict(rows)                                      labels
+    mlflow.pyfunc.load_model(uri).predict(rows, params={"predict_method": "predict_proba"})
+                                                   a DataFrame, one column per class, named by it
+
+The model is saved by MLflow's sklearn flavor (so `mlflow.sklearn.load_model` still returns
+the pipeline, saved as skops), and its `python_function` flavor names this module as its
+loader, because the sklearn flavor's pyfunc ignores `params`. A classifier's signature
+declares the parameter (`ParamSchema`, default "predict"), so `mlflow models serve` passes an
+`/invocations` body's `"params": {"predict_method": "predict_proba"}` through as well.
+`Model.log(name, flavor=looml.store.pyfunc, ...)` calls `save_model` here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["METHODS", "PREDICT_METHOD", "param_schema", "save_model"]
+
+PREDICT_METHOD = "predict_method"
+METHODS = ("predict", "predict_proba")
+
+
+def param_schema() -> Any:
+    """The params a classifier's signature declares: `predict_method`, "predict" by default."""
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    return ParamSchema([ParamSpec(PREDICT_METHOD, "string", METHODS[0])])
+
+
+def save_model(path: str, mlflow_model: Any, **kwargs: Any) -> None:
+    """Save as the sklearn flavor does (`kwargs` are its), with this module as the pyfunc loader."""
+    import mlflow.sklearn
+    from mlflow.models.model import MLMODEL_FILE_NAME
+
+    mlflow.sklearn.save_model(path=path, mlflow_model=mlflow_model, **kwargs)
+    mlflow_model.flavors["python_function"]["loader_module"] = __name__
+    mlflow_model.save(os.path.join(path, MLMODEL_FILE_NAME))
+
+
+def _load_pyfunc(path: str) -> _Pyfunc:
+    """Called by `mlflow.pyfunc.load_model`: the sklearn flavor's model, with params honoured."""
+    from mlflow.sklearn import _load_pyfunc as load_sklearn
+
+    return _Pyfunc(load_sklearn(path).get_raw_model())
+
+
+class _Pyfunc:
+    """What `PyFuncModel` wraps: `predict(data, params)` and `get_raw_model()`."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+
+    def get_raw_model(self) -> Any:
+        """The fitted scikit-learn pipeline."""
+        return self.pipeline
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Labels (or values), or with `predict_method: predict_proba` one column per class."""
+        method = (params or {}).get(PREDICT_METHOD) or METHODS[0]
+        classes = getattr(self.pipeline, "classes_", None)
+        offered = METHODS if classes is not None else METHODS[:1]
+        if method not in offered:
+            from mlflow.exceptions import MlflowException
+
+            from looml.errors import did_you_mean
+
+            hint = did_you_mean(str(method), offered)
+            what = "a classifier's" if classes is not None else "a regressor's (no probabilities)"
+            raise MlflowException.invalid_parameter_value(
+                f"params.{PREDICT_METHOD}: {method!r} is not one of {what} methods; "
+                f"{hint + ' ' if hint else ''}use {' or '.join(map(repr, offered))}")
+        if method == "predict":
+            return self.pipeline.predict(data)
+        proba = np.asarray(self.pipeline.predict_proba(data), dtype=np.float64)
+        return pd.DataFrame(proba, columns=[_name(c) for c in classes], index=getattr(data, "index", None))
+
+
+def _name(label: Any) -> str:
+    """A class label as a column name, written as looml writes labels ("true", "1", "yes")."""
+    from looml.store.predictions import label_text
+
+    return label_text(label) or str(label)
