@@ -21,6 +21,7 @@ import orjson
 import polars as pl
 import pytest
 import schemathesis
+from prometheus_client.parser import text_string_to_metric_families
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -82,12 +83,49 @@ def test_no_request_gets_a_server_error(case: schemathesis.Case) -> None:
     case.call_and_validate(checks=[not_a_server_error, response_schema_conformance])
 
 
-def test_the_server_still_predicts_after_the_fuzzing(server: LiveServer) -> None:
-    response = server.client.post("/predict", json={"records": [ROW]})
+def log_counts(server: LiveServer) -> dict[str, float]:
+    """Rows scored, and rows the prediction log wrote or dropped, from the server's /metrics."""
+    found = {"scored": 0.0, "written": 0.0, "dropped": 0.0}
+    for family in text_string_to_metric_families(server.client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "looml_rows_predicted_total":
+                found["scored"] += sample.value
+            elif sample.name == "looml_prediction_log_rows":
+                found[sample.labels["outcome"]] = sample.value
+    return found
 
+
+# Odd requests the server accepts: extreme numbers, text that is not a known category, dates
+# in other formats, each protocol's own shape.
+ODD_ACCEPTED = [
+    ("/predict", {"records": [{**ROW, "tenure": 1e308, "charges": -1e-308, "plan": "日本\u0000 ✓"},
+                              {**ROW, "joined": "5 Jan 2024 10:00 +0100"},
+                              {**ROW, "joined": "2024-03-31T10:00+02:00", "plan": ""}]}),
+    ("/invocations", {"dataframe_records": [ROW, {**ROW, "plan": "team"}]}),
+    ("/invocations", {"dataframe_split": {"columns": list(ROW), "data": [list(ROW.values())]}}),
+    ("/v2/models/tiny/infer", {"inputs": [
+        {"name": "tenure", "datatype": "FP64", "shape": [2], "data": [0.0, -3.5]},
+        {"name": "plan", "datatype": "BYTES", "shape": [2], "data": ["pro", "zzz"]},
+        {"name": "charges", "datatype": "FP64", "shape": [2], "data": [0.0, 1e9]},
+        {"name": "joined", "datatype": "BYTES", "shape": [2], "data": ["2024-01-05", "1970-01-01"]}]}),
+]
+
+
+def test_the_server_predicts_and_logs_every_row_of_odd_requests_without_an_error(
+        server: LiveServer) -> None:
+    # Its own requests, so this holds run alone; after the fuzzing, the fuzzed rows are logged too.
+    for path, body in ODD_ACCEPTED:
+        answer = server.client.post(path, json=body)
+        assert answer.status_code == 200, (path, answer.text)
+    response = server.client.post("/predict", json={"records": [ROW]})
     assert response.status_code == 200, response.text
     assert response.json()["predictions"][0]["prediction"] in ("yes", "no")
-    time.sleep(0.5)  # the prediction log flushes every 0.2 s: let it write the fuzzed rows
+
+    deadline = time.monotonic() + 60  # the log flushes every 0.2 s; this only bounds a hang
+    while (counts := log_counts(server))["written"] + counts["dropped"] < counts["scored"]:
+        assert time.monotonic() < deadline, f"the prediction log did not write every scored row: {counts}"
+        time.sleep(0.05)
+    assert counts["dropped"] == 0 and counts["written"] == counts["scored"] >= 9, counts
     assert [r.getMessage() for r in server.errors.records] == []
 
 
