@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -18,7 +19,8 @@ from rich.markup import escape
 
 from looml.errors import DataError, GateError, LoomlError, RegistryError, RequestError, ServeError, SpecError
 
-__all__ = ["EXIT", "app", "console", "exit_promptly_on_interrupt", "fail", "stdout"]
+__all__ = ["EXIT", "SPEC_OPTION", "app", "chosen_spec", "console", "exit_promptly_on_interrupt", "fail",
+           "stdout"]
 
 _GRACE_SECONDS = 2.0
 
@@ -41,6 +43,22 @@ def _version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                         help="Print looml's version and exit.")) -> None:
     """looml: declarative, cached, reproducible ML pipelines for tabular data."""
+
+
+# Every verb takes the spec as --spec / -s; where it is the verb's only argument it may also be
+# given bare (`looml run my.yaml`), as before.
+SPEC_OPTION = typer.Option(None, "--spec", "-s", help="Path to looml.yaml (the same as the argument).")
+_DEFAULT_SPEC = Path("looml.yaml")
+
+
+def chosen_spec(argument: Path, option: Path | None) -> Path:
+    """The spec named by the argument or by --spec; both, naming two files, is a usage error."""
+    if option is None:
+        return argument
+    if argument != _DEFAULT_SPEC and argument != option:
+        raise typer.BadParameter(f"two specs given: {argument} (argument) and {option} (--spec); give one",
+                                 param_hint="--spec")
+    return option
 
 
 def fail(exc: LoomlError, as_json: bool) -> None:

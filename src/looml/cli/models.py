@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from looml.cli.base import app, console, fail, stdout
+from looml.cli.base import SPEC_OPTION, app, chosen_spec, console, fail, stdout
 from looml.errors import LoomlError
 
 models_app = typer.Typer(no_args_is_help=True, help="Registered model versions: list, show, promote, "
@@ -21,9 +21,11 @@ app.add_typer(models_app, name="models")
 @models_app.command("list")
 def models_list(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
 ) -> None:
     """Every version, newest first, with its aliases and holdout metrics."""
+    spec = chosen_spec(spec, spec_option)
     from looml.spec import load_spec
     from looml.store.registry import versions
     from looml.store.tracking import local_tracking_uri
@@ -50,7 +52,7 @@ def models_list(
 @models_app.command("show")
 def models_show(
     version: str = typer.Argument(..., help="The version."),
-    spec: Path = typer.Option(Path("looml.yaml"), "--spec", help="Path to looml.yaml."),
+    spec: Path = typer.Option(Path("looml.yaml"), "--spec", "-s", help="Path to looml.yaml."),
 ) -> None:
     """One version's aliases, metrics and lineage, as JSON."""
     from looml.spec import load_spec
@@ -69,7 +71,7 @@ def models_show(
 @models_app.command("promote")
 def models_promote(
     version: str = typer.Argument(..., help="The version to make champion."),
-    spec: Path = typer.Option(Path("looml.yaml"), "--spec", help="Path to looml.yaml."),
+    spec: Path = typer.Option(Path("looml.yaml"), "--spec", "-s", help="Path to looml.yaml."),
     reason: str = typer.Option("promoted by hand", "--reason", help="Why, for the history."),
 ) -> None:
     """Make a version the champion now (recorded in the history; a server follows)."""
@@ -85,8 +87,10 @@ def models_promote(
 @models_app.command("rollback")
 def models_rollback(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
 ) -> None:
     """Restore the champion that the latest promotion replaced."""
+    spec = chosen_spec(spec, spec_option)
     from looml.monitor.loop import rollback
 
     try:
@@ -100,9 +104,11 @@ def models_rollback(
 @models_app.command("history")
 def models_history(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print as JSON on stdout."),
 ) -> None:
     """Every promote / keep / rollback decision, oldest first, with its reason and evidence."""
+    spec = chosen_spec(spec, spec_option)
     from looml.monitor.loop import history
 
     try:

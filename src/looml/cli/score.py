@@ -9,13 +9,14 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from looml.cli.base import app, console, fail, stdout
+from looml.cli.base import SPEC_OPTION, app, chosen_spec, console, fail, stdout
 from looml.errors import LoomlError, Problem, SpecError
 
 
 @app.command()
 def predict(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     data: str | None = typer.Option(None, "--data", help="The rows to score: a file, glob or URL, or an "
                                     "inline source mapping such as '{kind: sql, url: ..., query: ...}' "
                                     "(default: the spec's data.source)."),
@@ -33,6 +34,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Score a file, glob or source with the champion, in chunks, and write the predictions."""
+    spec = chosen_spec(spec, spec_option)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from looml.batchpredict import predict as predict_batch
@@ -80,6 +82,7 @@ def _names(text: str | None) -> list[str]:
 @app.command()
 def serve(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     host: str | None = typer.Option(None, "--host", help="Bind address (default: serve.host, 127.0.0.1)."),
     port: int | None = typer.Option(None, "--port", help="Port (default: serve.port, 8080)."),
     workers: int | None = typer.Option(None, "--workers", help="Worker processes (default: serve.workers)."),
@@ -87,6 +90,7 @@ def serve(
                                        "champion, followed when the alias moves)."),
 ) -> None:
     """Serve the registered model over REST: Open Inference Protocol v2, MLflow scoring, /predict."""
+    spec = chosen_spec(spec, spec_option)
     from looml.serve.server import check_port, check_servable
     from looml.serve.server import serve as run_server
 
@@ -102,7 +106,7 @@ def serve(
 def feedback(
     data: Path = typer.Argument(..., help="CSV, Parquet or NDJSON with row_id (or request_id and row), "
                                 "label, and optionally timestamp."),
-    spec: Path = typer.Option(Path("looml.yaml"), "--spec", help="Path to looml.yaml."),
+    spec: Path = typer.Option(Path("looml.yaml"), "--spec", "-s", help="Path to looml.yaml."),
 ) -> None:
     """Store ground-truth labels for served predictions (as POST /feedback does)."""
     import orjson

@@ -11,19 +11,30 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from looml.cli.base import EXIT, app, console, exit_promptly_on_interrupt, fail, stdout
+from looml.cli.base import (
+    EXIT,
+    SPEC_OPTION,
+    app,
+    chosen_spec,
+    console,
+    exit_promptly_on_interrupt,
+    fail,
+    stdout,
+)
 from looml.errors import DataError, LoomlError
 
 
 @app.command()
 def run(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     force: bool = typer.Option(False, "--force", help="Ignore the cache and re-run every stage."),
     snapshot: str | None = typer.Option(None, "--snapshot", help="Re-run on a stored data snapshot "
                                         "(a digest or its first characters; see `looml data`)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Run the pipeline: ingest, validate, split, train, evaluate, report, register."""
+    spec = chosen_spec(spec, spec_option)
     from looml.pipeline import run as run_pipeline
 
     progress = _StageProgress(enabled=not as_json)
@@ -45,6 +56,7 @@ def run(
 @app.command()
 def validate(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     data: str | None = typer.Option(None, "--data", help="Check this batch (a file, glob or URL, or "
                                     "an inline source mapping such as '{kind: sql, url: ..., query: "
                                     "...}') against the champion's schema instead."),
@@ -54,6 +66,7 @@ def validate(
 ) -> None:
     """Check the spec and the data as `looml run` does before training (ingest, profile, validate,
     split and its skew check), without training anything."""
+    spec = chosen_spec(spec, spec_option)
     from looml.pipeline import check
 
     if data is not None:
@@ -121,9 +134,11 @@ def _validate_batch(spec: Path, data: str, version: str | None, as_json: bool) -
 @app.command()
 def data(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the snapshots as JSON on stdout."),
 ) -> None:
     """List the data snapshots (data versions) and the runs and model versions that used each."""
+    spec = chosen_spec(spec, spec_option)
     from dataclasses import asdict
 
     from looml.datasets import snapshots

@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from looml.cli.base import app, fail, stdout
+from looml.cli.base import SPEC_OPTION, app, chosen_spec, fail, stdout
 from looml.errors import LoomlError, Problem, SpecError
 
 
 @app.command()
 def loop(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     watch: bool = typer.Option(False, "--watch", help="Keep running, one cycle every loop.interval."),
     retrain: bool = typer.Option(False, "--retrain", help="Retrain and compare even if no trigger fired."),
     as_json: bool = typer.Option(False, "--json", help="Print each cycle as JSON on stdout."),
@@ -28,6 +29,7 @@ def loop(
     One cycle, then exit (cron-friendly): 0 nothing alarming, 6 drift, a performance drop or invalid
     served rows were found (and acted on), 7 a retrain was due and failed.
     """
+    spec = chosen_spec(spec, spec_option)
     from looml.monitor.loop import cycle
     from looml.monitor.loop import watch as watch_loop
 
@@ -85,6 +87,7 @@ def _print_performance(out: Console, perf: dict[str, Any]) -> None:
 @app.command()
 def monitor(
     spec: Path = typer.Argument(Path("looml.yaml"), help="Path to looml.yaml."),
+    spec_option: Path | None = SPEC_OPTION,
     data: str | None = typer.Option(None, "--data", help="Check these rows (a file, glob or URL, or an "
                                     "inline source mapping) instead of the prediction log."),
     last: str | None = typer.Option(None, "--last", help="The prediction log of the last 30m / 24h / 7d "
@@ -100,6 +103,7 @@ def monitor(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Detect drift of new data against the champion's training data; exit 6 on drift."""
+    spec = chosen_spec(spec, spec_option)
     from looml.monitor.api import monitor as check_drift
 
     try:

@@ -1,0 +1,55 @@
+"""One convention for the spec on every verb: --spec / -s everywhere, and the bare argument where
+the spec is the verb's only one (issue 13 item 17)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import typer
+
+from looml.cli import app
+
+LOOML = Path(sys.executable).with_name("looml")
+
+
+def commands(group: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(name, command) of every verb under `group` (Typer's click objects)."""
+    if getattr(group, "commands", None):
+        for name, command in group.commands.items():
+            yield from commands(command, f"{prefix} {name}".strip())
+    else:
+        yield prefix, group
+
+
+def test_every_verb_that_reads_a_spec_takes_spec_and_s() -> None:
+    verbs = dict(commands(typer.main.get_command(app)))
+    reading = {name: c for name, c in verbs.items()
+               if any("spec" in (p.name or "") for p in c.params)}
+    assert {"run", "validate", "serve", "predict", "feedback", "monitor", "loop", "models promote",
+            "models list", "models rollback"} <= set(reading)
+    lacking = [name for name, c in reading.items()
+               if not any({"--spec", "-s"} <= set(p.opts) for p in c.params)]
+    assert lacking == []
+
+
+def test_the_argument_and_the_option_name_the_same_spec(
+        make_project: Callable[..., Path], classification_frame: Callable[..., pl.DataFrame],
+        tmp_path: Path) -> None:
+    spec = make_project(classification_frame())
+    as_argument = subprocess.run([str(LOOML), "validate", str(spec), "--json"], capture_output=True,
+                                 text=True, timeout=300, check=False)
+    as_option = subprocess.run([str(LOOML), "validate", "-s", str(spec), "--json"], capture_output=True,
+                               text=True, timeout=300, check=False)
+    assert as_argument.returncode == as_option.returncode == 0, as_option.stderr
+    assert json.loads(as_argument.stdout)["features"] == json.loads(as_option.stdout)["features"]
+
+    both = subprocess.run([str(LOOML), "validate", str(tmp_path / "other.yaml"), "--spec", str(spec)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert both.returncode == 2
+    assert "two specs given" in both.stderr and "other.yaml" in both.stderr
