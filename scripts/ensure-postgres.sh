@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The SQL source tests start a throw-away PostgreSQL server from Debian's binaries
-# (/usr/lib/postgresql/*/bin). Install Debian's package when they are missing and we may
-# (root with apt-get); otherwise those tests skip and say why.
+# The SQL source tests start a throw-away PostgreSQL server from its binaries, found as
+# tests/external_tools.py says (LOOML_PG_BIN, else initdb on PATH, else the newest
+# /usr/lib/postgresql/*/bin): the tests look for them the same way. When they are missing,
+# install Debian's package if we may (root, or sudo without a password, with apt-get). Still
+# missing: in CI (CI=true) this fails, as the tests would; elsewhere those tests skip and say why.
 set -euo pipefail
-if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then exit 0; fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing postgresql (Debian package) for the SQL source tests ..."
-    if ! { apt-get update -qq >/dev/null &&
-           DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }; then
-        echo "postgresql could not be installed: the PostgreSQL tests will be skipped" >&2
-    fi
-else
-    echo "PostgreSQL binaries not found and cannot be installed here: the PostgreSQL tests will be skipped" >&2
-fi
+cd "$(dirname "$0")/.."
+find_it() { "${PYTHON:-python3}" tests/external_tools.py postgres >/dev/null 2>&1; }
+find_it && exit 0
+. scripts/install-debian-package.sh
+install_debian_package postgresql "the SQL source tests" --no-install-recommends || true
+find_it && exit 0
+why=$("${PYTHON:-python3}" tests/external_tools.py postgres 2>&1 >/dev/null || true)
+fail_in_ci "$why" "the PostgreSQL tests"

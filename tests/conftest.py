@@ -1,4 +1,4 @@
-"""Shared data helpers: small seeded frames and tiny looml projects written to tmp_path."""
+"""Shared helpers: small seeded frames, tiny looml projects written to tmp_path, and the browser."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+
+from external_tools import find_chromium, missing_chromium, unavailable
 
 
 def _classification_frame(rows: int = 120, seed: int = 0, signal: float = 1.0) -> pl.DataFrame:
@@ -56,3 +58,15 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
         return spec
 
     return make
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The headless Chromium the browser tests drive (found as tests/external_tools.py says).
+
+    Skips when there is none; in CI (CI=true) fails instead.
+    """
+    found = find_chromium()
+    if found is None:
+        unavailable(missing_chromium())
+    return str(found)

@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL server for tests and benchmarks, from Debian's binaries.
+"""A throw-away PostgreSQL server for tests and benchmarks, from PostgreSQL's own binaries.
 
     with running_postgres() as pg:      # initdb into a temp dir, start on a free 127.0.0.1 port
         pg.url                          # postgresql://looml:PASSWORD@127.0.0.1:PORT/looml
@@ -12,7 +12,6 @@ run as root, so as root the server runs as the `postgres` system user, owning th
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
 import shutil
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from external_tools import find_postgres_bin, missing_postgres
 
 __all__ = ["Postgres", "find_bin_dir", "running_postgres", "unavailable_reason"]
 
@@ -73,17 +74,14 @@ class Postgres:
 
 
 def find_bin_dir() -> Path | None:
-    """The newest /usr/lib/postgresql/*/bin holding initdb, or None."""
-    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")]
-    found.sort(key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
-    return found[-1] if found else None
+    """The folder holding initdb and pg_ctl (see tests/external_tools.py), or None."""
+    return find_postgres_bin()
 
 
 def unavailable_reason() -> str | None:
     """Why a server cannot be started here, or None when it can."""
     if find_bin_dir() is None:
-        return ("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin "
-                "(scripts/ensure-postgres.sh installs them)")
+        return missing_postgres()
     if os.geteuid() == 0:
         try:
             pwd.getpwnam("postgres")
