@@ -16,11 +16,12 @@ import numpy as np
 import polars as pl
 import pytest
 
+from external_tools import find_chromium
 from looml.data.profile import profile
 from looml.report import render_report
 
 SVG_NS = "http://www.w3.org/2000/svg"
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = str(find_chromium() or "chromium")  # the `chromium` fixture skips (fails in CI) without one
 
 
 def _roc(positive: np.ndarray, score: np.ndarray) -> dict[str, list[float]]:
@@ -234,7 +235,7 @@ def test_svg_coordinates_are_short() -> None:
     assert all(math.isfinite(float(n)) for n in numbers)
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+@pytest.mark.usefixtures("chromium")
 @pytest.mark.parametrize("kind", sorted(CONTEXTS))
 def test_chromium_draws_the_page(kind: str, tmp_path: Path) -> None:
     page = tmp_path / f"{kind}.html"
@@ -335,7 +336,7 @@ def _page_requests(page: str, tmp_path: Path) -> list[str]:
     return [p["url"] for p in starts if p.get("initiator", "not an origin") != "not an origin"]
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed")
+@pytest.mark.usefixtures("chromium")
 def test_the_page_makes_no_request_but_its_own(tmp_path: Path) -> None:
     page = render_report(_classification(3))
     leaky = page.replace("</body>", '<img src="http://example.invalid/pixel.png"></body>')
