@@ -517,7 +517,7 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
               data_digest: str, report: ValidationReport, trained: dict[str, Any],
               evaluated: dict[str, Any], report_path: Path, schema_digest: str,
               documents: dict[str, str]) -> dict[str, Any]:
-    from looml.store.tracking import TrackedRun, log_and_register
+    from looml.store.tracking import TrackedRun, log_and_register, settings_params
 
     # Numbers as float64 and dates as datetimes, so the signature admits missing values.
     kinds = report.features
@@ -541,6 +541,7 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
                "folds": (trained.get("search") or {}).get("folds", spec.split.folds),
                "test_size": spec.split.test_size,
                "primary_metric": trained["primary_metric"]}
+    params |= settings_params(spec.model_dump(mode="json"))  # every setting, as spec.<section>.<key>
     tags = {"looml.version": __version__, "looml.spec_hash": spec.spec_hash,
             "looml.data_digest": data_digest, "looml.task": report.task, "looml.schema_digest": schema_digest}
     commit = _git_commit(spec.project_dir)
@@ -552,6 +553,8 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
         snapshot=frame, snapshot_path=snapshot_path, data_digest=data_digest, target=report.target,
         params=params, metrics=metrics, tags=tags, artifacts=[report_path], documents=documents,
         trials=trained["leaderboard"],
+        # named after what it made and from what: the model, the winning candidate, the data
+        run_name=f"{spec.registry.model_name}-{trained['best']}-{data_digest[:8]}",
     ))
     return registration.to_dict()
 

@@ -92,3 +92,46 @@ def test_any_http_answer_counts_as_a_reachable_tracking_server() -> None:
         check_reachable("sqlite:///nowhere/mlflow.db")  # a local store is not probed
     finally:
         server.shutdown()
+
+
+def test_the_run_is_named_after_the_model_the_winner_and_the_data_and_logs_every_setting(
+        tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    spec = _project(tmp_path)
+    spec.write_text(spec.read_text() + "alerts:\n  webhook_url: https://hooks.example.com/T01/B02/s3cret\n"
+                    "  headers: {Authorization: Bearer abc123}\n  retries: 5\n")
+    result = looml.run(spec)
+
+    run = MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert run.info.run_name == f"m-{result.best_model}-{result.data_digest[:8]}"
+    params = run.data.params
+    assert params["spec.alerts.retries"] == "5" and params["spec.seed"] == "42"
+    assert params["spec.split.folds"] == "2" and params["spec.registry.model_name"] == "m"
+    assert (params["spec.models.candidates.0.name"], params["spec.models.candidates.1.name"]) == (
+        "linear", "lightgbm")
+    assert params["spec.data.source.path"] == "d.csv"
+    assert params["spec.alerts.webhook_url"] == "***" and params["spec.alerts.headers.Authorization"] == "***"
+    assert not [k for k, v in params.items() if "s3cret" in v or "abc123" in v]
+    assert len([k for k in params if k.startswith("spec.")]) > 100  # more than one MLflow batch
+    assert params["best_model"] == result.best_model  # the run's own params stay
+
+
+def test_settings_params_flatten_redact_and_cut() -> None:
+    params = tracking.settings_params({
+        "data": {"source": {"kind": "sql", "url": "postgresql://ml:hunter2@db:5432/shop",
+                            "password_env": "PGPW", "query": "select 1", "headers": {"X-Api-Key": "k"},
+                            "auth_env": "TOKEN_VAR"},
+                 "id_columns": ["a", "b"], "drop_columns": [], "nested": [{"a": 1}, {"b": None}],
+                 "unset": None},
+        "tracking": {"uri": "https://u:p4ss@mlflow.example.com/?token=t0k&x=1"},
+        "models": {"note": "x" * 7000, "seed": 3, "on": True, "ratio": 0.5},
+    })
+    assert params == {
+        "spec.data.source.kind": "sql", "spec.data.source.url": "postgresql://ml:***@db:5432/shop",
+        "spec.data.source.password_env": "PGPW", "spec.data.source.query": "select 1",
+        "spec.data.source.headers.X-Api-Key": "***", "spec.data.source.auth_env": "TOKEN_VAR",
+        "spec.data.id_columns": '["a", "b"]', "spec.data.drop_columns": "[]", "spec.data.nested.0.a": "1",
+        "spec.tracking.uri": "https://u:***@mlflow.example.com/?token=***&x=1",
+        "spec.models.note": "x" * 5997 + "...", "spec.models.seed": "3", "spec.models.on": "True",
+        "spec.models.ratio": "0.5"}

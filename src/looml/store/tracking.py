@@ -8,15 +8,17 @@ so the registry never holds a half-made version or a dangling alias.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import sqlite3
 import tempfile
 import threading
 import time
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -39,6 +41,7 @@ __all__ = [
     "local_tracking_uri",
     "log_and_register",
     "model_documents",
+    "settings_params",
     "version_state",
     "warm_up",
 ]
@@ -85,6 +88,7 @@ class TrackedRun:
     artifacts: list[Path]
     documents: dict[str, str]  # artifact path -> text (the schema and the reference profile)
     trials: list[dict[str, Any]] = field(default_factory=list)  # leaderboard rows, logged as child runs
+    run_name: str | None = None  # None: MLflow's random name
 
 
 def local_tracking_uri(uri: str, project_dir: Path) -> str:
@@ -192,7 +196,7 @@ def _log_and_register(run: TrackedRun) -> Registration:
             experiment_id = experiment.experiment_id
         trusted = type_names(run.pipeline)
         signature = _signature(run.pipeline, run.input_example)
-        with mlflow.start_run(experiment_id=experiment_id) as active:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run.run_name) as active:
             mlflow.log_params({k: _param(v) for k, v in run.params.items()})
             mlflow.log_metrics(run.metrics)
             mlflow.set_tags(run.tags)
@@ -371,9 +375,55 @@ def _unregister(client: Any, name: str, version: str) -> None:
         client.delete_model_version(name, version)
 
 
+# A setting whose key names one of these holds a secret (an `..._env` key holds a variable's name).
+_SECRET_KEY = re.compile(r"pass(word)?|pwd|secret|token|credential|api_?key|access_?key|auth|cookie|"
+                         r"headers?|webhook", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/@\s:]*:)[^/@\s]*@", re.IGNORECASE)
+_QUERY_SECRET = re.compile(r"(?P<key>[?&;](?:pass(?:word)?|pwd|secret|token|api_?key|access_?key|"
+                           r"sig(?:nature)?|X-Amz-Credential|X-Amz-Signature)=)[^&;#\s]*", re.IGNORECASE)
+REDACTED = "***"
+_MAX_KEY = 250  # MLflow's limit on a param key (MAX_ENTITY_KEY_LENGTH)
+_MAX_VALUE = 6000  # ... and on a param value (MAX_PARAM_VAL_LENGTH)
+
+
+def settings_params(settings: Mapping[str, Any], prefix: str = "spec") -> dict[str, str]:
+    """The spec's settings as MLflow params: one per scalar, under its dotted path
+    (`spec.split.folds`, `spec.models.candidates.0.name`); a list of scalars as JSON text; None
+    (unset) left out. A value under a key that names a secret (password, token, headers...) is
+    `***`, a URL's password and secret query values too; values are cut to MLflow's limit."""
+    out: dict[str, str] = {}
+
+    def walk(value: Any, path: list[str]) -> None:
+        key = ".".join(path)
+        if isinstance(value, Mapping):
+            for name, inner in value.items():
+                walk(inner, [*path, str(name)])
+            return
+        if value is None or len(key) > _MAX_KEY:
+            return
+        if isinstance(value, list | tuple):
+            if not all(isinstance(v, str | int | float | bool) for v in value):
+                for i, inner in enumerate(value):  # candidates: spec.models.candidates.0.name ...
+                    walk(inner, [*path, str(i)])
+                return
+            value = json.dumps(list(value))
+        elif not isinstance(value, str | int | float | bool):
+            return
+        secret = any(_SECRET_KEY.search(p) and not p.endswith("_env") for p in path[1:])
+        out[key] = REDACTED if secret else _param(value)
+
+    walk(settings, [prefix])
+    return out
+
+
 def _param(value: Any) -> str:
+    """A param value as MLflow stores it: text without URL passwords or secret query values, cut
+    to MLflow's length limit."""
     text = str(value)
-    return text if len(text) <= 6000 else text[:5997] + "..."
+    if "://" in text:
+        text = _QUERY_SECRET.sub(lambda m: m["key"] + REDACTED, _URL_PASSWORD.sub(
+            lambda m: m["head"] + REDACTED + "@", text))
+    return text if len(text) <= _MAX_VALUE else text[:_MAX_VALUE - 3] + "..."
 
 
 def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, bool]:
