@@ -118,6 +118,29 @@ def test_mlflow_formats_answer_like_mlflow(server: LiveServer, payload: dict[str
     assert response.json() == {"predictions": reference(server, [ROW])[0]}
 
 
+def test_invocations_give_probabilities_as_the_registered_pyfunc_does(server: LiveServer,
+                                                                       project: Path) -> None:
+    import mlflow
+
+    rows = [ROW, {**ROW, "tenure": 50, "plan": "pro"}]
+    params = {"predict_method": "predict_proba"}
+
+    response = server.client.post("/invocations", json={"dataframe_records": rows, "params": params})
+
+    assert response.status_code == 200, response.text
+    mlflow.set_tracking_uri(f"sqlite:///{project.parent / '.looml' / 'mlflow.db'}")
+    pyfunc = mlflow.pyfunc.load_model("models:/tiny/1").predict(pd.DataFrame(rows), params=params)
+    got = response.json()["predictions"]
+    assert [list(p) for p in got] == [list(pyfunc.columns)] * 2 == [["no", "yes"]] * 2
+    np.testing.assert_allclose([list(p.values()) for p in got], pyfunc.to_numpy(), rtol=1e-9)
+    typo = server.client.post("/invocations", json={"dataframe_records": rows,
+                                                    "params": {"predict_method": "predict_prob"}})
+    message = typo.json()["message"]
+    assert typo.status_code == 400
+    assert "params.predict_method: is not a method of this model (got 'predict_prob')" in message
+    assert "did you mean 'predict_proba'?" in message
+
+
 def test_mlflow_csv_and_its_415(server: LiveServer) -> None:
     csv = "tenure,plan,charges,joined\n12,basic,40.5,2024-01-05\n"
     response = server.client.post("/invocations", content=csv, headers={"content-type": "text/csv"})

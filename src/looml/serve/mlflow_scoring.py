@@ -1,7 +1,8 @@
 """The MLflow scoring server's wire format (`mlflow models serve`), for /invocations.
 
     parse_invocations(body, content_type, features) -> (Batch, params)
-    encode_invocations_response(prediction);  mlflow_error(exc) / mlflow_error_body(exc)
+    encode_invocations_response(prediction[, classes]);  predict_method(params, classifier)
+    mlflow_error(exc) / mlflow_error_body(exc)
 
 `dataframe_split`, `dataframe_records`, `instances` and `inputs` JSON bodies, CSV and Parquet,
 as MLflow 3.17's scoring server reads them (shared/reference/protocols.md 2).
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from looml.errors import Problem, RequestError
+from looml.errors import Problem, RequestError, did_you_mean
 from looml.serve.model import Batch, Prediction
 from looml.serve.wire import (
     kind_of,
@@ -26,8 +27,10 @@ from looml.serve.wire import (
     records_batch,
     rows_problem,
 )
+from looml.store.predictions import label_text
 
-__all__ = ["encode_invocations_response", "mlflow_error", "mlflow_error_body", "parse_invocations"]
+__all__ = ["encode_invocations_response", "mlflow_error", "mlflow_error_body", "parse_invocations",
+           "predict_method"]
 
 _MLFLOW_TYPES = ["text/csv", "application/json", "application/vnd.apache.parquet"]
 _MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -195,9 +198,33 @@ def _parse_parquet(body: bytes) -> Batch:
                                    fix="send the bytes of one Parquet file")) from exc
 
 
-def encode_invocations_response(prediction: Prediction) -> bytes:
-    """`{"predictions": [label, ...]}`, as `mlflow models serve` answers for a scikit-learn model."""
-    return orjson.dumps({"predictions": plain_list(prediction.labels)})
+def encode_invocations_response(prediction: Prediction, classes: Sequence[Any] | None = None) -> bytes:
+    """`{"predictions": [label, ...]}`, as `mlflow models serve` answers for a scikit-learn model;
+    with `classes`, the probabilities as it answers the registered model's
+    `params: {"predict_method": "predict_proba"}`: `[{class: p, ...}, ...]`."""
+    if classes is None or prediction.proba is None:
+        return orjson.dumps({"predictions": plain_list(prediction.labels)})
+    keys = [label_text(c) or str(c) for c in classes]
+    return orjson.dumps({"predictions": [dict(zip(keys, row, strict=True))
+                                         for row in prediction.proba.tolist()]})
+
+
+def predict_method(params: dict[str, Any] | None, classifier: bool) -> str:
+    """The `predict_method` an `/invocations` body's params ask for ("predict" when none does).
+
+    Raises `RequestError` (400) for a method the model does not offer (a regressor has no
+    probabilities), with a did-you-mean.
+    """
+    method = (params or {}).get("predict_method") or "predict"
+    offered = ("predict", "predict_proba") if classifier else ("predict",)
+    if method not in offered:
+        fix = " ".join(filter(None, [did_you_mean(str(method), offered),
+                                     "use " + " or ".join(map(repr, offered))]))
+        raise RequestError(Problem(loc="params.predict_method", value=method,
+                                   message="is not a method of this model" + (
+                                       "" if classifier else " (a regressor gives no probabilities)"),
+                                   fix=fix))
+    return method
 
 
 def mlflow_error(exc: RequestError) -> tuple[bytes, str]:

@@ -181,10 +181,13 @@ async def invocations(server: Server, call: Call) -> Answer:
     """POST /invocations (MLflow's scoring protocol)."""
     server.authorize(call.headers)
     model = server.current()
-    batch, _params = mlflow_scoring.parse_invocations(call.body, call.headers.get("content-type"),
-                                                      list(model.features))
+    batch, params = mlflow_scoring.parse_invocations(call.body, call.headers.get("content-type"),
+                                                     list(model.features))
+    # as the registered model's pyfunc: params {"predict_method": "predict_proba"} for probabilities
+    method = mlflow_scoring.predict_method(params, model.classes is not None)
     prediction, _ = await server.score(call, model, batch, "invocations")
-    return Answer(mlflow_scoring.encode_invocations_response(prediction))
+    return Answer(mlflow_scoring.encode_invocations_response(
+        prediction, model.classes if method == "predict_proba" else None))
 
 
 async def predict(server: Server, call: Call) -> Answer:
