@@ -86,9 +86,8 @@ def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, versi
     `reject_file` (Parquet or CSV: the key and the kept columns, `reason`, and the row's other
     feature values as text); without one, the first chunk with such rows stops the run with a
     `DataError` naming them. `on_progress(rows done, rows in all or None)` is called after each
-    chunk. A kept
-    column the input lacks, or named like an output column, is a `SpecError` before any row
-    is scored.
+    chunk. A kept column the input lacks, or named like an output column, is a `SpecError`
+    before any row is scored.
     """
     from looml.data.sources import describe
     from looml.datasets import parse_source
