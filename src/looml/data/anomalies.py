@@ -15,6 +15,7 @@ Each check's severity (error | warning | off) and threshold come from the spec's
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -140,6 +141,16 @@ def check_batch(frame: pl.DataFrame, schema: Schema, checks: ValidationSpec, *,
                                 f"{_number(low)} to {_number(high)}",
                                 f"values from {_bound(col.min, '-inf')} to {_bound(col.max, 'inf')}",
                                 "fix the values upstream, or widen `min:` / `max:` in the schema file")
+        if col.type == "datetime" and (col.earliest is not None or col.latest is not None):
+            outside = stats[f"{name}\0range"]
+            if outside and outside / rows > checks.out_of_range.threshold:
+                first, last = stats[f"{name}\0min"], stats[f"{name}\0max"]
+                found += _found(checks.out_of_range, "out_of_range", name,
+                                f"{outside} rows ({outside / rows:.1%}) outside the range, from "
+                                f"{first.isoformat(sep=' ')} to {last.isoformat(sep=' ')}",
+                                f"moments from {_moment(col.earliest, 'any date')} to "
+                                f"{_moment(col.latest, 'any later date')}",
+                                "fix the values upstream, or move `earliest:` / `latest:` in the schema file")
     return found
 
 
@@ -158,7 +169,20 @@ def _batch_stats(frame: pl.DataFrame, typed: dict[str, ColumnSchema]) -> dict[st
             high = x > col.max if col.max is not None else pl.lit(False)
             exprs += [(low | high).sum().alias(f"{name}\0range"), x.min().alias(f"{name}\0min"),
                       x.max().alias(f"{name}\0max")]
+        if col.type == "datetime" and (col.earliest is not None or col.latest is not None):
+            x = _naive_utc(c, frame.schema[name])
+            low = x < col.earliest if col.earliest is not None else pl.lit(False)
+            high = x > col.latest if col.latest is not None else pl.lit(False)
+            exprs += [(low | high).sum().alias(f"{name}\0range"), x.min().alias(f"{name}\0min"),
+                      x.max().alias(f"{name}\0max")]
     return frame.select(exprs).row(0, named=True) if exprs else {}
+
+
+def _naive_utc(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A date or datetime column as naive UTC datetimes, as the schema's bounds are written."""
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        return column.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return column.cast(pl.Datetime("us"))
 
 
 def _type_fits(series: pl.Series, col: ColumnSchema) -> bool:
@@ -205,6 +229,10 @@ def _listing(values: list[Any]) -> str:
 def _number(value: float) -> str:
     """Whole numbers in full (1500000, not 1.5e+06), others to six significant digits."""
     return str(int(value)) if value == int(value) and abs(value) < 1e15 else f"{value:.6g}"
+
+
+def _moment(value: datetime | None, open_side: str) -> str:
+    return open_side if value is None else value.isoformat(sep=" ").removesuffix(" 00:00:00")
 
 
 def _bound(value: float | None, open_side: str) -> str:

@@ -44,6 +44,9 @@ class ColumnSchema(BaseModel):
     missing_rate: float = Field(0.0, ge=0.0, le=1.0, description="The reference share of missing values.")
     min: float | None = Field(None, description="Lowest allowed value (numeric columns).")
     max: float | None = Field(None, description="Highest allowed value (numeric columns).")
+    earliest: datetime | None = Field(None, description="Earliest allowed moment (datetime columns, UTC).")
+    latest: datetime | None = Field(None, description="Latest allowed moment (datetime columns, UTC); "
+                                    "none: any later date (new data is expected to be later).")
     categories: list[str] | None = Field(None, description="The allowed values; none: any value.")
     cardinality: int | None = Field(None, ge=0, description="Distinct values seen at inference.")
 
@@ -83,10 +86,13 @@ def infer_schema(frame: pl.DataFrame, profile: Profile, report: ValidationReport
         else:
             role = "ignored"
         kind = _type(col.kind, report.features.get(name))
-        low = high = None
-        # Dates are not bounded: new data is expected to be later than the training data. Nor are
-        # ids (new rows get new ones) or ignored columns (the model never sees them). Nor is free text.
+        low = high = earliest = None
+        # Dates are bounded below only: new data is expected to be later than the training data.
+        # Ids are not bounded (new rows get new ones), nor ignored columns (the model never sees
+        # them), nor free text.
         bounded = role in ("feature", "target") and report.features.get(name) != "text"
+        if bounded and kind == "datetime" and col.earliest and col.latest:
+            earliest = _earliest(col.earliest, col.latest, range_margin)
         if bounded and kind == "numeric" and col.min is not None and col.max is not None:
             pad = (col.max - col.min) * range_margin
             low, high = _round(col.min - pad, col.integral, down=True), _round(col.max + pad, col.integral,
@@ -96,9 +102,21 @@ def infer_schema(frame: pl.DataFrame, profile: Profile, report: ValidationReport
         columns[name] = ColumnSchema(
             type=kind, role=role, required=role != "ignored", nullable=col.missing > 0 or role == "ignored",
             missing_rate=round(col.missing_rate(profile.rows), 6),
-            min=low, max=high, categories=domains.get(name) if bounded else None, cardinality=col.n_unique,
+            min=low, max=high, earliest=earliest, categories=domains.get(name) if bounded else None,
+            cardinality=col.n_unique,
         )
     return Schema(target=report.target, columns=columns)
+
+
+def _earliest(first: str, last: str, margin: float) -> datetime:
+    """The first moment seen, less `margin` of the span seen, at midnight (naive UTC)."""
+    def naive(text: str) -> datetime:
+        moment = datetime.fromisoformat(text)
+        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+    start, end = naive(first), naive(last)
+    low = start - (end - start) * margin
+    return datetime(low.year, low.month, low.day)
 
 
 def _type(kind: str, feature_kind: str | None) -> ColumnType:
@@ -146,10 +164,11 @@ def schema_yaml(schema: Schema, source: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
     source = " ".join(source.split())  # one comment line, whatever the source's name holds
     head = (f"# looml data schema, inferred on {stamp} from {source}.\n"
-            "# Edit it to pin, relax or extend what a good batch looks like: remove `categories:` or\n"
-            "# `min:` / `max:` to stop checking them, set `nullable: true` to allow gaps, `required: false`\n"
-            "# for optional columns. Every batch (training data, `looml validate --data`, served traffic)\n"
-            "# is checked against this file; see docs/spec.md, section validation.\n")
+            "# Edit it to pin, relax or extend what a good batch looks like: remove `categories:`,\n"
+            "# `min:` / `max:` or `earliest:` / `latest:` to stop checking them, set `nullable: true` to\n"
+            "# allow gaps, `required: false` for optional columns. Every batch (training data, `looml\n"
+            "# validate --data`, served traffic) is checked against this file; see docs/spec.md, section\n"
+            "# validation.\n")
     body: dict[str, Any] = {"version": schema.version, "target": schema.target, "columns": {}}
     for name, col in schema.columns.items():
         body["columns"][name] = {k: v for k, v in col.model_dump(mode="json").items() if v is not None}
@@ -228,5 +247,10 @@ def _inconsistencies(schema: Schema, lines: dict[tuple, int], file: str) -> list
             problems.append(Problem(loc=f"{file}: columns.{name}.min", value=col.min,
                                     line=lines.get(("columns", name, "min")),
                                     message=f"min is above max ({col.max:g})",
+                                    fix="swap them, or remove one to leave that side open"))
+        if col.earliest is not None and col.latest is not None and col.earliest > col.latest:
+            problems.append(Problem(loc=f"{file}: columns.{name}.earliest", value=col.earliest.isoformat(),
+                                    line=lines.get(("columns", name, "earliest")),
+                                    message=f"earliest is after latest ({col.latest.isoformat()})",
                                     fix="swap them, or remove one to leave that side open"))
     return problems

@@ -29,7 +29,7 @@ import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,8 @@ class _Column:
     high: float | None
     domain: frozenset[str] | None
     booleans: bool = True  # a numeric feature that was boolean in training takes true / false
+    earliest: datetime | None = None  # datetime columns, naive UTC
+    latest: datetime | None = None
 
 
 @dataclass
@@ -296,8 +298,17 @@ def _clean_categories(col: _Column, values: Sequence[Any]) -> bool:
 
 def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: list[Problem],
                     warnings: list[str]) -> None:
+    bounded = col.earliest is not None or col.latest is not None
     if isinstance(values, np.ndarray) and values.dtype.kind == "M":
         _check_missing(col, np.flatnonzero(np.isnat(values)).tolist(), problems)
+        if bounded:
+            stamps = values.astype("datetime64[us]")
+            outside = np.zeros(len(stamps), dtype=bool)
+            if col.earliest is not None:
+                outside |= stamps < np.datetime64(col.earliest, "us")
+            if col.latest is not None:
+                outside |= stamps > np.datetime64(col.latest, "us")
+            _warn_outside(col, [(int(r), str(stamps[r])) for r in np.flatnonzero(outside)], warnings)
         return
     if isinstance(values, np.ndarray):
         values = values.tolist()
@@ -305,14 +316,17 @@ def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: 
     bad: list[tuple[int, Any]] = []
     unparsed: list[tuple[int, str]] = []
     ambiguous: list[tuple[int, str]] = []
-    known: dict[str, bool] = {}  # text -> whether it is ISO 8601
+    outside: list[tuple[int, Any]] = []
+    known: dict[str, datetime | None] = {}  # text -> its moment (naive UTC) if it is ISO 8601
     for row, value in enumerate(values):
         kind = type(value)
+        moment: datetime | None = None
         if kind is str:
-            iso = known.get(value)
-            if iso is None:
-                iso = known[value] = _is_iso(value)
-            if not iso:
+            if value in known:
+                moment = known[value]
+            else:
+                moment = known[value] = _iso_moment(value)
+            if moment is None:
                 if ambiguous_date(value):
                     ambiguous.append((row, value))
                 elif value.strip():
@@ -321,8 +335,13 @@ def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: 
                     missing.append(row)
         elif value is None or (kind is float and value != value):
             missing.append(row)
-        elif not isinstance(value, datetime | date | np.datetime64):
+        elif isinstance(value, datetime | date):
+            moment = _naive_utc(value)
+        elif not isinstance(value, np.datetime64):
             bad.append((row, value))
+        if bounded and moment is not None and ((col.earliest is not None and moment < col.earliest)
+                                               or (col.latest is not None and moment > col.latest)):
+            outside.append((row, value))
     if unparsed:
         bad += _unparseable(unparsed)
     if bad:
@@ -336,14 +355,32 @@ def _check_datetime(col: _Column, values: Sequence[Any] | np.ndarray, problems: 
                                  'send dates as ISO 8601 text (year-month-day, such as "2024-05-01"), '
                                  "which has one reading"))
     _check_missing(col, missing, problems)
+    _warn_outside(col, outside, warnings)
 
 
-def _is_iso(text: str) -> bool:
+def _warn_outside(col: _Column, outside: list[tuple[int, Any]], warnings: list[str]) -> None:
+    if outside:
+        low = "any date" if col.earliest is None else _day(col.earliest)
+        high = "any later date" if col.latest is None else _day(col.latest)
+        warnings.append(_warning(col, outside, f"outside the schema's range {low} to {high}"))
+
+
+def _day(moment: datetime) -> str:
+    return moment.isoformat(sep=" ").removesuffix(" 00:00:00")
+
+
+def _naive_utc(value: datetime | date) -> datetime:
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day)
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _iso_moment(text: str) -> datetime | None:
+    """The moment ISO 8601 text names, as naive UTC, or None when it is not ISO 8601."""
     try:
-        datetime.fromisoformat(text)
+        return _naive_utc(datetime.fromisoformat(text))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _unparseable(found: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -426,7 +463,9 @@ def _plan(model: ServedModel) -> tuple[tuple[_Column, ...], frozenset[str]]:
             high=col.max if col is not None and kind == "numeric" else None,
             domain=frozenset(col.categories) if col is not None and col.categories is not None
             and kind == "categorical" else None,
-            booleans=col is None or col.type == "boolean"))
+            booleans=col is None or col.type == "boolean",
+            earliest=col.earliest if col is not None and kind == "datetime" else None,
+            latest=col.latest if col is not None and kind == "datetime" else None))
     plan = tuple(columns), frozenset(model.features) | frozenset(schema)
     _PLANS[key] = (weakref.ref(model, lambda _, key=key: _PLANS.pop(key, None)), *plan)
     return plan
