@@ -10,13 +10,27 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import yaml
 
 from looml.data.profile import profile
 from looml.data.sources.files import read_table
 from looml.data.validate import validate
 from looml.errors import DataError, Problem, SpecError
-from looml.spec import DataSpec, PreprocessingSpec, SplitSpec, validate_spec
+from looml.spec import (
+    AlertsSpec,
+    CategoricalSpec,
+    DataSpec,
+    FeaturesSpec,
+    LoopSpec,
+    MonitorSpec,
+    PreprocessingSpec,
+    ServeSpec,
+    SplitSpec,
+    TuningSpec,
+    ValidationSpec,
+    validate_spec,
+)
 from looml.store.artifacts import atomic_write
 
 __all__ = ["init_spec"]
@@ -51,14 +65,74 @@ def init_spec(data: Path, target: str, out: Path, *, model_name: str | None = No
     # a one-vs-rest ROC AUC ranks a badly calibrated model as high as a calibrated one.
     classes = data_profile.column(target).n_unique
     primary = "rmse" if report.task == "regression" else "roc_auc" if classes <= 2 else "log_loss"
+    dates = [c for c, kind in report.features.items() if kind == "datetime"]
+    timed = any(_has_time(frame[c]) for c in dates)
+    parts = ["year", "month", "day", "dayofweek"] + (["hour"] if timed else [])
+    categorical = [c for c, kind in report.features.items() if kind == "categorical"]
     text = _TEMPLATE.format(
         when=datetime.now(UTC).strftime("%Y-%m-%d"), data=data, rows=data_profile.rows,
         source=_quote(source), target=_quote(target), task=report.task, task_reason=report.task_reason,
         roles="\n".join(roles), ids=_flow(ids), primary=primary, name=_quote(name),
+        parts=", ".join(parts), target_encoded=_target_encoded(frame, categorical),
+        target_note=_target_note(frame[target], report.task, classes), rest=_other_sections(),
     )
     validate_spec(yaml.safe_load(text), project_dir=out.parent.resolve())  # valid before written
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return out
+
+
+def _has_time(column: pl.Series) -> bool:
+    """Whether a date column carries a time of day (else an hour part would be constant)."""
+    if column.dtype == pl.String:
+        try:
+            column = column.str.to_datetime(strict=False)
+        except pl.exceptions.PolarsError:
+            return True  # the coercer will parse it: keep the hour rather than guess
+    if not isinstance(column.dtype, pl.Datetime):
+        return False
+    return bool((column.dt.truncate("1d") != column).any())
+
+
+def _target_encoded(frame: pl.DataFrame, categorical: list[str]) -> str:
+    """The comment naming the columns `encoding: auto` will target encode (above high_cardinality)."""
+    limit = CategoricalSpec().high_cardinality
+    many = [c for c in categorical if frame[c].drop_nulls().n_unique() > limit]
+    if not many:
+        return f"  # Every categorical column has at most {limit} values: all are one-hot encoded."
+    lines = textwrap.wrap(f"Target encoded (more than {limit} values; the others one-hot): "
+                          + ", ".join(many), 86, initial_indent="  # ", subsequent_indent="  #   ")
+    return "\n".join(lines)
+
+
+def _target_note(target: pl.Series, task: str, classes: int) -> str:
+    """Which class is positive (binary), or whether a skewed target wants target_transform."""
+    values = target.drop_nulls()
+    if task == "classification":
+        if classes != 2:
+            return f"  # {classes} classes; multiclass metrics average over them."
+        positive = values.unique().sort()[1]
+        return (f"  # Positive class (roc_auc, precision, recall, f1): {positive!r}, the second of the "
+                "sorted classes.")
+    skew = values.cast(pl.Float64).skew()
+    if skew is None or abs(skew) < 1.0:
+        return "  # target_transform: none  # the target is not skewed"
+    fit = "log" if values.min() >= 0 else "yeo-johnson"
+    return (f"  # The target is skewed (skewness {skew:.1f}): fitting on a transformed target often\n"
+            f"  # predicts it better; `auto` applies {fit} when the training target is skewed.\n"
+            "  # target_transform: auto")
+
+
+def _other_sections() -> str:
+    """Every section init leaves at its defaults, written out commented: uncomment to change one."""
+    blocks = []
+    for name, section in (("validation", ValidationSpec), ("features", FeaturesSpec), ("tuning", TuningSpec),
+                          ("serve", ServeSpec), ("monitor", MonitorSpec), ("alerts", AlertsSpec),
+                          ("loop", LoopSpec)):
+        doc = " ".join((section.__doc__ or name).strip().split("\n\n")[0].split())
+        head = textwrap.wrap(doc, 96, initial_indent="# ", subsequent_indent="# ")
+        body = yaml.safe_dump({name: section().model_dump(mode="json")}, sort_keys=False, width=100)
+        blocks.append("\n".join(head) + "\n" + "".join(f"# {line}\n" for line in body.splitlines()))
+    return "\n".join(blocks)
 
 
 def _as_option(problem: Problem) -> Problem:
@@ -112,10 +186,12 @@ split:
 
 preprocessing:
   numeric: {{impute: median, scale: standard, missing_indicator: true}}
-  categorical: {{min_frequency: 0.01, max_categories: 50}}
-  datetime: {{parts: [year, month, day, dayofweek, hour]}}
+  categorical: {{encoding: auto, min_frequency: 0.01, max_categories: 50, high_cardinality: 50}}
+{target_encoded}
+  datetime: {{parts: [{parts}]}}
   # Drop columns whose values are (nearly) all distinct.
   drop_id_like: true
+{target_note}
 
 models:
   # Each is a name, or {{name: ..., params: {{...}}}}.
@@ -137,4 +213,7 @@ tracking:
   # Any MLflow tracking URI; the default is a SQLite file beside this spec.
   uri: sqlite:///.looml/mlflow.db
   experiment: looml
-"""
+
+# The sections below are at their defaults (see docs/spec.md): uncomment a key to change it.
+
+{rest}"""

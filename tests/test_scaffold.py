@@ -1,0 +1,66 @@
+"""`looml init`'s spec: every section (those it sets, the rest commented at their defaults), the
+date parts the data has, the positive class, the target-encoded columns and a skewed target."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import yaml
+
+from looml.scaffold import init_spec
+from looml.spec import Spec, load_spec
+
+
+def table(rows: int = 300, *, times: bool = False, seed: int = 0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    start = dt.datetime(2023, 1, 1)
+    when = [start + dt.timedelta(days=int(d), hours=int(h) if times else 0)
+            for d, h in zip(rng.integers(0, 700, rows), rng.integers(0, 24, rows), strict=True)]
+    return pl.DataFrame({"x": rng.normal(size=rows), "city": [f"c{i}" for i in rng.integers(0, 120, rows)],
+                         "plan": rng.choice(["a", "b", "c"], rows), "when": when,
+                         "churned": rng.choice(["stay", "left"], rows),
+                         "price": np.exp(rng.normal(3, 1.5, rows)).round(2)})
+
+
+def written(tmp_path: Path, frame: pl.DataFrame, target: str) -> str:
+    data = tmp_path / "t.csv"
+    frame.write_csv(data)
+    return init_spec(data, target, tmp_path / "looml.yaml", overwrite=True).read_text(encoding="utf-8")
+
+
+def test_every_section_is_written_or_commented_and_the_comments_are_the_defaults(tmp_path: Path) -> None:
+    text = written(tmp_path, table(), "churned")
+    sections = set(Spec.model_fields) - {"project_dir"}
+    shown = {m for m in re.findall(r"^(?:# )?([a-z_]+):", text, flags=re.MULTILINE)}
+    assert sections <= shown
+    # uncommenting every commented section gives a spec equal to the one written
+    tail = text.split("uncomment a key to change it.\n", 1)[1]
+    uncommented = "\n".join(line[2:] for line in tail.splitlines() if re.match(r"# ( |[a-z_]+:)", line))
+    (tmp_path / "full.yaml").write_text(text.split("# The sections below")[0] + uncommented, encoding="utf-8")
+    assert load_spec(tmp_path / "full.yaml") == load_spec(tmp_path / "looml.yaml").model_copy(
+        update={"project_dir": tmp_path})
+
+
+def test_the_hour_is_a_part_only_when_the_dates_have_times(tmp_path: Path) -> None:
+    assert "parts: [year, month, day, dayofweek]}" in written(tmp_path, table(), "churned")
+    assert "parts: [year, month, day, dayofweek, hour]}" in written(tmp_path, table(times=True), "churned")
+
+
+def test_the_positive_class_and_the_target_encoded_columns_are_named(tmp_path: Path) -> None:
+    text = written(tmp_path, table(), "churned")
+    assert "Positive class (roc_auc, precision, recall, f1): 'stay', the second of the sorted classes" in text
+    assert "Target encoded (more than 50 values; the others one-hot): city\n" in text
+
+
+def test_a_skewed_target_gets_the_target_transform_suggestion(tmp_path: Path) -> None:
+    text = written(tmp_path, table(), "price")
+    assert re.search(r"The target is skewed \(skewness \d+\.\d\)", text)
+    assert "`auto` applies log" in text and "# target_transform: auto" in text
+    spec = yaml.safe_load(text.replace("# target_transform: auto", "target_transform: auto"))
+    assert spec["preprocessing"]["target_transform"] == "auto"  # uncommented, it sits in its section
+    flat = table().with_columns(pl.Series("price", np.random.default_rng(1).normal(50, 5, 300)))
+    assert "target_transform: none  # the target is not skewed" in written(tmp_path, flat, "price")
