@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import socket
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -338,7 +339,12 @@ def test_sqlite_missing_table_and_syntax_error(sqlite_file: Path) -> None:
 
 
 def test_pipeline_trains_from_postgres_caches_unchanged_rows_and_retrains_on_new_ones(
-        pg: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        postgres: Postgres, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A database of its own: the tests above list the tables of the shared one.
+    with postgres.connect(superuser=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS churn")
+        conn.execute(f'CREATE DATABASE churn OWNER "{postgres.user}"')
+    pg = replace(postgres, database="churn")
     rng = np.random.default_rng(0)
 
     def insert(rows: int) -> None:
@@ -347,7 +353,7 @@ def test_pipeline_trains_from_postgres_caches_unchanged_rows_and_retrains_on_new
         values = ", ".join(f"({a:.6f}, {b:.6f}, '{c}')" for a, b, c in zip(x1, x2, labels, strict=True))
         pg.execute(f"INSERT INTO churn VALUES {values}")
 
-    pg.execute("DROP TABLE IF EXISTS churn", "CREATE TABLE churn (x1 float8, x2 float8, label text)")
+    pg.execute("CREATE TABLE churn (x1 float8, x2 float8, label text)")
     insert(300)
     monkeypatch.setenv("LOOML_TEST_PG_PASSWORD", pg.password)
     spec = tmp_path / "looml.yaml"
