@@ -325,9 +325,11 @@ def test_the_compiled_tfidf_equals_the_vectorizer_bit_for_bit() -> None:
     from looml.serve.compiled.text import tfidf_transform
 
     rng = np.random.default_rng(7)
-    words = ["Late", "refund", "GREAT", "straße", "İstanbul", "ΣΑΣ", "naïve", "x", "a1", "don't", "e-mail", "42"]
+    words = ["Late", "refund", "GREAT", "straße", "İstanbul", "ΣΑΣ", "naïve", "x", "a1", "don't", "e-mail",
+             "42"]
     fit = [" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(300)]
-    new = [" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(200)] + ["", "   ", "zzz unseen", "x"]
+    new = [" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(200)]
+    new += ["", "   ", "zzz unseen", "x"]
     for ngrams, sublinear, norm in ((1, True, "l2"), (2, True, "l2"), (3, False, "l1"), (2, True, None)):
         vectorizer = TfidfVectorizer(max_features=40, ngram_range=(1, ngrams), min_df=2, dtype=np.float32,
                                      sublinear_tf=sublinear, norm=norm).fit(fit)
