@@ -53,3 +53,25 @@ def test_the_argument_and_the_option_name_the_same_spec(
                           capture_output=True, text=True, timeout=300, check=False)
     assert both.returncode == 2
     assert "two specs given" in both.stderr and "other.yaml" in both.stderr
+
+
+def test_library_warnings_are_hidden_unless_verbose_also_in_worker_processes() -> None:
+    """looml's own output only (issue 13 item 16): a Python warning raised in the command or in a
+    process it starts is not printed, unless `looml --verbose` (or LOOML_VERBOSE=1)."""
+    code = (
+        "import subprocess, sys, warnings\n"
+        "from looml.cli import app\n"
+        "@app.command('warn-demo')\n"
+        "def warn_demo() -> None:\n"
+        "    warnings.warn('a library warning in the command', UserWarning)\n"
+        "    worker = \"import warnings; warnings.warn('in a worker')\"\n"
+        "    subprocess.run([sys.executable, '-c', worker], check=True)\n"
+        "app(sys.argv[1:], standalone_mode=False)\n"
+    )
+    quiet = subprocess.run([sys.executable, "-c", code, "warn-demo"], capture_output=True, text=True,
+                           timeout=120, check=False)
+    loud = subprocess.run([sys.executable, "-c", code, "--verbose", "warn-demo"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "Warning" not in quiet.stderr
+    assert "a library warning in the command" in loud.stderr and "in a worker" in loud.stderr

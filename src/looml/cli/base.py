@@ -41,8 +41,23 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                        help="Print looml's version and exit.")) -> None:
+                                        help="Print looml's version and exit."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", envvar="LOOML_VERBOSE",
+                                       help="Also show the libraries' own warnings (scikit-learn, "
+                                            "MLflow, ...), which looml hides by default.")) -> None:
     """looml: declarative, cached, reproducible ML pipelines for tabular data."""
+    if not verbose:
+        quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """looml's own output only: the libraries' Python warnings are hidden, here and in the worker
+    processes (which read PYTHONWARNINGS when they start). looml reports its own findings in its
+    output and reports, never as Python warnings."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    os.environ["PYTHONWARNINGS"] = "ignore"
 
 
 # Every verb takes the spec as --spec / -s; where it is the verb's only argument it may also be
