@@ -145,7 +145,18 @@ def warm_up() -> Callable[[], None]:
     def work() -> None:
         with contextlib.suppress(Exception):
             _import_mlflow()
-            import mlflow.sklearn  # noqa: F401  (what `log_and_register` uses)
+            # What `log_and_register` imports on first use, about 2 s of it in all: the sklearn
+            # flavour, skops (its model format), the SQL store's module and the pyfunc loader.
+            import mlflow.sklearn
+            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+            import skops.io  # noqa: F401
+            from mlflow.utils import requirements_utils
+
+            import looml.store.pyfunc  # noqa: F401
+
+            # The map of installed packages MLflow checks the model's requirements against (it
+            # reads every installed distribution's file list: ~0.5 s), built once per process.
+            requirements_utils._init_packages_to_modules_map()
 
     thread = threading.Thread(target=work, name="looml-tracking-warm-up", daemon=True)
     thread.start()
