@@ -36,9 +36,10 @@ import looml
 from looml.monitor import loop as loop_module
 from looml.serve.model import Prediction
 from looml.spec import PredictionLogSpec, load_spec
+from looml.store.connect import local_tracking_uri
 from looml.store.feedback import FeedbackStore, join_feedback, read_feedback
 from looml.store.predictions import PredictionLog, RowsToLog, read_predictions
-from looml.store.tracking import load_pipeline, local_tracking_uri
+from looml.store.tracking import load_pipeline
 from serve_inprocess import make_frame
 
 OUT = Path(__file__).resolve().parent / "out" / "loop"

@@ -18,7 +18,8 @@ import yaml
 import looml
 from looml.datasets import snapshots, validate_batch
 from looml.errors import DataError, RegistryError
-from looml.store.tracking import local_tracking_uri, model_documents
+from looml.store.connect import local_tracking_uri
+from looml.store.tracking import model_documents
 
 LOOML = [sys.executable, "-m", "looml"]
 

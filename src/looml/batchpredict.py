@@ -92,7 +92,7 @@ def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, versi
     from looml.data.sources import describe
     from looml.datasets import parse_source
     from looml.serve.model import load_model
-    from looml.store.tracking import local_tracking_uri
+    from looml.store.connect import local_tracking_uri
 
     started = time.perf_counter()
     if not isinstance(spec, Spec):

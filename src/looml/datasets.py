@@ -21,8 +21,9 @@ from looml.data.schema import Schema, load_schema
 from looml.data.sources import describe, fetch
 from looml.errors import DataError, Problem, RegistryError, SpecError
 from looml.spec import DataSpec, Spec, load_spec
+from looml.store.connect import local_tracking_uri
 from looml.store.snapshots import SnapshotCatalog, SnapshotEntry
-from looml.store.tracking import SCHEMA_ARTIFACT, local_tracking_uri, model_documents
+from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
 
 __all__ = ["BatchCheck", "parse_source", "snapshots", "validate_batch"]
 

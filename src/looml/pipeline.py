@@ -38,8 +38,9 @@ from looml.monitor.reference import REFERENCE_ARTIFACT
 from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, file_digest
+from looml.store.connect import check_reachable, local_tracking_uri, warm_up
 from looml.store.snapshots import SnapshotCatalog
-from looml.store.tracking import check_reachable, local_tracking_uri, version_state, warm_up
+from looml.store.tracking import version_state
 
 __all__ = ["DataCheck", "RunResult", "check", "run"]
 
@@ -189,7 +190,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     reference_digest = referenced["artifacts"]["reference"]
     tracking_ready()
     registered = runner.run(
-        "register", code=[*_WIRING, "looml.store.tracking"],
+        "register", code=[*_WIRING, "looml.store.tracking", "looml.store.params"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
         inputs={"pipeline": registered_digest, "snapshot": data_digest, "schema": schema_digest,
                 "evaluation": _digest(evaluated), "report": reported["artifacts"]["html"],
@@ -517,7 +518,8 @@ def _register(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, s
               data_digest: str, report: ValidationReport, trained: dict[str, Any],
               evaluated: dict[str, Any], report_path: Path, schema_digest: str,
               documents: dict[str, str]) -> dict[str, Any]:
-    from looml.store.tracking import TrackedRun, log_and_register, settings_params
+    from looml.store.params import settings_params
+    from looml.store.tracking import TrackedRun, log_and_register
 
     # Numbers as float64 and dates as datetimes, so the signature admits missing values.
     kinds = report.features

@@ -32,8 +32,9 @@ from liveserver import LiveServer
 from looml.cli import app
 from looml.monitor.loop import cycle, history, promote, rollback, watch
 from looml.spec import load_spec
+from looml.store.connect import local_tracking_uri
 from looml.store.predictions import read_predictions
-from looml.store.tracking import champion_version, local_tracking_uri
+from looml.store.tracking import champion_version
 
 SPEC = """seed: 5
 data:

@@ -17,8 +17,9 @@ from looml.cli import app
 from looml.monitor.reference import load_reference
 from looml.serve.model import Prediction
 from looml.spec import PredictionLogSpec
+from looml.store.connect import local_tracking_uri
 from looml.store.predictions import PredictionLog, RowsToLog
-from looml.store.tracking import load_pipeline, local_tracking_uri
+from looml.store.tracking import load_pipeline
 
 FEATURES = {"tenure": "numeric", "plan": "categorical", "charges": "numeric"}
 PLANS = ["basic", "pro", "<i>team</i>"]

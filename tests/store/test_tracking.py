@@ -12,6 +12,7 @@ import pytest
 
 import looml
 from looml.store import tracking
+from looml.store.params import settings_params
 
 
 def _project(folder: Path) -> Path:
@@ -82,7 +83,7 @@ def test_any_http_answer_counts_as_a_reachable_tracking_server() -> None:
     import http.server
     import threading
 
-    from looml.store.tracking import check_reachable
+    from looml.store.connect import check_reachable
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -118,7 +119,7 @@ def test_the_run_is_named_after_the_model_the_winner_and_the_data_and_logs_every
 
 
 def test_settings_params_flatten_redact_and_cut() -> None:
-    params = tracking.settings_params({
+    params = settings_params({
         "data": {"source": {"kind": "sql", "url": "postgresql://ml:hunter2@db:5432/shop",
                             "password_env": "PGPW", "query": "select 1", "headers": {"X-Api-Key": "k"},
                             "auth_env": "TOKEN_VAR"},

@@ -27,8 +27,8 @@ def models_list(
     """Every version, newest first, with its aliases and holdout metrics."""
     spec = chosen_spec(spec, spec_option)
     from looml.spec import load_spec
+    from looml.store.connect import local_tracking_uri
     from looml.store.registry import versions
-    from looml.store.tracking import local_tracking_uri
 
     try:
         loaded = load_spec(spec)
@@ -56,8 +56,8 @@ def models_show(
 ) -> None:
     """One version's aliases, metrics and lineage, as JSON."""
     from looml.spec import load_spec
+    from looml.store.connect import local_tracking_uri
     from looml.store.registry import version_info
-    from looml.store.tracking import local_tracking_uri
 
     try:
         loaded = load_spec(spec)

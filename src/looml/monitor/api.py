@@ -66,7 +66,7 @@ def monitor(spec: Spec | str | Path, *, data: str | None = None, last: str | Non
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
-    from looml.store.tracking import local_tracking_uri
+    from looml.store.connect import local_tracking_uri
 
     if data is not None and (last or rows or since or until):
         raise SpecError(Problem(loc="--data", message="give either --data or a log window "

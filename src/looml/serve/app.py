@@ -32,9 +32,9 @@ from looml.serve.model import ServedModel, load_model
 from looml.serve.openapi import schemas
 from looml.serve.routes import Server, error_answer, looml_routes, mlflow_routes, v2_routes
 from looml.spec import Spec
+from looml.store.connect import local_tracking_uri
 from looml.store.feedback import FeedbackStore
 from looml.store.predictions import PredictionLog
-from looml.store.tracking import local_tracking_uri
 
 __all__ = ["ModelHolder", "create_app"]
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from looml.errors import Problem, RegistryError
-from looml.store.tracking import CHAMPION, _import_mlflow
+from looml.store.connect import import_mlflow
+from looml.store.tracking import CHAMPION
 
 __all__ = ["CHALLENGER", "AuditLog", "Decision", "VersionInfo", "move_alias", "record_move", "version_info",
            "versions"]
@@ -94,7 +95,7 @@ class VersionInfo:
 
 
 def _client(tracking_uri: str) -> Any:
-    return _import_mlflow().MlflowClient(tracking_uri)
+    return import_mlflow().MlflowClient(tracking_uri)
 
 
 def version_info(tracking_uri: str, name: str, version: str) -> VersionInfo:

@@ -8,23 +8,20 @@ so the registry never holds a half-made version or a dangling alias.
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
-import os
-import re
 import sqlite3
 import tempfile
 import threading
 import time
 import types
 import warnings
-from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from looml.errors import Problem, RegistryError
+from looml.store.connect import import_mlflow, sqlite_db
+from looml.store.params import param_value
 
 if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
     import pandas as pd
@@ -38,17 +35,13 @@ __all__ = [
     "TrackedRun",
     "champion_version",
     "load_pipeline",
-    "local_tracking_uri",
     "log_and_register",
     "model_documents",
-    "settings_params",
     "version_state",
-    "warm_up",
 ]
 
 CHAMPION = "champion"
 
-_SQLITE = "sqlite:///"
 SCHEMA_ARTIFACT = "data/schema.yaml"
 PROFILE_ARTIFACT = "data/profile.json"
 
@@ -91,78 +84,6 @@ class TrackedRun:
     run_name: str | None = None  # None: MLflow's random name
 
 
-def local_tracking_uri(uri: str, project_dir: Path) -> str:
-    """Make a relative `sqlite:///` URI absolute, relative to the project folder."""
-    if uri.startswith(_SQLITE) and not uri.startswith(_SQLITE + "/"):
-        path = (project_dir / uri[len(_SQLITE):]).resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return _SQLITE + str(path)
-    return uri
-
-
-def check_reachable(uri: str, timeout: float = 5.0) -> None:
-    """Raise `RegistryError` now if `uri` is a tracking server (http, https) that does not answer
-    within `timeout` seconds: MLflow's own client meets it only at registration, after training,
-    and retries for minutes. Any HTTP answer counts as reachable; other stores are not probed."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import httpx
-
-    try:
-        httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout)
-    except httpx.HTTPError as exc:
-        raise RegistryError(Problem(
-            loc="tracking.uri", value=uri,
-            message=f"the tracking server does not answer ({type(exc).__name__}: {exc}) within {timeout:g} s",
-            fix="start it (mlflow server --host ... --port ...), or point tracking.uri at one that runs; "
-                "looml checks before any work, so nothing was trained")) from exc
-
-
-def _sqlite_db(uri: str) -> Path | None:
-    """The database file of an embedded SQLite tracking URI, else None."""
-    return Path(uri[len(_SQLITE):]) if uri.startswith(_SQLITE) else None
-
-
-def _import_mlflow() -> Any:
-    """Import MLflow with its network calls, subprocess checks and chatter turned off."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # looml's output only
-    import mlflow
-
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted",
-                            category=UserWarning)
-    return mlflow
-
-
-def warm_up() -> Callable[[], None]:
-    """Import MLflow (and its sklearn flavour) in a background thread while the run's other
-    stages work; returns the wait for it. The import is paid once per process and was a second
-    of `register`. Nothing is opened or created here: a run killed before `register` leaves no
-    tracking store behind. A failure here is left for `register` to meet and report."""
-    def work() -> None:
-        with contextlib.suppress(Exception):
-            _import_mlflow()
-            # What `log_and_register` imports on first use, about 2 s of it in all: the sklearn
-            # flavour, skops (its model format), the SQL store's module and the pyfunc loader.
-            import mlflow.sklearn
-            import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-            import skops.io  # noqa: F401
-            from mlflow.utils import requirements_utils
-
-            import looml.store.pyfunc  # noqa: F401
-
-            # The map of installed packages MLflow checks the model's requirements against (it
-            # reads every installed distribution's file list: ~0.5 s), built once per process.
-            requirements_utils._init_packages_to_modules_map()
-
-    thread = threading.Thread(target=work, name="looml-tracking-warm-up", daemon=True)
-    thread.start()
-    return thread.join
-
-
 def _requirements(pipeline: Pipeline) -> list[str]:
     names = ["mlflow", "scikit-learn", "numpy", "pandas", "scipy", "skops", "looml"]
     # Every estimator in the pipeline, ensembles' members included, and the classes they extend.
@@ -188,7 +109,7 @@ def log_and_register(run: TrackedRun) -> Registration:
 
 
 def _log_and_register(run: TrackedRun) -> Registration:
-    mlflow = _import_mlflow()
+    mlflow = import_mlflow()
     import polars as pl
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -200,7 +121,7 @@ def _log_and_register(run: TrackedRun) -> Registration:
     try:
         experiment = client.get_experiment_by_name(run.experiment)
         if experiment is None:
-            db = _sqlite_db(run.tracking_uri)
+            db = sqlite_db(run.tracking_uri)
             location = (db.parent / "mlartifacts").as_uri() if db else None
             experiment_id = client.create_experiment(run.experiment, artifact_location=location)
         else:
@@ -208,7 +129,7 @@ def _log_and_register(run: TrackedRun) -> Registration:
         trusted = type_names(run.pipeline)
         signature = _signature(run.pipeline, run.input_example)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run.run_name) as active:
-            mlflow.log_params({k: _param(v) for k, v in run.params.items()})
+            mlflow.log_params({k: param_value(v) for k, v in run.params.items()})
             mlflow.log_metrics(run.metrics)
             mlflow.set_tags(run.tags)
             # MLflow's dataset schema has no date type; datetimes say the same without a warning.
@@ -353,7 +274,7 @@ def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[di
         client.log_batch(
             child.info.run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in values.items() if v == v],
-            params=[Param(k, _param(v)) for k, v in params.items()],
+            params=[Param(k, param_value(v)) for k, v in params.items()],
             tags=[RunTag(k, v) for k, v in tags.items()])
         status = "FINISHED" if row["state"] == "complete" else "KILLED"
         client.set_terminated(child.info.run_id, status=status)
@@ -386,57 +307,6 @@ def _unregister(client: Any, name: str, version: str) -> None:
         client.delete_model_version(name, version)
 
 
-# A setting whose key names one of these holds a secret (an `..._env` key holds a variable's name).
-_SECRET_KEY = re.compile(r"pass(word)?|pwd|secret|token|credential|api_?key|access_?key|auth|cookie|"
-                         r"headers?|webhook", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^/@\s:]*:)[^/@\s]*@", re.IGNORECASE)
-_QUERY_SECRET = re.compile(r"(?P<key>[?&;](?:pass(?:word)?|pwd|secret|token|api_?key|access_?key|"
-                           r"sig(?:nature)?|X-Amz-Credential|X-Amz-Signature)=)[^&;#\s]*", re.IGNORECASE)
-REDACTED = "***"
-_MAX_KEY = 250  # MLflow's limit on a param key (MAX_ENTITY_KEY_LENGTH)
-_MAX_VALUE = 6000  # ... and on a param value (MAX_PARAM_VAL_LENGTH)
-
-
-def settings_params(settings: Mapping[str, Any], prefix: str = "spec") -> dict[str, str]:
-    """The spec's settings as MLflow params: one per scalar, under its dotted path
-    (`spec.split.folds`, `spec.models.candidates.0.name`); a list of scalars as JSON text; None
-    (unset) left out. A value under a key that names a secret (password, token, headers...) is
-    `***`, a URL's password and secret query values too; values are cut to MLflow's limit."""
-    out: dict[str, str] = {}
-
-    def walk(value: Any, path: list[str]) -> None:
-        key = ".".join(path)
-        if isinstance(value, Mapping):
-            for name, inner in value.items():
-                walk(inner, [*path, str(name)])
-            return
-        if value is None or len(key) > _MAX_KEY:
-            return
-        if isinstance(value, list | tuple):
-            if not all(isinstance(v, str | int | float | bool) for v in value):
-                for i, inner in enumerate(value):  # candidates: spec.models.candidates.0.name ...
-                    walk(inner, [*path, str(i)])
-                return
-            value = json.dumps(list(value))
-        elif not isinstance(value, str | int | float | bool):
-            return
-        secret = any(_SECRET_KEY.search(p) and not p.endswith("_env") for p in path[1:])
-        out[key] = REDACTED if secret else _param(value)
-
-    walk(settings, [prefix])
-    return out
-
-
-def _param(value: Any) -> str:
-    """A param value as MLflow stores it: text without URL passwords or secret query values, cut
-    to MLflow's length limit."""
-    text = str(value)
-    if "://" in text:
-        text = _QUERY_SECRET.sub(lambda m: m["key"] + REDACTED, _URL_PASSWORD.sub(
-            lambda m: m["head"] + REDACTED + "@", text))
-    return text if len(text) <= _MAX_VALUE else text[:_MAX_VALUE - 3] + "..."
-
-
 def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, bool]:
     """Whether a model version still exists, and whether it is the champion now.
 
@@ -444,7 +314,7 @@ def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, boo
     no MLflow import), so a fully cached run stays fast; anywhere else, or if that schema
     ever differs, it asks MLflow.
     """
-    db = _sqlite_db(tracking_uri)
+    db = sqlite_db(tracking_uri)
     if db is not None:
         if not db.is_file():
             return False, False
@@ -459,7 +329,7 @@ def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, boo
             return exists is not None, alias is not None and str(alias[0]) == version
         except sqlite3.Error:
             pass
-    mlflow = _import_mlflow()
+    mlflow = import_mlflow()
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient(tracking_uri)
@@ -479,7 +349,7 @@ def model_documents(tracking_uri: str, name: str, version: str | None = None,
 
     Raises `RegistryError` naming the model when there is no such version or no champion.
     """
-    mlflow = _import_mlflow()
+    mlflow = import_mlflow()
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient(tracking_uri)
@@ -504,7 +374,7 @@ def model_documents(tracking_uri: str, name: str, version: str | None = None,
 def load_pipeline(tracking_uri: str, name: str, version: str) -> tuple[Any, str]:
     """The fitted pipeline of a registered model version (read from its skops file, with the
     trusted types it was saved with) and the id of the run that made it."""
-    mlflow = _import_mlflow()
+    mlflow = import_mlflow()
     from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(tracking_uri)
@@ -524,7 +394,7 @@ def champion_version(tracking_uri: str, name: str) -> str | None:
 
     The server polls this to follow the alias, so it avoids MLflow where it can.
     """
-    db = _sqlite_db(tracking_uri)
+    db = sqlite_db(tracking_uri)
     if db is not None and db.is_file():
         try:
             with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
@@ -533,6 +403,6 @@ def champion_version(tracking_uri: str, name: str) -> str | None:
             return str(row[0]) if row else None
         except sqlite3.Error:
             pass
-    mlflow = _import_mlflow()
+    mlflow = import_mlflow()
     champion = _champion(mlflow.MlflowClient(tracking_uri), name)
     return str(champion.version) if champion is not None else None
