@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import html as html_lib
 import json
 import math
 import re
 import subprocess
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+import looml
 from external_tools import find_chromium
 from looml.data.profile import profile
 from looml.report import render_report
@@ -235,22 +238,112 @@ def test_svg_coordinates_are_short() -> None:
     assert all(math.isfinite(float(n)) for n in numbers)
 
 
-@pytest.mark.usefixtures("chromium")
-@pytest.mark.parametrize("kind", sorted(CONTEXTS))
-def test_chromium_draws_the_page(kind: str, tmp_path: Path) -> None:
-    page = tmp_path / f"{kind}.html"
-    page.write_text(render_report(CONTEXTS[kind]()), encoding="utf-8")
-    shot = tmp_path / "shot.png"
-    profile = tmp_path / "profile"
-    subprocess.run(
+# What Chromium drew, measured in the page after layout and written into the DOM for
+# --dump-dom: each section's box and rendered text, per chart its box and how many marks of
+# each kind (points, lines, cells) have a non-empty bounding box, and every script error or
+# resource that failed to load (caught from the first line of <head>).
+_WATCH = """<script>
+window.failures = [];
+addEventListener("error", (e) => failures.push(e.message || `${e.target.tagName} did not load`),
+                 true);
+</script>"""
+_MEASURE = """<script>
+addEventListener("load", () => {
+  const size = (e) => { const r = e.getBoundingClientRect(); return [r.width, r.height]; };
+  const drawn = (m) => { const b = m.getBBox(); return b.width > 0 || b.height > 0; };
+  const out = {width: document.documentElement.scrollWidth, sections: {}, charts: [],
+               failures: window.failures};
+  for (const s of document.querySelectorAll("section[id]")) {
+    out.sections[s.id] = {size: size(s), text: s.innerText};
+  }
+  for (const svg of document.querySelectorAll("svg")) {
+    const marks = {};
+    for (const m of svg.querySelectorAll("circle, rect, polyline, path, line")) {
+      if (drawn(m)) marks[m.tagName] = (marks[m.tagName] ?? 0) + 1;
+    }
+    out.charts.push({section: svg.closest("section")?.id ?? "",
+                     caption: svg.closest("figure")?.querySelector("figcaption")?.innerText ?? "",
+                     size: size(svg), marks});
+  }
+  const pre = document.createElement("pre");
+  pre.id = "drawn";
+  pre.textContent = JSON.stringify(out);
+  document.body.append(pre);
+});
+</script>"""
+
+
+def _drawn(page: str, tmp_path: Path) -> tuple[dict[str, Any], list[str]]:
+    """What headless Chromium laid out for `page`, and the console messages it logged."""
+    html = tmp_path / "report.html"
+    page = page.replace("<head>", "<head>" + _WATCH, 1).replace("</body>", _MEASURE + "</body>")
+    html.write_text(page, encoding="utf-8")
+    done = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={shot}",
-         "--window-size=1200,2400", page.as_uri()],
-        check=False, capture_output=True, timeout=60,
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr",
+         "--v=0", "--window-size=1200,2400", "--dump-dom", html.as_uri()],
+        check=False, capture_output=True, text=True, timeout=60,
     )
-    assert shot.exists(), "chromium wrote no screenshot"
-    assert shot.stat().st_size > 10_000
+    found = re.search(r'<pre id="drawn">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert found, f"chromium ran no measuring script (exit {done.returncode}): {done.stderr[-2000:]}"
+    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
+    return json.loads(html_lib.unescape(found.group(1))), console
+
+
+def _real_run(kind: str, make_project: Callable[..., Path]) -> str:
+    """The report page of a small real `looml run` of a `kind` task."""
+    rng = np.random.default_rng(5)
+    rows = 150
+    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
+    if kind == "regression":
+        label: Any = 3 * x1 - x2 + rng.normal(size=rows)
+    else:
+        levels = np.array(["no", "yes"] if kind == "binary" else ["a", "b", "c"])
+        label = levels[np.digitize(x1 + 0.5 * rng.normal(size=rows), [0.0] if kind == "binary"
+                                   else [-0.5, 0.5])]
+    frame = pl.DataFrame({"x1": x1, "x2": x2, "colour": rng.choice(["red", "blue"], rows),
+                          "label": label})
+    result = looml.run(make_project(frame))
+    return Path(result.report_path).read_text(encoding="utf-8")
+
+
+PLOTS = {
+    # kind: {the caption of each chart in the Plots section: (its data marks, how many)}
+    "binary": {"ROC curve": ("polyline", 2), "Confusion matrix": ("rect", 4)},  # + chance line
+    "multiclass": {"ROC curve": ("polyline", 4), "Confusion matrix": ("rect", 9)},
+    "regression": {"Predicted vs actual": ("circle", 30), "Residuals": ("circle", 30)},
+}
+
+
+@pytest.mark.usefixtures("chromium")
+@pytest.mark.parametrize("kind", sorted(PLOTS))
+def test_chromium_draws_the_report_of_a_real_run(
+    kind: str, make_project: Callable[..., Path], tmp_path: Path,
+) -> None:
+    drawn, console = _drawn(_real_run(kind, make_project), tmp_path)
+
+    assert console == [] and drawn["failures"] == []
+    assert drawn["width"] <= 1200  # nothing pushes the page wider than the window
+    sections = drawn["sections"]
+    assert list(sections) == ["data", "profile", "leaderboard", "test", "plots", "stages"]
+    for name, section in sections.items():
+        assert min(section["size"]) > 0, name
+    assert "linear" in sections["leaderboard"]["text"]
+    primary = "rmse" if kind == "regression" else "roc_auc"
+    assert primary in sections["test"]["text"]
+    for column in ("x1", "x2", "colour"):
+        assert column in sections["profile"]["text"], column
+    assert "ingest" in sections["stages"]["text"] and "evaluate" in sections["stages"]["text"]
+
+    for chart in drawn["charts"]:  # every chart on the page, the profile's included
+        assert min(chart["size"]) > 10, chart
+    plots = {c["caption"]: c for c in drawn["charts"] if c["section"] == "plots"}
+    assert set(plots) == set(PLOTS[kind])
+    for caption, (mark, count) in PLOTS[kind].items():
+        assert plots[caption]["marks"].get(mark, 0) >= count, plots[caption]
+    bars = [c for c in drawn["charts"] if c["section"] == "profile" and c["marks"].get("rect", 0) > 1]
+    assert len(bars) >= 3  # x1, x2 and colour each draw their distribution as bars
 
 
 # --- the data profile section --------------------------------------------------------------
