@@ -115,7 +115,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
     check_reachable(tracking_uri)
-    tracking_ready = warm_up()
+    tracking_ready = warm_up(tracking_uri)
 
     data_digest, frame, data_profile, report, schema = _prepare(spec, runner, store, snapshot)
     schema_digest = schema.digest()

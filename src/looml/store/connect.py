@@ -3,10 +3,12 @@ imported quietly, and the warm-up that imports what registering needs while a ru
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import threading
+import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -65,14 +67,24 @@ def import_mlflow() -> Any:
     return mlflow
 
 
-def warm_up() -> Callable[[], None]:
-    """Import MLflow (and its sklearn flavour) in a background thread while the run's other
-    stages work; returns the wait for it. The import is paid once per process and was a second
-    of `register`. Nothing is opened or created here: a run killed before `register` leaves no
-    tracking store behind. A failure here is left for `register` to meet and report."""
+def warm_up(tracking_uri: str | None = None) -> Callable[[], None]:
+    """Prepare registering in a background thread while the run's other stages work; returns the
+    wait for it, to call before `register`.
+
+    It imports MLflow and what registering imports on first use, and, for a SQLite store that
+    does not exist yet, creates one under a temporary name (MLflow's migrations: about 1 s). The
+    wait moves that file into place only if no store has appeared meanwhile (a hard link: never
+    over another run's store). A run that fails first removes it at exit, and one killed leaves
+    `.mlflow-<pid>-<token>.db.tmp`, which the next warm-up removes: a run that stops before `register`
+    leaves no tracking store behind. A failure here is left for `register` to meet and report.
+    """
+    db = sqlite_db(tracking_uri) if tracking_uri else None
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    fresh = db.parent / f".{db.stem}-{token}{db.suffix}.tmp" if db is not None else None
+
     def work() -> None:
         with contextlib.suppress(Exception):
-            import_mlflow()
+            tracking = import_mlflow()
             # What `log_and_register` imports on first use, about 2 s of it in all: the sklearn
             # flavour, skops (its model format), the SQL store's module and the pyfunc loader.
             import mlflow.sklearn
@@ -85,7 +97,40 @@ def warm_up() -> Callable[[], None]:
             # The map of installed packages MLflow checks the model's requirements against (it
             # reads every installed distribution's file list: ~0.5 s), built once per process.
             requirements_utils._init_packages_to_modules_map()
+            if db is not None and fresh is not None and not db.exists():
+                _remove_stale(db)
+                atexit.register(fresh.unlink, missing_ok=True)
+                client = tracking.MlflowClient(_SQLITE + str(fresh))
+                client.search_experiments()  # creates the tracking tables
+                client.search_registered_models()  # ... and the registry's
 
     thread = threading.Thread(target=work, name="looml-tracking-warm-up", daemon=True)
     thread.start()
-    return thread.join
+
+    def ready() -> None:
+        thread.join()
+        if fresh is None or not fresh.exists():
+            return
+        with contextlib.suppress(FileExistsError, OSError):
+            os.link(fresh, db)  # type: ignore[arg-type]  # fails if a store appeared meanwhile
+        fresh.unlink(missing_ok=True)
+
+    return ready
+
+
+def _remove_stale(db: Path) -> None:
+    """Stores half-made by warm-ups of processes that are gone (killed before `register`)."""
+    for leftover in db.parent.glob(f".{db.stem}-*{db.suffix}.tmp"):
+        pid = leftover.name[len(db.stem) + 2:].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
