@@ -276,7 +276,7 @@ def test_killed_run_resumes_from_cache_without_corrupt_artifacts(tmp_path: Path)
 
 
 def test_the_time_budget_is_the_whole_runs_wall_clock(tmp_path: Path) -> None:
-    from looml.pipeline import _AFTER_TRAIN_SECONDS, _AFTER_TRAIN_SHARE
+    from looml.pipeline.model import AFTER_TRAIN_SECONDS, AFTER_TRAIN_SHARE
 
     budget = 20.0
     spec = write_project(tmp_path, mixed_frame(), "label", candidates="[linear]",
@@ -287,5 +287,5 @@ def test_the_time_budget_is_the_whole_runs_wall_clock(tmp_path: Path) -> None:
     allowed = result.search["seconds_allowed"]
     # The search is given what the run left: the budget, less the stages before training and
     # the share kept for the stages after it.
-    assert allowed <= budget - min(_AFTER_TRAIN_SHARE * budget, _AFTER_TRAIN_SECONDS) - before_train + 0.5
+    assert allowed <= budget - min(AFTER_TRAIN_SHARE * budget, AFTER_TRAIN_SECONDS) - before_train + 0.5
     assert allowed > 0

@@ -1,0 +1,232 @@
+"""The lifecycle, wired in one readable place.
+
+ingest -> profile -> validate -> split -> train -> evaluate -> report -> (gate) -> refit -> reference
+    -> register
+
+Each stage runs through the `Runner`, which caches its output under a hash of what it
+depends on. Heavy libraries (scikit-learn, MLflow) are imported only by stages that
+actually run, so a fully cached re-run stays fast.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from looml.data.profile import Profile
+from looml.data.validate import ValidationReport
+from looml.errors import GateError
+from looml.learn.gate import check_gate
+from looml.monitor.reference import REFERENCE_ARTIFACT
+from looml.pipeline.common import WIRING, digest_of
+from looml.pipeline.model import evaluate_model, make_reference, refit_all, train_deadline, train_model
+from looml.pipeline.prepare import check_candidates, prepare, split_stage
+from looml.pipeline.record import register_model, render_html, report_context
+from looml.runner import Runner, StageRecord
+from looml.spec import Spec, load_spec
+from looml.store.artifacts import ArtifactStore, atomic_write
+from looml.store.connect import check_reachable, local_tracking_uri, warm_up
+from looml.store.snapshots import SnapshotCatalog
+from looml.store.tracking import version_state
+
+__all__ = ["DataCheck", "RunResult", "check", "run"]
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """What `check` found: the data's profile and validation's decisions."""
+
+    profile: Profile
+    report: ValidationReport
+    data_digest: str
+    stages: list[StageRecord]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced: metrics, leaderboard, the registered model and the report.
+
+    `artifacts` maps snapshot / split / pipeline / predictions / report to the digests of
+    the files in the project's content-addressed store (`.looml/artifacts`).
+    """
+
+    model_name: str
+    model_version: str
+    model_uri: str
+    champion: bool
+    run_id: str
+    tracking_uri: str
+    task: str
+    primary_metric: str
+    best_model: str
+    metrics: dict[str, float]
+    leaderboard: list[dict[str, Any]]
+    report_path: Path
+    data_digest: str
+    spec_hash: str
+    artifacts: dict[str, str]
+    stages: list[StageRecord]
+    warnings: list[str] = field(default_factory=list)
+    search: dict[str, Any] = field(default_factory=dict)  # how the search went: trials, folds, budget
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (what `looml run --json` prints)."""
+        out = asdict(self)
+        out["report_path"] = str(self.report_path)
+        return out
+
+
+def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = None,
+        on_start: Callable[[str], None] | None = None,
+        on_finish: Callable[[StageRecord], None] | None = None) -> RunResult:
+    """Run the whole pipeline for a spec (or a path to looml.yaml); return a `RunResult`.
+
+    `snapshot` (a digest or its prefix, see `looml data`) re-runs on a stored data snapshot
+    instead of reading the source. Raises `SpecError`, `DataError`, `GateError` or
+    `RegistryError`; the registry is changed only at the very end of a run that passed its gate.
+    """
+    started = time.monotonic()  # `tuning.time_budget` is the whole run's wall clock
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    check_candidates(spec)
+    home = spec.project_dir / ".looml"
+    store = ArtifactStore(home / "artifacts")
+    runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
+    tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
+    check_reachable(tracking_uri)
+    tracking_ready = warm_up(tracking_uri)
+
+    data_digest, frame, data_profile, report, schema = prepare(spec, runner, store, snapshot)
+    schema_digest = schema.digest()
+    schema_text = cache(lambda: spec.resolve(spec.validation.schema_file).read_text(encoding="utf-8"))
+    validation_digest = digest_of(report.to_dict())
+
+    split_out, report = split_stage(spec, runner, store, data_digest, frame, report)
+    split_digest = split_out["artifacts"]["indices"]
+    indices = cache(lambda: np.load(io.BytesIO(store.get_bytes(split_digest))))
+
+    trained = runner.run(
+        "train",
+        code=[*WIRING, "looml.learn.train", "looml.learn.features", "looml.learn.transformers",
+              "looml.learn.expressions", "looml.learn.selection", "looml.learn.rows", "looml.learn.zoo",
+              "looml.learn.metrics", "looml.learn.tune", "looml.learn.spaces", "looml.learn.trial",
+              "looml.learn.ensemble", "looml.learn.xgb", "looml.executors.local", "looml.executors.inline"],
+        config=[spec.section_hash("preprocessing", "features", "models", "tuning", "seed"), spec.split.folds,
+                spec.evaluation.primary_metric],
+        inputs={"snapshot": data_digest, "split": split_digest, "validation": validation_digest},
+        compute=lambda: train_model(frame(), indices(), report, spec, store, train_deadline(spec, started)),
+    )
+    pipeline_digest = trained["artifacts"]["pipeline"]
+    fitted = cache(lambda: pickle.loads(store.get_bytes(pipeline_digest)))  # our own, digest-checked
+
+    evaluated = runner.run(
+        "evaluate", code=[*WIRING, "looml.learn.evaluate", "looml.learn.metrics"], config=None,
+        inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest},
+        compute=lambda: evaluate_model(fitted(), frame(), indices(), report, spec.models.n_jobs, store),
+    )
+    failures = check_gate(evaluated["evaluation"]["metrics"], spec.evaluation.gate)
+
+    context = report_context(spec, report, data_profile, data_digest, split_out, trained,
+                              evaluated, failures, runner.records)
+    reported = runner.run(
+        "report", code=[*WIRING, "looml.report.html", "looml.report:templates/report.html"],
+        config=spec.spec_hash,
+        inputs={"pipeline": pipeline_digest, "evaluation": digest_of(evaluated),
+                "validation": validation_digest},
+        compute=lambda: render_html(context, store),
+    )
+    report_path = home / "reports" / f"{spec.registry.model_name}-{reported['artifacts']['html'][:12]}.html"
+    if not report_path.is_file():
+        atomic_write(report_path, lambda tmp: shutil.copyfile(store.path(reported["artifacts"]["html"]), tmp))
+
+    if failures:
+        raise GateError([replace(f, fix=f"{f.fix}; nothing was registered; see the report at {report_path}")
+                         for f in failures])
+
+    registered_digest, template_digest = pipeline_digest, trained["artifacts"]["template"]
+    if spec.split.refit_all:
+        # Every row teaches the registered model; the holdout metrics above are those of the
+        # same configuration fitted on the training split (decision 39).
+        registered_digest = runner.run(
+            "refit", code=[*WIRING, "looml.learn.tune", "looml.learn.rows"], config=spec.seed,
+            inputs={"snapshot": data_digest, "split": split_digest, "template": template_digest,
+                    "validation": validation_digest},
+            # The template is our own pickle from the digest-checked store.
+            compute=lambda: refit_all(pickle.loads(store.get_bytes(template_digest)), frame(), indices(),
+                                       report, spec, store),
+        )["artifacts"]["pipeline"]
+    registered_model = cache(lambda: pickle.loads(store.get_bytes(registered_digest)))  # our own, checked
+    # The drift reference (training features, holdout outputs, permutation importance) is its
+    # own stage: it costs model predictions, and `register` should cost what logging costs. It
+    # is made with the registered model, whose outputs the served ones are compared with.
+    referenced = runner.run(
+        "reference", code=[*WIRING, "looml.monitor.reference"], config=spec.seed,
+        inputs={"snapshot": data_digest, "split": split_digest, "pipeline": registered_digest,
+                "validation": validation_digest},
+        compute=lambda: {"artifacts": {"reference": store.put_bytes(
+            make_reference(registered_model(), frame(), indices(), report, spec.seed).encode("utf-8"))}},
+    )
+    reference_digest = referenced["artifacts"]["reference"]
+    tracking_ready()
+
+    def documents() -> dict[str, str]:  # logged beside the model
+        return {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(data_profile.to_dict()),
+                REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8")}
+
+    registered = runner.run(
+        "register", code=[*WIRING, "looml.store.tracking", "looml.store.params"],
+        config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
+        inputs={"pipeline": registered_digest, "snapshot": data_digest, "schema": schema_digest,
+                "evaluation": digest_of(evaluated), "report": reported["artifacts"]["html"],
+                "reference": reference_digest},
+        compute=lambda: register_model(spec, tracking_uri, registered_model(), frame(),
+                                       store.path(data_digest), data_digest, report, trained, evaluated,
+                                       report_path, schema_digest, documents()),
+        still_valid=lambda out: version_state(tracking_uri, out["model_name"], out["version"])[0],
+    )
+    _, champion = version_state(tracking_uri, registered["model_name"], registered["version"])
+    SnapshotCatalog(home / "snapshots").record_use(data_digest, registered["run_id"],
+                                                   registered["model_name"], registered["version"])
+    return RunResult(
+        model_name=registered["model_name"], model_version=registered["version"],
+        model_uri=registered["model_uri"], champion=champion,
+        run_id=registered["run_id"], tracking_uri=tracking_uri, task=report.task,
+        primary_metric=trained["primary_metric"], best_model=trained["best"],
+        metrics=evaluated["evaluation"]["metrics"], leaderboard=trained["leaderboard"],
+        report_path=report_path, data_digest=data_digest, spec_hash=spec.spec_hash,
+        artifacts={"snapshot": data_digest, "split": split_digest, "pipeline": registered_digest,
+                   "evaluated_pipeline": pipeline_digest,
+                   "predictions": evaluated["artifacts"]["predictions"],
+                   "report": reported["artifacts"]["html"]},
+        stages=list(runner.records), warnings=report.warnings, search=trained.get("search") or {},
+    )
+
+
+def check(spec: Spec | str | Path, *, snapshot: str | None = None,
+          on_start: Callable[[str], None] | None = None,
+          on_finish: Callable[[StageRecord], None] | None = None) -> DataCheck:
+    """Ingest, profile, validate and split: every check `looml run` makes before training (what
+    `looml validate` does); train nothing.
+
+    Raises `SpecError` or `DataError` with every problem found.
+    """
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    home = spec.project_dir / ".looml"
+    store = ArtifactStore(home / "artifacts")
+    runner = Runner(home / "cache", store, on_start=on_start, on_finish=on_finish)
+    check_candidates(spec)
+    data_digest, frame, data_profile, report, _ = prepare(spec, runner, store, snapshot)
+    _, report = split_stage(spec, runner, store, data_digest, frame, report)  # run's skew check too
+    return DataCheck(profile=data_profile, report=report, data_digest=data_digest,
+                     stages=list(runner.records))

@@ -1,0 +1,111 @@
+"""After evaluation: the report's content and HTML, and the MLflow run and model version."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from looml import __version__
+from looml.data.profile import Profile
+from looml.data.validate import ValidationReport
+from looml.errors import Problem
+from looml.runner import StageRecord
+from looml.spec import Spec
+from looml.store.artifacts import ArtifactStore
+
+
+def report_context(spec: Spec, report: ValidationReport, data_profile: Profile, data_digest: str,
+                   split_out: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any],
+                   failures: list[Problem], stages: list[StageRecord]) -> dict[str, Any]:
+    """What the report shows, from every stage's output."""
+    columns = []
+    for col in data_profile.columns:
+        role = ("target" if col.name == report.target else report.features.get(col.name, "dropped"))
+        columns.append({**asdict(col), "role": role, "missing_rate": col.missing_rate(data_profile.rows)})
+    return {
+        "title": spec.registry.model_name,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "looml_version": __version__, "spec_hash": spec.spec_hash, "data_digest": data_digest,
+        "task": report.task, "task_reason": report.task_reason, "target": report.target,
+        "data": {"rows": data_profile.rows, "columns": columns, "dropped": report.dropped,
+                 "warnings": report.warnings},
+        "profile": data_profile.to_dict(),
+        "split": {"train_rows": split_out["train_rows"], "test_rows": split_out["test_rows"],
+                  "folds": (trained.get("search") or {}).get("folds", spec.split.folds)},
+        "primary_metric": trained["primary_metric"], "leaderboard": trained["leaderboard"],
+        "search": trained.get("search"), "top_k": spec.tuning.top_k,
+        "best": trained["best"], "test_metrics": evaluated["evaluation"]["metrics"],
+        "gate": {"passed": not failures, "failures": [f"{f.loc}: {f.message}" for f in failures]},
+        "plots": evaluated["evaluation"]["plots"],
+        "stages": [{"name": s.name, "status": s.status, "reason": s.reason, "seconds": s.seconds}
+                   for s in stages],
+    }
+
+
+def render_html(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
+    """The report's HTML, stored."""
+    from looml.report import render_report
+
+    return {"artifacts": {"html": store.put_bytes(render_report(context).encode("utf-8"))}}
+
+
+def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, snapshot_path: Path,
+                   data_digest: str, report: ValidationReport, trained: dict[str, Any],
+                   evaluated: dict[str, Any], report_path: Path, schema_digest: str,
+                   documents: dict[str, str]) -> dict[str, Any]:
+    """The MLflow run (params, metrics, the snapshot, documents) and the new model version."""
+    from looml.store.params import settings_params
+    from looml.store.tracking import TrackedRun, log_and_register
+
+    # Numbers as float64 and dates as datetimes, so the signature admits missing values.
+    kinds = report.features
+    example = frame.head(5).select(
+        pl.col(c).cast(pl.Float64) if kinds[c] == "numeric"
+        else pl.col(c).cast(pl.Datetime("us")) if kinds[c] == "datetime" else pl.col(c)
+        for c in kinds
+    ).to_pandas()
+    best = trained["leaderboard"][0]
+    metrics = {f"test_{k}": v for k, v in evaluated["evaluation"]["metrics"].items()}
+    seen: set[str] = set()
+    for row in trained["leaderboard"]:  # best first: each candidate's best trial
+        if row["name"] in seen:
+            continue
+        seen.add(row["name"])
+        for metric, value in row["mean"].items():
+            metrics[f"cv_{row['name']}_{metric}_mean"] = value
+            metrics[f"cv_{row['name']}_{metric}_std"] = row["std"][metric]
+    params = {f"model.{k}": v for k, v in best["params"].items()}
+    params |= {"best_model": trained["best"], "task": report.task, "seed": spec.seed,
+               "folds": (trained.get("search") or {}).get("folds", spec.split.folds),
+               "test_size": spec.split.test_size,
+               "primary_metric": trained["primary_metric"]}
+    params |= settings_params(spec.model_dump(mode="json"))  # every setting, as spec.<section>.<key>
+    tags = {"looml.version": __version__, "looml.spec_hash": spec.spec_hash,
+            "looml.data_digest": data_digest, "looml.task": report.task, "looml.schema_digest": schema_digest}
+    commit = _git_commit(spec.project_dir)
+    if commit:
+        tags["looml.git_commit"] = commit
+    registration = log_and_register(TrackedRun(
+        tracking_uri=tracking_uri, experiment=spec.tracking.experiment,
+        model_name=spec.registry.model_name, pipeline=fitted, input_example=example,
+        snapshot=frame, snapshot_path=snapshot_path, data_digest=data_digest, target=report.target,
+        params=params, metrics=metrics, tags=tags, artifacts=[report_path], documents=documents,
+        trials=trained["leaderboard"],
+        # named after what it made and from what: the model, the winning candidate, the data
+        run_name=f"{spec.registry.model_name}-{trained['best']}-{data_digest[:8]}",
+    ))
+    return registration.to_dict()
+
+
+def _git_commit(folder: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
