@@ -35,6 +35,7 @@ from looml.spec._base import (
     _field_errors,
     _Section,
 )
+from looml.spec._yaml import read_yaml
 from looml.spec.data import (
     CheckSpec,
     DataSpec,
@@ -151,6 +152,7 @@ __all__ = [
     "TuningSpec",
     "ValidationSpec",
     "load_spec",
+    "parse_spec",
     "spec_json_schema",
     "validate_spec",
     "yaml_duplicate_keys",
@@ -246,23 +248,17 @@ def load_spec(path: str | Path) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(Problem(loc=str(path), message=f"cannot read the spec file: {exc}",
                                 fix="save looml.yaml as UTF-8 text")) from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and context_mark is not None:
-            reason += f" ({context} that starts on line {context_mark.line + 1})"
-        raise SpecError(Problem(
-            loc=str(path), line=line, message=f"malformed YAML: {reason}",
-            fix="check indentation and quoting near that line",
-        )) from exc
+    return parse_spec(text, project_dir=path.parent.resolve(), name=str(path))
+
+
+def parse_spec(text: str, project_dir: Path, name: str = "looml.yaml") -> Spec:
+    """Validate the text of a looml.yaml; `name` starts the location of whole-file problems.
+
+    `load_spec` reads the file and calls this; the hostile-input tests call it on text."""
+    node, raw = read_yaml(text, name)
     if not isinstance(raw, dict):
         raise SpecError(Problem(
-            loc=str(path),
+            loc=name,
             message=("the spec file is empty" if raw is None else
                      "expected a YAML mapping of sections (data:, registry:, ...)"),
             value=None if raw is None else type(raw).__name__,
@@ -270,7 +266,7 @@ def load_spec(path: str | Path) -> Spec:
         ))
     duplicates = yaml_duplicate_keys(node)
     try:
-        spec = validate_spec(raw, project_dir=path.parent.resolve(), lines=yaml_lines(node))
+        spec = validate_spec(raw, project_dir=project_dir, lines=yaml_lines(node))
     except SpecError as exc:
         raise SpecError([*duplicates, *exc.problems]) from exc.__cause__
     if duplicates:
