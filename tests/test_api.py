@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
+import re
 from importlib import metadata
 
 import pytest
@@ -30,15 +32,52 @@ def test_exported_members() -> None:
     ]
 
 
-@pytest.mark.parametrize("name", looml.__all__)
-def test_every_exported_name_is_importable(name: str) -> None:
-    module = importlib.import_module("looml")
+# Where each exported name is defined: `looml.X` is that object itself, not a copy or a wrapper.
+HOMES = {"DataCheck": "looml.pipeline", "DataError": "looml.errors", "GateError": "looml.errors",
+         "LoomlError": "looml.errors", "RegistryError": "looml.errors", "RunResult": "looml.pipeline",
+         "Spec": "looml.spec", "SpecError": "looml.errors", "check": "looml.pipeline",
+         "load_spec": "looml.spec", "monitor": "looml", "run": "looml.pipeline"}
 
-    member = getattr(module, name)
+# The calls as README.md and docs/spec.md show them: the spec first, by position; every option
+# by keyword only, with these defaults; the typed result.
+SIGNATURES = {
+    "run": "(spec, *, force=False, snapshot=None, on_start=None, on_finish=None) -> RunResult",
+    "check": "(spec, *, snapshot=None, on_start=None, on_finish=None) -> DataCheck",
+    "monitor": "(spec, *, data=None, last=None, rows=None, since=None, until=None, version=None, "
+               "out_dir=None) -> MonitorResult",
+    "load_spec": "(path) -> Spec",
+}
 
-    assert member is not None
-    if name != "__version__":
-        assert inspect.getdoc(member), f"looml.{name} has no docstring"
+
+def bare_signature(function: object) -> str:
+    """The parameters, their kinds and defaults, and the return type's name, without annotations."""
+    signature = inspect.signature(function)  # type: ignore[arg-type]
+    parameters = [p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]
+    text = str(signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty))
+    return f"{text} -> {signature.return_annotation}"
+
+
+@pytest.mark.parametrize("name", [n for n in looml.__all__ if n != "__version__"])
+def test_every_exported_name_is_the_object_its_module_defines(name: str) -> None:
+    member = getattr(importlib.import_module("looml"), name)
+
+    assert (member.__module__, member.__qualname__) == (HOMES[name], name)
+    assert getattr(importlib.import_module(HOMES[name]), name) is member
+    assert inspect.getdoc(member), f"looml.{name} has no docstring"
+    if inspect.isfunction(member):
+        assert bare_signature(member) == SIGNATURES[name]
+
+
+def test_the_exported_names_are_of_their_kinds() -> None:
+    assert sorted(HOMES) == sorted(n for n in looml.__all__ if n != "__version__")
+    assert sorted(n for n in HOMES if inspect.isfunction(getattr(looml, n))) == sorted(SIGNATURES)
+    assert all(issubclass(getattr(looml, n), errors.LoomlError) for n in HOMES if n.endswith("Error"))
+    assert re.fullmatch(r"\d+\.\d+\.\d+", looml.__version__)
+    # what README.md reads from a run's result, and from a check
+    assert {"metrics", "leaderboard", "model_uri", "report_path", "run_id"} <= {
+        f.name for f in dataclasses.fields(looml.RunResult)}
+    assert [f.name for f in dataclasses.fields(looml.DataCheck)] == ["profile", "report", "data_digest",
+                                                                     "stages"]
 
 
 def test_star_import_gives_exactly_all() -> None:

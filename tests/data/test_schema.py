@@ -154,13 +154,43 @@ def test_a_non_negative_column_keeps_zero_as_its_lower_bound() -> None:
     assert [a.check for a in found] == ["out_of_range"]
 
 
+def beyond(train: pl.DataFrame, other: pl.DataFrame, margin: float) -> dict[str, int]:
+    """By hand: the rows of `other` outside each column's training range widened by `margin` of
+    its span (whole numbers for whole-number columns; never below 0 for a non-negative one)."""
+    counts = {}
+    for name in train.columns:
+        low, high = train[name].min(), train[name].max()
+        pad = (high - low) * margin
+        low, high = low - pad, high + pad
+        if (train[name] % 1 == 0).all():
+            low, high = np.floor(low), np.ceil(high)
+        if train[name].min() >= 0:
+            low = max(low, 0.0)
+        outside = int(((other[name] < low) | (other[name] > high)).sum())
+        if outside:
+            counts[name] = outside
+    return counts
+
+
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_diabetes])
-def test_real_training_data_passes_its_own_schema(loader: Any) -> None:
+def test_the_margin_decides_which_rows_of_other_real_data_are_out_of_range(loader: Any) -> None:
     frame = pl.from_pandas(loader(as_frame=True).frame)
+    order = np.random.default_rng(0).permutation(frame.height)
+    train, other = frame[order[: frame.height // 2]], frame[order[frame.height // 2:]]
 
-    schema = infer(frame, "target", margin=0.0)
+    def flagged(margin: float) -> dict[str, int]:
+        schema = infer(train, "target", margin=margin)
+        assert check_batch(train, schema, CHECKS) == []  # the training rows always fit
+        found = check_batch(other, schema, CHECKS)
+        assert {a.check for a in found} <= {"out_of_range"}, found
+        return {a.column: int(a.observed.split(" rows")[0]) for a in found if a.column is not None}
 
-    assert check_batch(frame, schema, CHECKS) == []
+    tight, loose = flagged(0.0), flagged(0.1)
+
+    assert tight == beyond(train, other, 0.0) and loose == beyond(train, other, 0.1)
+    assert tight and set(loose) < set(tight)  # the margin lets some columns' new rows in
+    assert all(loose[name] <= tight[name] for name in loose)
+    assert flagged(5.0) == {}
 
 
 # --- the file -------------------------------------------------------------------------------
