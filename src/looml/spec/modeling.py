@@ -206,20 +206,53 @@ class TuningSpec(_Section):
         return "voting" if self.ensemble == "auto" else self.ensemble
 
 
+# Disparity measures a gate can bound (evaluation.gate.min / max), per task. Each is computed
+# for every sensitive column over its groups with enough rows; the gate takes the worst column.
+FAIRNESS_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("demographic_parity_difference", "demographic_parity_ratio", "equalized_odds_difference",
+               "equalized_odds_ratio", "accuracy_difference"),
+    "multiclass": ("accuracy_difference",),
+    "regression": ("mae_difference", "rmse_difference"),
+}
+FAIRNESS_METRIC_NAMES: tuple[str, ...] = tuple(dict.fromkeys(
+    m for names in FAIRNESS_METRICS.values() for m in names))
+# Ratios are 1 when every group is treated alike: a gate bounds them from below.
+FAIRNESS_HIGHER_IS_FAIRER = frozenset({"demographic_parity_ratio", "equalized_odds_ratio"})
+
+
 class GateSpec(_Section):
-    """Thresholds a model must reach on the holdout split to be registered."""
+    """Thresholds a model must reach on the holdout split to be registered: holdout metrics and
+    fairness disparity measures (these need `evaluation.sensitive_columns`)."""
 
     min: dict[str, float] = Field(default_factory=dict, description="metric -> lowest allowed value")
     max: dict[str, float] = Field(default_factory=dict, description="metric -> highest allowed value")
 
 
 class EvaluationSpec(_Section):
-    """How candidates are ranked and which results let a model be registered."""
+    """How candidates are ranked, how the holdout is analysed, and which results let a model be
+    registered."""
 
     primary_metric: str = Field(
         "auto", description="Ranks the candidates; 'auto' is roc_auc (classification) or rmse (regression)."
     )
     gate: GateSpec = GateSpec()
+    analysis: bool = Field(True, description="Intervals, fairness and slices on the holdout; false "
+                                             "leaves the holdout metrics alone (no gate on fairness).")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Level of the seeded bootstrap "
+                                                               "interval of every holdout metric.")
+    sensitive_columns: list[str] = Field(
+        default_factory=list, description="Columns whose groups are compared (fairlearn's MetricFrame): "
+                                          "per-group metrics and disparity measures. Not features unless "
+                                          "`sensitive_as_features`.")
+    sensitive_as_features: bool = Field(
+        False, description="Let the model also learn from the sensitive columns (default: they are "
+                           "analysed only, kept out of the features).")
+    slices: list[str] = Field(default_factory=list, description="Columns whose values (numeric: quantile "
+                                                                "bins) get their own holdout metrics; "
+                                                                "any column, feature or not.")
+    min_slice_rows: int = Field(30, ge=1, description="Rows a slice or group needs to count as a worst "
+                                                      "slice or in a disparity measure (smaller ones "
+                                                      "are shown, flagged).")
 
     def metric_locations(self) -> list[tuple[tuple, str]]:
         """Every metric named in this section, with its location: (loc, metric)."""
@@ -228,15 +261,39 @@ class EvaluationSpec(_Section):
         named += [(("gate", "min", n), n) for n in self.gate.min]
         return named + [(("gate", "max", n), n) for n in self.gate.max]
 
+    @property
+    def analysed_columns(self) -> list[str]:
+        """The sensitive and slice columns, each once, in the spec's order."""
+        return list(dict.fromkeys([*self.sensitive_columns, *self.slices]))
+
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationSpec:
-        known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+        known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *FAIRNESS_METRIC_NAMES)
         listing = (f"classification: {', '.join(CLASSIFICATION_METRICS)}; "
-                   f"regression: {', '.join(REGRESSION_METRICS)}")
-        _field_errors("EvaluationSpec", [
+                   f"regression: {', '.join(REGRESSION_METRICS)}; "
+                   f"fairness: {', '.join(FAIRNESS_METRIC_NAMES)}")
+        errors = [
             (loc, "unknown metric", name, did_you_mean(name, known) or f"known metrics: {listing}")
             for loc, name in self.metric_locations() if name not in known
-        ])
+        ]
+        if self.primary_metric in FAIRNESS_METRIC_NAMES:
+            errors.append((("primary_metric",), "a fairness measure cannot rank the candidates",
+                           self.primary_metric, "bound it in evaluation.gate instead"))
+        for loc, name in self.metric_locations()[1 if self.primary_metric != "auto" else 0:]:
+            if name not in FAIRNESS_METRIC_NAMES:
+                continue
+            if not self.sensitive_columns:
+                errors.append((loc, "a gate on a fairness measure needs evaluation.sensitive_columns",
+                               name, "list the columns whose groups are compared, e.g. "
+                                     "sensitive_columns: [sex]"))
+            elif not self.analysis:
+                errors.append((loc, "a gate on a fairness measure needs evaluation.analysis: true",
+                               name, "remove analysis: false, or the gate"))
+        for key in ("sensitive_columns", "slices"):
+            names = getattr(self, key)
+            errors += [((key, i), f"listed more than once (first at evaluation.{key}[{names.index(n)}])",
+                        n, "list each column once") for i, n in enumerate(names) if names.index(n) != i]
+        _field_errors("EvaluationSpec", errors)
         return self
 
 
