@@ -83,10 +83,10 @@ def test_cli_runs_bundled_datasets_end_to_end(tmp_path: Path, loader, task: str,
     if task == "classification":
         assert result["metrics"]["roc_auc"] > 0.9
         assert set(result["metrics"]) == {"roc_auc", "accuracy", "precision", "recall", "f1",
-                                          "log_loss"}
+                                          "log_loss", "average_precision"}
     else:
         assert result["metrics"]["r2"] > 0.2
-        assert set(result["metrics"]) == {"rmse", "mae", "r2"}
+        assert set(result["metrics"]) == {"rmse", "mae", "r2", "mape", "rmsle"}
     html = Path(result["report_path"]).read_text()
     assert "<svg" in html and "https://" not in html
 

@@ -58,7 +58,8 @@ def assert_all_folds_or_nothing(rows: list[TrialRow]) -> None:
     for row in rows:
         assert row.state in STATES
         if row.state == "complete":
-            assert set(row.mean) == {"roc_auc", "accuracy", "precision", "recall", "f1", "log_loss"}
+            assert set(row.mean) == {"roc_auc", "accuracy", "precision", "recall", "f1", "log_loss",
+                                     "average_precision"}
             assert row.timings["predict_ms_per_1000"] > 0 and row.size_bytes > 0
         else:
             assert row.mean == {} and row.std == {} and row.error

@@ -33,7 +33,7 @@ from sklearn.pipeline import Pipeline
 from looml.executors import JobFailure
 from looml.learn.features import SchemaCoercer
 from looml.learn.metrics import better, metric_of, score, stable
-from looml.learn.trial import TrialData, TrialJob
+from looml.learn.trial import TrialData, TrialJob, fold_summary
 
 if TYPE_CHECKING:
     from looml.learn.spaces import Config
@@ -88,7 +88,7 @@ def likely_members(ranked: list[TrialRow], oof: dict[int, np.ndarray], data: Tri
     if len(candidates) < 2:
         return candidates[:1], 0.0
     began = time.perf_counter()
-    rows = _sample(np.arange(len(data.y)), np.random.default_rng(seed), _GUESS_ROWS)
+    rows = _sample(data.scored, np.random.default_rng(seed), _GUESS_ROWS)
     members = [candidates[i] for i in _greedy([oof[r.trial] for r in candidates], rows, data, limit)]
     scale = min(len(data.y), _SELECT_ROWS) / len(rows) * (len(data.folds) + 1)
     return members, (time.perf_counter() - began) * scale
@@ -102,6 +102,9 @@ def try_ensemble(ranked: list[TrialRow], loop: _Loop, deadline: float | None,
     best = ranked[0]
     if kind == "none" or len([r for r in ranked if r.state == "complete"]) < 2:
         return loop.configs[best.trial], [], []
+    if loop.data.sample_weight is not None:
+        return loop.configs[best.trial], [], [f"{kind} ensemble skipped: its member pipelines cannot be "
+                                              "fitted with data.sample_weight"]
     number = max(r.trial for r in ranked) + 1
     if kind == "voting":
         candidates = [r for r in pool(ranked) if r.trial in loop.oof]
@@ -128,7 +131,7 @@ def try_ensemble(ranked: list[TrialRow], loop: _Loop, deadline: float | None,
                                                 f"{members[0].trial} alone"]
     against = (f"{single:.4f} for picking the best single trial the same way" if kind == "voting"
                else f"{single:.4f} for trial {best.trial}")
-    if not better(primary, row.mean[primary], single):
+    if not better(primary, row.mean[primary], single, loop.data.scoring.lower_is_better(primary)):
         return loop.configs[best.trial], [row], [f"{kind} ensemble not kept: CV {primary} "
                                                 f"{row.mean[primary]:.4f} against {against}"]
     refit = loop.refit_seconds(members)
@@ -173,18 +176,19 @@ def _vote(candidates: list[TrialRow], loop: _Loop,
     limit = loop.spec.tuning.ensemble_top_k
     rng = np.random.default_rng(loop.spec.seed)
     fold_scores, single_scores = [], []
+    scored = data.scored  # rows with out-of-fold predictions
     for train, test in data.folds:
-        rows = _sample(train, rng)
+        rows = _sample(np.intersect1d(train, scored), rng)
+        if not len(rows):  # forward-chaining: the first fold's past has no out-of-fold predictions
+            continue
         fold_scores.append(_score_blend(predictions, _greedy(predictions, rows, data, limit), test, data))
         single = _greedy(predictions, rows, data, 1)
         single_scores.append(_score_blend(predictions, single, test, data)[data.primary])
-    counts = _greedy(predictions, _sample(np.arange(len(data.y)), rng), data, limit)
+    counts = _greedy(predictions, _sample(scored, rng), data, limit)
     members = [candidates[i] for i in counts]
-    metrics = list(fold_scores[0])
+    mean, std = fold_summary(fold_scores)
     return members, list(counts.values()), {
-        "state": "complete", "seconds": time.perf_counter() - began,
-        "mean": {m: stable(float(np.mean([s[m] for s in fold_scores]))) for m in metrics},
-        "std": {m: stable(float(np.std([s[m] for s in fold_scores]))) for m in metrics},
+        "state": "complete", "seconds": time.perf_counter() - began, "mean": mean, "std": std,
         "fold_fit_seconds": sum(r.timings.get("fold_fit_seconds", 0.0) for r in members),
         "predict_ms_per_1000": sum(r.timings.get("predict_ms_per_1000", 0.0) for r in members),
         "size_bytes": sum(r.size_bytes for r in members)}, stable(float(np.mean(single_scores)))
@@ -199,6 +203,8 @@ def _greedy(predictions: list[np.ndarray], rows: np.ndarray, data: TrialData, li
     distinct members: every round adds the best pick even when it makes the blend worse (a
     repeat is how a member earns a larger weight), and the best blend seen is returned."""
     y = data.y[rows]
+    weights = None if data.sample_weight is None else data.sample_weight[rows]
+    lower = data.scoring.lower_is_better(data.primary)
     parts = [p[rows] for p in predictions]
     counts: Counter[int] = Counter()
     total: np.ndarray | float = 0.0
@@ -207,12 +213,13 @@ def _greedy(predictions: list[np.ndarray], rows: np.ndarray, data: TrialData, li
         allowed = list(counts) if len(counts) >= limit else range(len(parts))
         value, pick = math.nan, -1
         for i in allowed:
-            candidate = metric_of(data.primary, data.task, data.classes, y, (total + parts[i]) / picks)
-            if pick < 0 or math.isnan(value) or better(data.primary, candidate, value):
+            candidate = metric_of(data.primary, data.task, data.classes, y, (total + parts[i]) / picks,
+                                  weights, data.scoring)
+            if pick < 0 or math.isnan(value) or better(data.primary, candidate, value, lower):
                 value, pick = candidate, i
         counts[pick] += 1
         total = total + parts[pick]
-        if best is None or math.isnan(best[0]) or better(data.primary, value, best[0]):
+        if best is None or math.isnan(best[0]) or better(data.primary, value, best[0], lower):
             best = (value, Counter(counts))
     assert best is not None
     divisor = math.gcd(*best[1].values())
@@ -222,10 +229,11 @@ def _greedy(predictions: list[np.ndarray], rows: np.ndarray, data: TrialData, li
 def _score_blend(predictions: list[np.ndarray], counts: Counter[int], rows: np.ndarray,
                  data: TrialData) -> dict[str, float]:
     blend = sum(predictions[i][rows] * n for i, n in counts.items()) / sum(counts.values())
+    weights = None if data.sample_weight is None else data.sample_weight[rows]
     if data.task == "regression":
-        return score(data.task, data.classes, data.y[rows], blend, None)
+        return score(data.task, data.classes, data.y[rows], blend, None, weights, data.scoring)
     labels = data.classes[np.argmax(blend, axis=1)]
-    return score(data.task, data.classes, data.y[rows], labels, blend)
+    return score(data.task, data.classes, data.y[rows], labels, blend, weights, data.scoring)
 
 
 def _cross_validate(loop: _Loop, number: int, pipeline: Pipeline, deadline: float | None) -> dict[str, Any]:

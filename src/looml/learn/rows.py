@@ -27,7 +27,7 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validat
 from looml.errors import Problem, SpecError
 from looml.spec import PreprocessingSpec
 
-__all__ = ["TargetTransform", "TrainingRows", "finalize", "wrap_model"]
+__all__ = ["TargetTransform", "TrainingRows", "finalize", "takes_sample_weight", "wrap_model"]
 
 _SKEWED = 0.75  # |sample skewness| above which `auto` transforms a regression target
 
@@ -63,6 +63,16 @@ def _takes_sample_weight(estimator: BaseEstimator) -> bool:
     """`fit` names `sample_weight`, or passes keyword arguments on (as XGBLabelClassifier does)."""
     parameters = inspect.signature(estimator.fit).parameters.values()
     return has_fit_parameter(estimator, "sample_weight") or any(p.kind == p.VAR_KEYWORD for p in parameters)
+
+
+def takes_sample_weight(model: BaseEstimator) -> bool:
+    """Whether the model step (through looml's wrappers) passes `sample_weight` to a model whose
+    fit takes it: rows are weighted there, and left unweighted by a model that cannot."""
+    if isinstance(model, TransformedTargetRegressor):
+        return takes_sample_weight(model.regressor)
+    if isinstance(model, TrainingRows):
+        return takes_sample_weight(model.estimator)
+    return _takes_sample_weight(model)
 
 
 def finalize(pipeline: Pipeline) -> Pipeline:
@@ -111,8 +121,9 @@ class TrainingRows(MetaEstimatorMixin, BaseEstimator):
         self.balanced_weights = balanced_weights
         self.random_state = random_state
 
-    def fit(self, X: Any, y: Any) -> TrainingRows:
-        """Choose the rows (`n_rows_used_`), then fit a clone of the model (`estimator_`)."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TrainingRows:
+        """Choose the rows (`n_rows_used_`), then fit a clone of the model (`estimator_`), with the
+        chosen rows' `sample_weight` (times the balanced class weights, if those are asked for)."""
         X, y = validate_data(self, X, y, ensure_all_finite=self._finite(), dtype="numeric",
                              multi_output=get_tags(self.estimator).target_tags.multi_output)
         rows = np.arange(len(X))
@@ -124,8 +135,11 @@ class TrainingRows(MetaEstimatorMixin, BaseEstimator):
             rows = inliers if len(inliers) else rows
         if self.resample != "none":
             rows = _resample(rows, y, self.resample, np.random.default_rng(self.random_state))
-        fit_params = {"sample_weight": compute_sample_weight("balanced", y[rows])} if self.balanced_weights \
-            else {}
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)[rows]
+        if self.balanced_weights:
+            balanced = compute_sample_weight("balanced", y[rows])
+            weights = balanced if weights is None else weights * balanced
+        fit_params = {} if weights is None else {"sample_weight": weights}
         self.estimator_ = clone(self.estimator).fit(X[rows], y[rows], **fit_params)
         self.n_rows_used_ = len(rows)
         if hasattr(self.estimator_, "classes_"):

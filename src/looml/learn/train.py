@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from looml.learn.metrics import primary_metric
+from looml.learn.metrics import primary_metric, scoring_for
 from looml.learn.spaces import check_search
 from looml.learn.tune import TrialRow, tune
 from looml.spec import Spec
@@ -38,8 +38,12 @@ class Trained:
 
 def train(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
           on_trial: Callable[[TrialRow], None] | None = None, deadline: float | None = None,
-          refit_rows: int = 0) -> Trained:
+          refit_rows: int = 0, split_keys: np.ndarray | None = None,
+          sample_weight: np.ndarray | None = None) -> Trained:
     """Check the search, run it, and refit the best configuration on all of X.
+
+    `split_keys` are the rows' times or groups under `split.by` (the CV folds follow them);
+    `sample_weight` the rows' `data.sample_weight`.
 
     `deadline` (a `time.monotonic()` instant) is when the search and refit must be done; by
     default `tuning.time_budget` seconds from now; `refit_rows` > 0 keeps time in it for one more
@@ -50,7 +54,9 @@ def train(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, 
     """
     check_search(spec)
     primary = primary_metric(spec.evaluation.primary_metric, task)
-    tuned = tune(X, y, features, spec, task, primary, on_trial, deadline=deadline, refit_rows=refit_rows)
+    scoring = scoring_for(spec, np.unique(y) if task == "classification" else np.array([]))
+    tuned = tune(X, y, features, spec, task, primary, on_trial, deadline=deadline, refit_rows=refit_rows,
+                 split_keys=split_keys, sample_weight=sample_weight, scoring=scoring)
     states = Counter(r.state for r in tuned.rows if r.family != "ensemble")
     return Trained(
         pipeline=tuned.pipeline, leaderboard=[r.to_dict() for r in tuned.rows], best=tuned.best.name,

@@ -11,7 +11,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import joblib
@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from looml.learn.metrics import score, stable
+from looml.data.split import cv_folds
+from looml.learn.metrics import Scoring, score, stable
+from looml.learn.rows import takes_sample_weight
 
-__all__ = ["TrialData", "TrialJob", "fold_indices", "release_fold_features", "run_trial"]
+__all__ = ["TrialData", "TrialJob", "fold_indices", "fold_summary", "release_fold_features", "run_trial"]
 
 LATENCY_ROWS = 1_000
 _FEATURE_CACHE_BYTES = 1 << 30  # transformed fold rows kept per search (see `_FoldFeatures`)
@@ -42,6 +43,13 @@ class TrialData:
     classes: np.ndarray
     primary: str
     threads: int
+    sample_weight: np.ndarray | None = None  # per row of X, from `data.sample_weight`
+    scoring: Scoring = field(default_factory=Scoring)
+
+    @property
+    def scored(self) -> np.ndarray:
+        """The rows some fold scores (with forward-chaining folds the first block is never scored)."""
+        return np.unique(np.concatenate([test for _, test in self.folds]))
 
 
 @dataclass(frozen=True)
@@ -52,11 +60,11 @@ class TrialJob:
     prune: bool = False
 
 
-def fold_indices(y: np.ndarray, task: str, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The CV folds (stratified for classification), the same for every trial."""
-    splitter = (StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-                if task == "classification" else KFold(n_splits=folds, shuffle=True, random_state=seed))
-    return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y)]
+def fold_indices(y: np.ndarray, task: str, folds: int, seed: int, kind: str | None = None,
+                 keys: np.ndarray | None = None, column: str = "") -> list[tuple[np.ndarray, np.ndarray]]:
+    """The CV folds, the same for every trial: stratified k-fold, or by time or group (`kind`, with
+    each row's `keys`; see `looml.data.split.cv_folds`)."""
+    return cv_folds(y, task, folds, seed, kind, keys, column)
 
 
 def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict[str, Any]:
@@ -82,7 +90,7 @@ def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict
             for i, (_, test) in enumerate(data.folds):
                 model, seconds, predictor, X_test = _FOLD_FEATURES.fit(job.pipeline, data, i)
                 fit_seconds.append(seconds)
-                fold_scores, predicted = _score(predictor, X_test, data.y[test], data)
+                fold_scores, predicted = _score(predictor, X_test, test, data)
                 scores.append(fold_scores)
                 if oof is not None and predicted is not None:
                     oof[test] = predicted
@@ -96,14 +104,26 @@ def run_trial(job: TrialJob, data: TrialData, ask: Callable[[Any], Any]) -> dict
     except Exception as exc:  # an error of a configuration fails only its trial
         return {"state": "failed", "seconds": time.perf_counter() - started,
                 "error": f"{type(exc).__name__}: {exc}"[:500]}
-    metrics = list(scores[0])
+    mean, std = fold_summary(scores)
     return {
-        "state": "complete", "seconds": time.perf_counter() - started,
-        "mean": {m: stable(float(np.mean([s[m] for s in scores]))) for m in metrics},
-        "std": {m: stable(float(np.std([s[m] for s in scores]))) for m in metrics},
+        "state": "complete", "seconds": time.perf_counter() - started, "mean": mean, "std": std,
         "fold_fit_seconds": float(np.mean(fit_seconds)), "predict_ms_per_1000": latency,
         "size_bytes": len(pickle.dumps(model, protocol=5)), "oof": oof,
     }
+
+
+def fold_summary(scores: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean and standard deviation over folds of each metric every fold has (rmsle is missing
+    where a fold has a negative target), over the folds where it is defined: a forward-chaining
+    block may hold one class only, where ranking metrics are undefined (NaN)."""
+    metrics = [m for m in scores[0] if all(m in s for s in scores)]
+    out: tuple[dict[str, float], dict[str, float]] = ({}, {})
+    for m in metrics:
+        values = np.array([s[m] for s in scores], dtype=float)
+        defined = values[~np.isnan(values)]
+        out[0][m] = stable(float(np.mean(defined))) if len(defined) else float("nan")
+        out[1][m] = stable(float(np.std(defined))) if len(defined) else float("nan")
+    return out
 
 
 class _FoldFeatures:
@@ -144,8 +164,10 @@ class _FoldFeatures:
                 self.size += size
         features, seconds, Z_train, Z_test = entry
         estimator = clone(pipeline.steps[-1][1])
+        weights = ({"sample_weight": data.sample_weight[train]}
+                   if data.sample_weight is not None and takes_sample_weight(estimator) else {})
         began = time.perf_counter()
-        estimator.fit(Z_train, data.y[train])
+        estimator.fit(Z_train, data.y[train], **weights)
         seconds += time.perf_counter() - began
         model = Pipeline([*features.steps, (pipeline.steps[-1][0], estimator)])
         return model, seconds, estimator, Z_test
@@ -165,17 +187,20 @@ _FOLD_FEATURES = _FoldFeatures()
 release_fold_features = _FOLD_FEATURES.release
 
 
-def _score(model: Any, X: Any, y: np.ndarray,
+def _score(model: Any, X: Any, test: np.ndarray,
            data: TrialData) -> tuple[dict[str, float], np.ndarray | None]:
-    """Every metric on one fold, and what the ensemble blends: class probabilities or values.
-    `model` is the fitted pipeline with raw rows, or its last step with transformed rows."""
+    """Every metric on one fold (rows `test`), and what the ensemble blends: class probabilities
+    or values. `model` is the fitted pipeline with raw rows, or its last step with transformed rows."""
+    y = data.y[test]
+    weights = None if data.sample_weight is None else data.sample_weight[test]
     predicted = model.predict(X)
     if data.task == "regression":
-        return score(data.task, data.classes, y, predicted, None), np.asarray(predicted, dtype=float)
+        return (score(data.task, data.classes, y, predicted, None, weights, data.scoring),
+                np.asarray(predicted, dtype=float))
     proba = None
     if hasattr(model, "predict_proba"):
         proba = _aligned(model.predict_proba(X), np.asarray(model.classes_), data.classes)
-    return score(data.task, data.classes, y, predicted, proba), proba
+    return score(data.task, data.classes, y, predicted, proba, weights, data.scoring), proba
 
 
 def _aligned(proba: np.ndarray, seen: np.ndarray, classes: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ from looml.executors import Executor, JobFailure
 from looml.executors.inline import InlineExecutor
 from looml.executors.local import LocalExecutor
 from looml.learn.ensemble import likely_members, pool, try_ensemble
-from looml.learn.metrics import better
+from looml.learn.metrics import Scoring, better
 from looml.learn.spaces import Config, apply_choices, grid_configs, merged_space, suggest_config, warm_start
 from looml.learn.trial import TrialData, TrialJob, fold_indices, release_fold_features, run_trial
 from looml.learn.zoo import ROW_LIMIT, make_estimator, missing_extra, threads_for
@@ -234,7 +234,8 @@ class _AskTellGridSampler(optuna.samplers.GridSampler):
 class _Search:
     """Where configurations come from: an Optuna study, or the candidates in order (`none`)."""
 
-    def __init__(self, spec: Spec, task: str, candidates: dict[int, Any], primary: str) -> None:
+    def __init__(self, spec: Spec, task: str, candidates: dict[int, Any], primary: str,
+                 lower: bool | None = None) -> None:
         self.method = spec.tuning.resolved_method
         tuning = spec.tuning
         self.choices = dict(tuning.space)
@@ -261,7 +262,8 @@ class _Search:
             self.limit = tuning.trials or (math.inf if tuning.time_budget else 30)
         pruner = _FamilyMedianPruner() if tuning.pruning else optuna.pruners.NopPruner()
         self.study = optuna.create_study(
-            direction="minimize" if primary in LOWER_IS_BETTER else "maximize", sampler=sampler,
+            direction="minimize" if (primary in LOWER_IS_BETTER if lower is None else lower) else "maximize",
+            sampler=sampler,
             pruner=pruner)
         if tuning.warm_start and self.method != "grid":
             # Round robin: every family's default first, then every family's second configuration.
@@ -331,8 +333,13 @@ class _FamilyMedianPruner(optuna.pruners.BasePruner):
 
 def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, task: str,
          primary: str, on_trial: Callable[[TrialRow], None] | None = None,
-         deadline: float | None = None, refit_rows: int = 0) -> Tuned:
+         deadline: float | None = None, refit_rows: int = 0, split_keys: np.ndarray | None = None,
+         sample_weight: np.ndarray | None = None, scoring: Scoring | None = None) -> Tuned:
     """Search, rank, optionally ensemble, and refit the winner on all of X; see the module docstring.
+
+    `split_keys` are the rows' times or groups when `split.by` is set (see
+    `looml.data.split.split_keys`); `sample_weight` weights the rows in fitting (where the model
+    takes it) and scoring; `scoring` has the binary positive class and the custom metrics.
 
     With `tuning.time_budget`, everything here ends by `deadline` (a `time.monotonic()` instant;
     default: the budget from now). `refit_rows` > 0 says that the winner will be refit once more
@@ -367,9 +374,13 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     if not candidates:
         raise DataError([Problem(loc="models.candidates", message=r.error, fix="add a model that scales")
                          for r in rows])
-    search = _Search(spec, task, candidates, primary)
+    scoring = scoring or Scoring()
+    lower = scoring.lower_is_better(primary)
+    search = _Search(spec, task, candidates, primary, lower)
     classes = np.unique(y) if task == "classification" else np.array([])
-    data = TrialData(X, y, fold_indices(y, task, folds, spec.seed), task, classes, primary, threads)
+    by = spec.split.by
+    cv = fold_indices(y, task, folds, spec.seed, by.kind if by else None, split_keys, by.column if by else "")
+    data = TrialData(X, y, cv, task, classes, primary, threads, sample_weight, scoring)
     limit_mb = (tuning.memory_limit_mb or _available_mb() * 0.8) / workers
     width = _width(X, y, features, spec, task)
     running: dict[int, tuple[Any, Config]] = {}
@@ -384,19 +395,19 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     loop.refit_factor += refit_rows / len(X)  # the later refit is planned with this one
     try:
         loop.run(deadline, estimate, limit_mb, width, len(X), len(classes))
-        ranked = _rank(rows, primary)
+        ranked = _rank(rows, primary, lower)
         if not ranked or ranked[0].state != "complete":
             raise DataError(_nothing_finished(rows, spec))
         chosen, extra, notes = try_ensemble(ranked, loop, deadline)
     finally:
         executor.close()
         release_fold_features()
-    ranked = _rank(rows + extra, primary)
+    ranked = _rank(rows + extra, primary, lower)
     if callable(chosen):  # a kept ensemble ranks first (it won the nested comparison; see ensemble.py)
         ranked = [*extra, *(r for r in ranked if r not in extra)]
     refit_threads = threads_for(len(X), spec.models.n_jobs)
     template = chosen(refit_threads) if callable(chosen) else loop.pipeline(chosen, refit_threads)
-    pipeline = refit(template, X, y, spec)
+    pipeline = refit(template, X, y, spec, sample_weight)
     return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
                  seconds=time.monotonic() - started, folds=folds,
                  notes=[n for n in (folds_note, *notes) if n],
@@ -416,7 +427,9 @@ class _Loop:
         self.configs: dict[int, Config] = {}
         self.oof: dict[int, np.ndarray] = {}  # out-of-fold predictions of the voting pool's trials
         self.members: list[TrialRow] = []  # what a vote would combine now
-        self.voting = spec.tuning.resolved_ensemble == "voting"
+        self.lower = data.scoring.lower_is_better(data.primary)
+        # Weighted rows: a vote's member pipelines cannot route sample_weight (see try_ensemble).
+        self.voting = spec.tuning.resolved_ensemble == "voting" and data.sample_weight is None
         self.vote_seconds = _VOTE_SECONDS if self.voting else 0.0  # choosing it at the end
         self.sync = spec.tuning.time_budget is None  # batches: the same results run to run
         self.refit_factor = 1.0  # refits at the end, in units of the refit on the training rows
@@ -432,7 +445,7 @@ class _Loop:
         """The time the final refit is expected to take: of `members`, or else of the best trial
         so far (with a voting ensemble, of the best `ensemble_top_k`, which it may combine)."""
         if members is None:
-            ranked = [r for r in _rank(self.rows, self.primary) if r.state == "complete"]
+            ranked = [r for r in _rank(self.rows, self.primary, self.lower) if r.state == "complete"]
             members = self.members if self.voting and self.members else ranked[:1]
         folds = len(self.data.folds)
         times = sorted((r.timings["fold_fit_seconds"] * folds / (folds - 1) * _REFIT_MARGIN for r in members),
@@ -450,7 +463,7 @@ class _Loop:
         self.rows.append(row)
         if self.voting and row.state == "complete" and oof is not None:
             self.oof[row.trial] = oof
-            ranked = _rank(self.rows, self.primary)
+            ranked = _rank(self.rows, self.primary, self.lower)
             kept = {r.trial for r in pool(ranked)}
             self.oof = {t: p for t, p in self.oof.items() if t in kept}
             if row.trial in kept:
@@ -543,13 +556,14 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _rank(rows: list[TrialRow], primary: str) -> list[TrialRow]:
-    """Complete trials best first (ties keep trial order; an undefined score ranks last), then the rest."""
+def _rank(rows: list[TrialRow], primary: str, lower: bool | None = None) -> list[TrialRow]:
+    """Complete trials best first (ties keep trial order; an undefined score ranks last), then the rest.
+    `lower`: smaller is better (default: by the built-in metric's direction)."""
     scored = [r for r in rows if r.state == "complete" and r.mean.get(primary) == r.mean.get(primary)]
     ranked: list[TrialRow] = []
     for row in sorted(scored, key=lambda r: r.trial):
         i = 0
-        while i < len(ranked) and not better(primary, row.mean[primary], ranked[i].mean[primary]):
+        while i < len(ranked) and not better(primary, row.mean[primary], ranked[i].mean[primary], lower):
             i += 1
         ranked.insert(i, row)
     rest = [r for r in rows if r not in ranked]
@@ -572,13 +586,14 @@ def refit_lanes(rows: int, spec: Spec) -> int:
     return max(1, (os.cpu_count() or 1) // threads_for(rows, spec.models.n_jobs))
 
 
-def refit(template: Pipeline, X: pd.DataFrame, y: np.ndarray, spec: Spec) -> Pipeline:
+def refit(template: Pipeline, X: pd.DataFrame, y: np.ndarray, spec: Spec,
+          sample_weight: np.ndarray | None = None) -> Pipeline:
     """Fit a fresh copy of the winner's unfitted pipeline on X, with every thread the machine
     gives one fit; an ensemble's members side by side in threads when one fit uses fewer than
-    the cores."""
+    the cores. `sample_weight` goes to the model step where it takes it."""
     from joblib import parallel_config
 
-    from looml.learn.rows import finalize
+    from looml.learn.rows import finalize, takes_sample_weight
 
     threads = threads_for(len(X), spec.models.n_jobs)
     pipeline = clone(template)
@@ -588,7 +603,9 @@ def refit(template: Pipeline, X: pd.DataFrame, y: np.ndarray, spec: Spec) -> Pip
         model.set_params(n_jobs=lanes)
     with threadpool_limits(limits=threads), parallel_config(backend="threading"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitted = pipeline.fit(X, y)
+        weighted = (sample_weight is not None and not isinstance(model, _ENSEMBLES)
+                    and takes_sample_weight(model))
+        fitted = pipeline.fit(X, y, **({"model__sample_weight": sample_weight} if weighted else {}))
     if lanes > 1:
         fitted.named_steps["model"].set_params(n_jobs=None)  # the threads were for this fit only
     return finalize(fitted)

@@ -19,9 +19,9 @@ ALIASES = {"logistic": "linear"}
 DEFAULT_CANDIDATES = ("lightgbm", "linear", "catboost", "xgboost", "mlp", "extra_trees", "random_forest",
                       "hist_gradient_boosting")
 
-CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+CLASSIFICATION_METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "log_loss", "average_precision")
+REGRESSION_METRICS = ("rmse", "mae", "r2", "mape", "rmsle")
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "rmsle"})
 _METRICS = {"classification": CLASSIFICATION_METRICS, "regression": REGRESSION_METRICS}
 
 

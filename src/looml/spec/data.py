@@ -148,6 +148,13 @@ class DataSpec(_Section):
         default_factory=list, description="Row identifiers: kept in the data, never used as features."
     )
     drop_columns: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    positive_class: str | int | bool | None = Field(
+        None, description="Binary classification: the class whose probability roc_auc, average_precision, "
+                          "precision / recall / f1 and the ROC curve are about; default the second in "
+                          "sorted order.")
+    sample_weight: str | None = Field(
+        None, description="A numeric column (>= 0) of row weights: used in fitting where the estimator "
+                          "takes sample_weight, in CV scores and in the holdout metrics; never a feature.")
 
     @field_validator("source", mode="before")
     @classmethod
@@ -223,8 +230,43 @@ class ValidationSpec(_Section):
         return {n: getattr(self, n) for n, f in type(self).model_fields.items() if f.annotation is CheckSpec}
 
 
+class SplitBy(_Section):
+    """What keeps rows together or in order: a time column or a group column (one of the two)."""
+
+    time: str | None = Field(None, min_length=1, description="A date, datetime or numeric column: the "
+                             "holdout is the latest period and the CV folds chain forward (train on the "
+                             "past, score the next block). It need not be a feature.")
+    group: str | None = Field(None, min_length=1, description="A column of group ids (customer, patient, "
+                              "store): the rows of one group stay on one side, in the holdout and in every "
+                              "CV fold.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SplitBy:
+        if (self.time is None) == (self.group is None):
+            both = self.time is not None
+            _field_errors("SplitBy", [((), "time and group together are not supported" if both
+                                       else "give `time: COLUMN` or `group: COLUMN`", None,
+                                       "keep one: a time split already keeps the future out; for groups "
+                                       "over time, split by time" if both
+                                       else "e.g. `by: {time: signup_date}` or `by: {group: customer_id}`")])
+        return self
+
+    @property
+    def column(self) -> str:
+        """The split column."""
+        return self.time or self.group or ""
+
+    @property
+    def kind(self) -> str:
+        """'time' or 'group'."""
+        return "time" if self.time is not None else "group"
+
+
 class SplitSpec(_Section):
     """How the training and holdout test splits and the CV folds are made."""
+
+    by: SplitBy | None = Field(None, description="Split by time ({time: COLUMN}) or by group "
+                               "({group: COLUMN}); default a random split, stratified for classification.")
 
     test_size: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows held out for evaluate.")
     folds: int = Field(5, ge=2, le=50, description="Cross-validation folds on the training split.")
