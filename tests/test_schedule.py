@@ -19,9 +19,18 @@ def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["6 hours", "", "-1h", 0, True])
-def test_bad_durations_say_how_to_write_one(bad: object) -> None:
-    with pytest.raises(ValueError):
+HOW = r"write seconds, or a number with s, m, h, d or w \(e\.g\. '30m', '6h', '7d'\)$"
+
+
+@pytest.mark.parametrize(("bad", "match"), [
+    ("6 hours", rf"^'6 hours' is not a duration: {HOW}"),
+    ("", rf"^'' is not a duration: {HOW}"),
+    ("-1h", rf"^'-1h' is not a duration: {HOW}"),
+    (0, r"^a duration must be more than 0 seconds$"),
+    (True, r"^expected seconds or a duration such as '30m', '6h', '7d'$"),  # not 1 second
+])
+def test_bad_durations_say_how_to_write_one(bad: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
         parse_duration(bad)  # type: ignore[arg-type]
 
 

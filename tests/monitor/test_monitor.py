@@ -135,15 +135,24 @@ def log_rows(project: Path, frame: pl.DataFrame) -> None:
 
 
 def test_a_window_of_the_prediction_log_is_compared_outputs_included(project: Path, tmp_path: Path) -> None:
-    log_rows(project, churn(300, seed=4, shift=1.0))
+    logged = churn(300, seed=4, shift=1.0)
+    log_rows(project, logged)
 
     result = looml.monitor(project, last="1h", out_dir=tmp_path)
     newest = looml.monitor(project, rows=150, out_dir=tmp_path)
 
     assert result.source.startswith("prediction log, last 1h: 300 rows of model version 1")
     assert result.report.drifted == ["tenure", "charges"] and result.exit_code == 6
-    assert result.report.prediction_drift is not None
-    assert {p.column for p in result.report.predictions} == {"prediction", "proba_yes"}
+    # The outputs read from the log drifted too: the labels' shares are those the model gave.
+    outputs = {p.column: p for p in result.report.predictions}
+    assert result.report.prediction_drift is True
+    assert sorted(outputs) == ["prediction", "proba_yes"] and all(p.drifted for p in outputs.values())
+    pipeline, _ = load_pipeline(tracking(project), "tiny", "1")
+    said = pipeline.predict(logged.select(list(FEATURES)).to_pandas())
+    bins = outputs["prediction"].bins
+    assert bins["labels"] == ["no", "yes"]
+    assert bins["current"] == [round(float(np.mean(said == label)), 6) for label in ("no", "yes")]
+    assert bins["current"][1] < bins["reference"][1]  # 30 months more tenure: fewer churners foreseen
     assert newest.report.rows == 150
     # The reports carry the live-performance verdict the command prints (here: no labels yet).
     assert result.performance is not None and result.performance.verdict == "too few labels"

@@ -400,7 +400,7 @@ def test_metadata_describes_the_model_and_the_server(model: ServedModel) -> None
                     {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2],
                      "parameters": {"classes": '["no","yes"]'}}],
         "parameters": {"scorer": model.scorer.name}}
-    assert model.scorer.name.startswith("compiled:")
+    assert model.scorer.name == "compiled:linear" and model.fallback is None  # the logistic model, compiled
     assert P.available_outputs(model) == ["predict", "predict_proba"]
     fallback = dataclasses.replace(model, scorer=PipelineScorer(model.pipeline, model.features),
                                    fallback="no compiled form of KNeighborsClassifier")
@@ -572,7 +572,7 @@ def test_an_mlflow_request_end_to_end_matches_the_pipeline(model: ServedModel, n
               "instances as lists": {"instances": list(map(list, zip(*ROWS.values(), strict=True)))},
               "inputs": {"inputs": ROWS}}
     batch, _ = M.parse_invocations(orjson.dumps(bodies[name]), "application/json", list(model.features))
-    validate_batch(batch, model, 100)
+    assert validate_batch(batch, model, 100) == []  # every shape parses into the columns training saw
     body = M.encode_invocations_response(model.predict(batch))
     assert orjson.loads(body) == {"predictions": reference_labels(model).tolist()}
 

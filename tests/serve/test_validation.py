@@ -236,7 +236,8 @@ def test_a_new_model_object_gets_its_own_checks() -> None:
     """A hot swap loads a new ServedModel: its schema, not the cached one of the old, applies."""
     batch = good(2)
     batch["age"][0] = 500
-    assert validate_batch(batch, MODEL, 10)
+    assert validate_batch(batch, MODEL, 10) == ["columns.age: 1 row outside the schema's range 0 to 120: 500 "
+                                                "(row 0)"]
     relaxed = SCHEMA.model_copy(update={"columns": {**SCHEMA.columns, "age": ColumnSchema(type="numeric")}})
     assert validate_batch(batch, served(relaxed), 10) == []
 
