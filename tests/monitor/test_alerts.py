@@ -1,15 +1,20 @@
-"""Alerts to a real HTTP receiver on 127.0.0.1: retries, cool-down, refusals and missing secrets."""
+"""Alerts to a real HTTP receiver on 127.0.0.1: retries, cool-down, refusals and missing secrets, and
+the alerts of `looml loop` on a served project whose traffic drifted."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from test_loop import SPEC, serving, shifted, train
+from typer.testing import CliRunner
 
+from looml.cli import app
 from looml.errors import SpecError
 from looml.monitor.alerts import Alert, Alerter
 from looml.spec import AlertsSpec
@@ -112,3 +117,44 @@ def test_an_unset_secret_is_a_spec_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         sender.check()
     assert "MISSING_URL_PART" in caught.value.render() and "alerts.webhook_url" in caught.value.render()
+
+
+def test_the_loop_posts_its_alerts_to_the_webhook_once_per_cooldown(tmp_path: Path,
+                                                                    receiver: Receiver) -> None:
+    project = train(tmp_path / "shop")
+    # The alerts of a cycle, without a retrain: the triggers are off.
+    project.write_text(SPEC.replace("loop:\n", "loop:\n  triggers: {drift: false, performance_drop: false}\n")
+                       + f"alerts:\n  webhook_url: {receiver.url}\n  retries: 0\n"
+                       "  headers: {Authorization: 'Bearer ${LOOML_HOOK_TOKEN}'}\n", encoding="utf-8")
+    runner = CliRunner(env={"LOOML_HOOK_TOKEN": "s3cret"})
+    with serving(project, shifted()):
+        first = runner.invoke(app, ["loop", str(project), "--json"])
+        again = runner.invoke(app, ["loop", str(project), "--json"])
+
+    assert first.exit_code == 6 and again.exit_code == 6, first.output + again.output
+    cycled = json.loads(first.stdout)
+    assert cycled["triggers"] == [] and cycled["decision"] is None
+    posted = {body["kind"]: body for body in receiver.bodies}
+    assert len(receiver.bodies) == 3 and sorted(posted) == ["drift", "performance_drop", "validation_errors"]
+    assert all(h["Authorization"] == "Bearer s3cret" for h in receiver.headers)
+    for body in receiver.bodies:
+        assert (body["source"], body["subject"]) == ("looml", "shop v1")
+        assert datetime.fromisoformat(body["at"]) >= datetime.fromisoformat(cycled["at"])  # this cycle's
+    drift = posted["drift"]
+    assert sorted(drift["details"]["drifted"]) == ["region", "spend"]
+    assert drift["message"] == f"drift in {', '.join(drift['details']['drifted'])}" \
+        + (", the model's outputs" if drift["details"]["prediction_drift"] else "")
+    performance = posted["performance_drop"]["details"]
+    assert (performance["metric"], performance["verdict"], performance["labelled"]) == (
+        "roc_auc", "drop", 1200)
+    assert posted["performance_drop"]["message"].startswith(f"roc_auc fell to {performance['value']:.4g} ")
+    problems = posted["validation_errors"]["details"]["problems"]
+    assert any(p.startswith("column 'spend': out_of_range: ") for p in problems), problems
+    # what the command printed is what was posted
+    assert [{k: v for k, v in a.items() if k != "outcome"} for a in cycled["alerts"]] == receiver.bodies
+    assert [a["outcome"] for a in cycled["alerts"]] == ["sent"] * 3
+    # the second cycle, within the cool-down: the same alerts, suppressed, nothing posted
+    assert [a["outcome"] for a in json.loads(again.stdout)["alerts"]] == ["suppressed"] * 3
+    recorded = (project.parent / ".looml" / "alerts" / "alerts.jsonl").read_text(encoding="utf-8")
+    outcomes = [json.loads(line)["outcome"] for line in recorded.splitlines()]
+    assert outcomes == ["sent"] * 3 + ["suppressed"] * 3
