@@ -157,6 +157,7 @@ def check_batch(frame: pl.DataFrame, schema: Schema, checks: ValidationSpec, *,
 def _batch_stats(frame: pl.DataFrame, typed: dict[str, ColumnSchema]) -> dict[str, Any]:
     """Null counts, out-of-domain and out-of-range counts of every column, in one pass."""
     exprs = []
+    dtypes = frame.schema  # made anew on each access: once, not once per column
     for name, col in typed.items():
         c = pl.col(name)
         exprs.append(c.null_count().alias(f"{name}\0nulls"))
@@ -170,7 +171,7 @@ def _batch_stats(frame: pl.DataFrame, typed: dict[str, ColumnSchema]) -> dict[st
             exprs += [(low | high).sum().alias(f"{name}\0range"), x.min().alias(f"{name}\0min"),
                       x.max().alias(f"{name}\0max")]
         if col.type == "datetime" and (col.earliest is not None or col.latest is not None):
-            x = _naive_utc(c, frame.schema[name])
+            x = _naive_utc(c, dtypes[name])
             low = x < col.earliest if col.earliest is not None else pl.lit(False)
             high = x > col.latest if col.latest is not None else pl.lit(False)
             exprs += [(low | high).sum().alias(f"{name}\0range"), x.min().alias(f"{name}\0min"),

@@ -133,7 +133,8 @@ def _domains(frame: pl.DataFrame, names: list[str]) -> dict[str, list[str]]:
     """Sorted distinct values, as the strings a batch's values are compared with."""
     if not names:
         return {}
-    uniques = frame.select(_text(n, frame.schema[n]).drop_nulls().unique().implode() for n in names).row(0)
+    schema = frame.schema
+    uniques = frame.select(_text(n, schema[n]).drop_nulls().unique().implode() for n in names).row(0)
     return {n: sorted(values) for n, values in zip(names, uniques, strict=True)}
 
 
@@ -172,19 +173,31 @@ def schema_yaml(schema: Schema, source: str) -> str:
     body: dict[str, Any] = {"version": schema.version, "target": schema.target, "columns": {}}
     for name, col in schema.columns.items():
         body["columns"][name] = {k: v for k, v in col.model_dump(mode="json").items() if v is not None}
-    text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
-    if yaml.safe_load(text) != body:
+    text = yaml.dump(body, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    if yaml.load(text, Loader=_Loader) != body:
         # PyYAML mangles a few characters (U+0085) when writing them unescaped.
-        text = yaml.safe_dump(body, sort_keys=False, allow_unicode=False, width=100)
+        text = yaml.dump(body, Dumper=_Dumper, sort_keys=False, allow_unicode=False, width=100)
     return head + text
+
+
+# libyaml when PyYAML has it: the pure-Python emitter and parser took most of a minute on a
+# 10,000-column schema.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def _parse(text: str) -> tuple[yaml.Node | None, Any]:
+    try:
+        return yaml.compose(text, Loader=_Loader), yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:  # PyYAML's own parser words the error better: let it say it
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
 
 
 def load_schema(path: Path) -> Schema:
     """Read a schema file; raise `DataError` listing every problem with its YAML path and line."""
     try:
         text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node, raw = _parse(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(Problem(loc=path.name, message=f"cannot read the schema file: {exc}",
                                 fix="save it as UTF-8 text, or delete it to infer it again")) from exc

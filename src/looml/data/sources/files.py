@@ -560,14 +560,15 @@ def _combine(files: list[_File], frames: list[pl.DataFrame],
     if problems:
         raise DataError(problems)
     frames = [frame.select(first.columns) for frame in frames]
+    schemas = [frame.schema for frame in frames]  # each `.schema` is built anew: not once per column
     notes: list[str] = []
     targets: dict[str, pl.DataType] = {}
     for column in first.columns:
         # A column with no values in one file has no type to speak of there (CSV makes it text).
         typed = {}
-        for file, frame in zip(files, frames, strict=True):
+        for file, frame, schema in zip(files, frames, schemas, strict=True):
             if frame.get_column(column).null_count() < frame.height:
-                typed.setdefault(frame.schema[column], file.name)
+                typed.setdefault(schema[column], file.name)
         if len(typed) == 1:
             targets[column] = next(iter(typed))
         elif len(typed) > 1:
@@ -584,8 +585,8 @@ def _combine(files: list[_File], frames: list[pl.DataFrame],
                 kinds = ", ".join(f"{d} in {n}" for d, n in typed.items())
                 notes.append(f"column {column!r} has different types across files ({kinds}); "
                              f"it was read as {target}")
-    frames = [frame.with_columns(pl.col(c).cast(t) for c, t in targets.items() if frame.schema[c] != t)
-              for frame in frames]
+    frames = [frame.with_columns(pl.col(c).cast(t) for c, t in targets.items() if schema[c] != t)
+              for frame, schema in zip(frames, schemas, strict=True)]
     if file_column is not None:
         frames = [frame.with_columns(pl.lit(file.name, dtype=pl.String).alias(file_column))
                   for file, frame in zip(files, frames, strict=True)]
