@@ -303,8 +303,10 @@ def _real_run(kind: str, make_project: Callable[..., Path]) -> str:
         label = levels[np.digitize(x1 + 0.5 * rng.normal(size=rows), [0.0] if kind == "binary"
                                    else [-0.5, 0.5])]
     frame = pl.DataFrame({"x1": x1, "x2": x2, "colour": rng.choice(["red", "blue"], rows),
-                          "label": label})
-    result = looml.run(make_project(frame))
+                          "group": rng.choice(["g1", "g2"], rows), "label": label})
+    # `group` is analysed, not learnt from; the slices are a feature and a numeric one.
+    analysis = "evaluation: {sensitive_columns: [group], slices: [colour, x2], min_slice_rows: 5}\n"
+    result = looml.run(make_project(frame, extra=analysis))
     return Path(result.report_path).read_text(encoding="utf-8")
 
 
@@ -326,12 +328,20 @@ def test_chromium_draws_the_report_of_a_real_run(
     assert console == [] and drawn["failures"] == []
     assert drawn["width"] <= 1200  # nothing pushes the page wider than the window
     sections = drawn["sections"]
-    assert list(sections) == ["data", "profile", "leaderboard", "test", "plots", "stages"]
+    assert list(sections) == ["data", "profile", "leaderboard", "test", "fairness", "slices", "plots", "card",
+                              "stages"]
     for name, section in sections.items():
         assert min(section["size"]) > 0, name
     assert "linear" in sections["leaderboard"]["text"]
     primary = "rmse" if kind == "regression" else "roc_auc"
-    assert primary in sections["test"]["text"]
+    assert primary in sections["test"]["text"] and "95% interval" in sections["test"]["text"]
+    fairness = sections["fairness"]["text"]
+    assert "g1" in fairness and "g2" in fairness
+    assert ("mae_difference" if kind == "regression" else "accuracy_difference") in fairness
+    assert ("demographic_parity_difference" in fairness) == (kind == "binary")
+    assert "colour" in sections["slices"]["text"] and "x2" in sections["slices"]["text"]
+    card = sections["card"]["text"]
+    assert "# Model card: tiny" in card and "## Fairness" in card and "## How to reproduce" in card
     for column in ("x1", "x2", "colour"):
         assert column in sections["profile"]["text"], column
     assert "ingest" in sections["stages"]["text"] and "evaluate" in sections["stages"]["text"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+import yaml
 from rich.markup import escape
 from rich.table import Table
 
@@ -181,6 +182,10 @@ def init(
     except LoomlError as exc:
         fail(exc, as_json=False)
     console.print(f"wrote [bold]{path}[/]; next: [bold]looml run {path}[/]")
+    by = (yaml.safe_load(path.read_text(encoding="utf-8")).get("split") or {}).get("by")
+    if by:  # a decision the user should know of before the first run
+        console.print(f"split by time on {by['time']!r}: the holdout is the latest period and CV folds "
+                      "chain forward; remove split.by in the spec for a random split")
 
 
 @app.command()
@@ -220,6 +225,12 @@ class _StageProgress:
         console.print(f"  {record.name:<9} {mark} {record.seconds:6.2f}s  [dim]{record.reason}[/]")
 
 
+def _interval(bounds: list[float | None] | None) -> str:
+    if not bounds or bounds[0] is None or bounds[1] is None:
+        return "—"
+    return f"{bounds[0]:.4f} to {bounds[1]:.4f}"
+
+
 def _print_summary(result: Any, spec: Path) -> None:
     out = stdout()
     for warning in result.warnings:
@@ -242,9 +253,16 @@ def _print_summary(result: Any, spec: Path) -> None:
                       *[f"{row['mean'][m]:.4f}" for m in others], f"{row['fit_seconds']:.1f}")
     out.print(board)
     test = Table(title=f"Holdout metrics ({result.best_model})")
+    bounds = getattr(result, "intervals", None) or {}
+    if bounds:
+        test.add_column("", style="dim")
     for m in result.metrics:
         test.add_column(m, justify="right")
-    test.add_row(*[f"{v:.4f}" for v in result.metrics.values()])
+    lead = ["value"] if bounds else []
+    test.add_row(*lead, *[f"{v:.4f}" for v in result.metrics.values()])
+    if bounds:  # the seeded bootstrap interval of each metric (evaluation.confidence)
+        test.add_row(f"{result.confidence:.0%} interval",
+                     *[_interval(bounds.get(m)) for m in result.metrics])
     out.print(test)
     alias = " (alias: champion)" if result.champion else ""
     out.print(f"model   [bold]{result.model_name}[/] version {result.model_version}{alias}  "

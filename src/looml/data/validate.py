@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from looml.data.profile import ColumnProfile, Profile
+from looml.data.split_checks import split_problems
 from looml.errors import DataError, Problem, did_you_mean
 from looml.spec import DataSpec, FeaturesSpec, PreprocessingSpec, SplitSpec
 
@@ -48,11 +49,18 @@ class ValidationReport:
 
 
 def validate(profile: Profile, data: DataSpec, split: SplitSpec, preprocessing: PreprocessingSpec,
-             engineering: FeaturesSpec | None = None) -> ValidationReport:
+             engineering: FeaturesSpec | None = None,
+             kept_out: dict[str, str] | None = None,
+             metrics: list[tuple[str, str]] | None = None) -> ValidationReport:
     """Check `profile` against the spec; return the decisions or raise every problem at once.
 
+    `kept_out` names further columns that are not features (column -> why), e.g. the sensitive
+    columns of the fairness analysis.
+
     Includes the column names that `preprocessing.columns` and `features` (derived columns,
-    polynomial, binning) refer to, and the row-level options that must fit the task.
+    polynomial, binning) refer to, and the row-level options that must fit the task; and the
+    split column, sample weights and positive class (`looml.data.split_checks`, with `metrics`:
+    the (location, name) of the metrics the spec names, for rmsle's check).
     """
     problems: list[Problem] = []
     names = profile.names
@@ -96,8 +104,12 @@ def validate(profile: Profile, data: DataSpec, split: SplitSpec, preprocessing: 
             fix="add rows, or lower split.folds / split.test_size",
         ))
 
-    excluded = {n: "listed in data.id_columns" for n in data.id_columns}
+    found, split_warnings, weights = split_problems(profile, data, split, task, metrics or [])
+    problems += found
+    excluded = {n: "data.sample_weight (row weights, never a feature)" for n in weights}
+    excluded |= {n: "listed in data.id_columns" for n in data.id_columns}
     excluded |= {n: "listed in data.drop_columns" for n in data.drop_columns}
+    excluded |= {n: why for n, why in (kept_out or {}).items() if n in names and n != data.target}
     kinds = {n: c.kind for n, c in preprocessing.columns.items() if c.kind is not None}
     features, dropped = _roles(profile, data.target, excluded, preprocessing.drop_id_like, kinds)
     problems += _preprocessing_problems(preprocessing, names, data.target, task, target)
@@ -111,6 +123,7 @@ def validate(profile: Profile, data: DataSpec, split: SplitSpec, preprocessing: 
         raise DataError(problems)
 
     warnings = [f"dropped column {n!r}: {why}" for n, why in dropped.items() if n not in excluded]
+    warnings += split_warnings
     if target.missing:
         warnings.append(f"{target.missing} rows have no target value and are left out")
     if task == "classification":

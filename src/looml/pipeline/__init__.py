@@ -1,7 +1,7 @@
 """The lifecycle, wired in one readable place.
 
-ingest -> profile -> validate -> split -> train -> evaluate -> report -> (gate) -> refit -> reference
-    -> register
+ingest -> profile -> validate -> split -> train -> evaluate -> (gate: failed -> report, stop) -> refit
+    -> reference -> report (with the model card) -> register
 
 Each stage runs through the `Runner`, which caches its output under a hash of what it
 depends on. Heavy libraries (scikit-learn, MLflow) are imported only by stages that
@@ -26,12 +26,13 @@ import numpy as np
 from looml.data.profile import Profile
 from looml.data.validate import ValidationReport
 from looml.errors import GateError
+from looml.learn.card import CARD_ARTIFACT, model_card
 from looml.learn.gate import check_gate
 from looml.monitor.reference import REFERENCE_ARTIFACT
 from looml.pipeline.common import WIRING, digest_of
 from looml.pipeline.model import evaluate_model, make_reference, refit_all, train_deadline, train_model
 from looml.pipeline.prepare import check_candidates, prepare, split_stage
-from looml.pipeline.record import register_model, render_html, report_context
+from looml.pipeline.record import card_facts, register_model, render_html, report_context
 from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write
@@ -78,6 +79,8 @@ class RunResult:
     stages: list[StageRecord]
     warnings: list[str] = field(default_factory=list)
     search: dict[str, Any] = field(default_factory=dict)  # how the search went: trials, folds, budget
+    intervals: dict[str, list[float | None]] = field(default_factory=dict)  # metric -> [low, high]
+    confidence: float | None = None  # the intervals' level (None: evaluation.analysis is off)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (what `looml run --json` prints)."""
@@ -120,36 +123,51 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         code=[*WIRING, "looml.learn.train", "looml.learn.features", "looml.learn.transformers",
               "looml.learn.expressions", "looml.learn.selection", "looml.learn.rows", "looml.learn.zoo",
               "looml.learn.metrics", "looml.learn.tune", "looml.learn.spaces", "looml.learn.trial",
-              "looml.learn.ensemble", "looml.learn.xgb", "looml.executors.local", "looml.executors.inline"],
+              "looml.learn.ensemble", "looml.learn.xgb", "looml.executors.local", "looml.executors.inline",
+              "looml.data.split"],
         config=[spec.section_hash("preprocessing", "features", "models", "tuning", "seed"), spec.split.folds,
-                spec.evaluation.primary_metric],
+                spec.evaluation.primary_metric, spec.split.by.model_dump() if spec.split.by else None,
+                spec.data.sample_weight, spec.data.positive_class, spec.evaluation.custom_metrics],
         inputs={"snapshot": data_digest, "split": split_digest, "validation": validation_digest},
         compute=lambda: train_model(frame(), indices(), report, spec, store, train_deadline(spec, started)),
     )
     pipeline_digest = trained["artifacts"]["pipeline"]
     fitted = cache(lambda: pickle.loads(store.get_bytes(pipeline_digest)))  # our own, digest-checked
 
+    analysis = ["looml.learn.intervals", "looml.learn.fairness", "looml.learn.slices"]
     evaluated = runner.run(
-        "evaluate", code=[*WIRING, "looml.learn.evaluate", "looml.learn.metrics"], config=None,
+        "evaluate", code=[*WIRING, "looml.learn.evaluate", "looml.learn.metrics", *analysis],
+        config=[spec.evaluation.model_dump(mode="json", exclude={"gate"}), spec.seed,
+                spec.data.sample_weight, spec.data.positive_class],
         inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest},
-        compute=lambda: evaluate_model(fitted(), frame(), indices(), report, spec.models.n_jobs, store),
+        compute=lambda: evaluate_model(fitted(), frame(), indices(), report, spec, trained["primary_metric"],
+                                       store),
     )
-    failures = check_gate(evaluated["evaluation"]["metrics"], spec.evaluation.gate)
+    failures = check_gate(evaluated["evaluation"]["metrics"], spec.evaluation.gate,
+                          evaluated["evaluation"].get("fairness"))
 
-    context = report_context(spec, report, data_profile, data_digest, split_out, trained,
-                              evaluated, failures, runner.records)
-    reported = runner.run(
-        "report", code=[*WIRING, "looml.report.html", "looml.report:templates/report.html"],
-        config=spec.spec_hash,
-        inputs={"pipeline": pipeline_digest, "evaluation": digest_of(evaluated),
-                "validation": validation_digest},
-        compute=lambda: render_html(context, store),
-    )
-    report_path = home / "reports" / f"{spec.registry.model_name}-{reported['artifacts']['html'][:12]}.html"
-    if not report_path.is_file():
-        atomic_write(report_path, lambda tmp: shutil.copyfile(store.path(reported["artifacts"]["html"]), tmp))
+    def write_report(reference: str | None) -> tuple[dict[str, Any], Path, str]:
+        """The report (with the model card) as a stage, copied to .looml/reports; and the card."""
+        importance = (json.loads(store.get_bytes(reference))["importance"] if reference else None)
+        card = model_card(card_facts(spec, report, data_profile, data_digest, split_out, trained, evaluated,
+                                     failures, importance))
+        context = report_context(spec, report, data_profile, data_digest, split_out, trained,
+                                  evaluated, failures, runner.records, card)
+        reported = runner.run(
+            "report", code=[*WIRING, "looml.report.html", "looml.report:templates/report.html",
+                            "looml.learn.card"],
+            config=spec.spec_hash,
+            inputs={"pipeline": pipeline_digest, "evaluation": digest_of(evaluated),
+                    "validation": validation_digest, "reference": reference or ""},
+            compute=lambda: render_html(context, store),
+        )
+        path = home / "reports" / f"{spec.registry.model_name}-{reported['artifacts']['html'][:12]}.html"
+        if not path.is_file():
+            atomic_write(path, lambda tmp: shutil.copyfile(store.path(reported["artifacts"]["html"]), tmp))
+        return reported, path, card
 
     if failures:
+        _, report_path, _ = write_report(None)
         raise GateError([replace(f, fix=f"{f.fix}; nothing was registered; see the report at {report_path}")
                          for f in failures])
 
@@ -158,7 +176,8 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         # Every row teaches the registered model; the holdout metrics above are those of the
         # same configuration fitted on the training split (decision 39).
         registered_digest = runner.run(
-            "refit", code=[*WIRING, "looml.learn.tune", "looml.learn.rows"], config=spec.seed,
+            "refit", code=[*WIRING, "looml.learn.tune", "looml.learn.rows"],
+            config=[spec.seed, spec.data.sample_weight],
             inputs={"snapshot": data_digest, "split": split_digest, "template": template_digest,
                     "validation": validation_digest},
             # The template is our own pickle from the digest-checked store.
@@ -177,11 +196,13 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
             make_reference(registered_model(), frame(), indices(), report, spec.seed).encode("utf-8"))}},
     )
     reference_digest = referenced["artifacts"]["reference"]
+    # The report follows the reference: the model card names the registered model's top features.
+    reported, report_path, card = write_report(reference_digest)
     tracking_ready()
 
     def documents() -> dict[str, str]:  # logged beside the model
         return {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(data_profile.to_dict()),
-                REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8")}
+                REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8"), CARD_ARTIFACT: card}
 
     registered = runner.run(
         "register", code=[*WIRING, "looml.store.tracking", "looml.store.params"],
@@ -202,7 +223,8 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         model_uri=registered["model_uri"], champion=champion,
         run_id=registered["run_id"], tracking_uri=tracking_uri, task=report.task,
         primary_metric=trained["primary_metric"], best_model=trained["best"],
-        metrics=evaluated["evaluation"]["metrics"], leaderboard=trained["leaderboard"],
+        metrics=evaluated["evaluation"]["metrics"], intervals=evaluated["evaluation"].get("intervals") or {},
+        confidence=evaluated["evaluation"].get("confidence"), leaderboard=trained["leaderboard"],
         report_path=report_path, data_digest=data_digest, spec_hash=spec.spec_hash,
         artifacts={"snapshot": data_digest, "split": split_digest, "pipeline": registered_digest,
                    "evaluated_pipeline": pipeline_digest,

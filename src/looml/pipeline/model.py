@@ -31,6 +31,21 @@ def rows_of(frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
     return X, y
 
 
+def side_of(frame: pl.DataFrame, indices: np.ndarray, spec: Spec,
+            part: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What travels beside the features of the train or test part (or 'all': both, train first):
+    each row's time or group under `split.by` (see `looml.data.split.split_keys`) and its
+    `data.sample_weight`; None where the spec has none. Neither column is a feature."""
+    from looml.data.split import split_keys
+
+    n_train = int(indices[0])
+    rows = {"train": indices[1:n_train + 1], "test": indices[n_train + 1:], "all": indices[1:]}[part]
+    by, weight = spec.split.by, spec.data.sample_weight
+    keys = split_keys(frame.get_column(by.column)[rows], by.kind) if by else None
+    weights = frame.get_column(weight)[rows].cast(pl.Float64).to_numpy() if weight else None
+    return keys, weights
+
+
 def train_deadline(spec: Spec, started: float) -> float | None:
     """When the search and refit must be done for the run to end inside `tuning.time_budget`:
     the budget counts from the start of the run, and the stages after training (evaluate,
@@ -47,8 +62,10 @@ def train_model(frame: pl.DataFrame, indices: np.ndarray, report: ValidationRepo
     from looml.learn.train import train
 
     X, y = rows_of(frame, indices, report, "train")
+    keys, weights = side_of(frame, indices, spec, "train")
     later = len(indices) - 1 if spec.split.refit_all else 0  # the refit on every row, after evaluate
-    trained = train(X, y, report.features, spec, report.task, deadline=deadline, refit_rows=later)
+    trained = train(X, y, report.features, spec, report.task, deadline=deadline, refit_rows=later,
+                    split_keys=keys, sample_weight=weights)
     digest = store.put_bytes(pickle.dumps(trained.pipeline, protocol=5))
     template = store.put_bytes(pickle.dumps(trained.template, protocol=5))
     return {"artifacts": {"pipeline": digest, "template": template}, "leaderboard": trained.leaderboard,
@@ -65,22 +82,34 @@ def refit_all(template: Any, frame: pl.DataFrame, indices: np.ndarray, report: V
     X_train, y_train = rows_of(frame, indices, report, "train")
     X_test, y_test = rows_of(frame, indices, report, "test")
     X = pd.concat([X_train, X_test], ignore_index=True)
-    fitted = refit(template, X, np.concatenate([y_train, y_test]), spec)
+    weights = side_of(frame, indices, spec, "all")[1]
+    fitted = refit(template, X, np.concatenate([y_train, y_test]), spec, weights)
     return {"artifacts": {"pipeline": store.put_bytes(pickle.dumps(fitted, protocol=5))}}
 
 
 def evaluate_model(fitted: Any, frame: pl.DataFrame, indices: np.ndarray, report: ValidationReport,
-                   n_jobs: int, store: ArtifactStore) -> dict[str, Any]:
-    """The fitted pipeline's holdout metrics and plots; its holdout predictions, stored."""
+                   spec: Spec, primary: str, store: ArtifactStore) -> dict[str, Any]:
+    """The fitted pipeline's holdout metrics, plots and analysis; its holdout predictions, stored.
+
+    The analysed columns that are not features (sensitive or slice columns) are read from the
+    same holdout rows and handed to the analysis beside the features, never to the model.
+    """
     from threadpoolctl import threadpool_limits
 
     from looml.learn.evaluate import evaluate
+    from looml.learn.metrics import scoring_for
     from looml.learn.zoo import threads_for
 
     X, y = rows_of(frame, indices, report, "test")
-    with threadpool_limits(limits=threads_for(len(X), n_jobs), user_api="openmp"):
-        evaluation, predictions = evaluate(fitted, X, y, report.task)
     n_train = int(indices[0])
+    others = [c for c in spec.evaluation.analysed_columns if c not in report.features]
+    extra = frame.select(others)[indices[n_train + 1:]].to_pandas() if others else None
+    with threadpool_limits(limits=threads_for(len(X), spec.models.n_jobs), user_api="openmp"):
+        evaluation, predictions = evaluate(fitted, X, y, report.task, spec.evaluation, primary=primary,
+                                           seed=spec.seed, extra=extra,
+                                           sample_weight=side_of(frame, indices, spec, "test")[1],
+                                           scoring=scoring_for(spec, np.asarray(getattr(fitted, "classes_",
+                                                                                        []))))
     table = pl.DataFrame({"row": indices[n_train + 1:], "prediction": predictions})
     digest = store.put_file(lambda path: table.write_parquet(path, statistics=False))
     return {"artifacts": {"predictions": digest}, "evaluation": evaluation.to_dict()}

@@ -17,8 +17,8 @@ from looml.data.anomalies import Anomaly
 from looml.data.profile import Profile, profile
 from looml.data.schema import Schema, load_schema
 from looml.data.validate import ValidationReport, validate
-from looml.errors import DataError, Problem
-from looml.learn.gate import check_metrics_fit_task
+from looml.errors import DataError, Problem, SpecError
+from looml.learn.gate import check_analysis_columns, check_metrics_fit_task
 from looml.pipeline.common import WIRING, digest_of
 from looml.runner import Runner
 from looml.spec import Spec
@@ -47,13 +47,16 @@ def prepare(
                                                               seed=spec.seed).to_dict()})
     data_profile = Profile.from_dict(profiled["profile"])
 
+    kept_out = sensitive_kept_out(spec)
+    named = [(".".join(map(str, loc)), name) for loc, name in spec.evaluation.metric_locations()]
     try:
         validated = runner.run(
-            "validate", code=[*WIRING, "looml.data.validate"],
-            config=[spec.section_hash("data", "split", "preprocessing", "features")],
+            "validate", code=[*WIRING, "looml.data.validate", "looml.data.split_checks"],
+            config=[spec.section_hash("data", "split", "preprocessing", "features"), kept_out, named],
             inputs={"snapshot": data_digest, "profile": digest_of(profiled)},
             compute=lambda: {"report": validate(data_profile, spec.data, spec.split,
-                                                spec.preprocessing, spec.features).to_dict()},
+                                                spec.preprocessing, spec.features, kept_out,
+                                                named).to_dict()},
         )
     except DataError as exc:
         # With a schema at hand, a renamed or corrupt column is reported with the rest.
@@ -65,6 +68,14 @@ def prepare(
         found = check_batch(frame(), load_schema(schema_path), spec.validation)
         raise DataError([*exc.problems, *(a.to_problem() for a in found if a.severity == "error")]) from exc
     report = ValidationReport.from_dict(validated["report"])
+    # What the evaluation section names must fit the data: known only now, still before training.
+    problems = check_analysis_columns(spec.evaluation, data_profile.names, report.target)
+    try:
+        check_metrics_fit_task(spec.evaluation, report.task, len(report.classes))
+    except SpecError as exc:
+        problems = [*problems, *exc.problems]
+    if problems:
+        raise SpecError(problems)
     schema = _schema(spec, runner, frame, data_profile, report, data_digest)
     checked = runner.run(
         "check", code=[*WIRING, "looml.data.anomalies", "looml.data.schema"],
@@ -78,8 +89,16 @@ def prepare(
         raise DataError(errors)
     report = replace(report, warnings=[*notes, *report.warnings,
                                        *(a.render() for a in found if a.severity == "warning")])
-    check_metrics_fit_task(spec.evaluation, report.task)
     return data_digest, frame, data_profile, report, schema
+
+
+def sensitive_kept_out(spec: Spec) -> dict[str, str]:
+    """The sensitive columns kept out of the features (column -> why), unless the spec lets the
+    model learn from them (decision 45)."""
+    if spec.evaluation.sensitive_as_features:
+        return {}
+    return {n: "listed in evaluation.sensitive_columns (analysed, not a feature)"
+            for n in spec.evaluation.sensitive_columns}
 
 
 def split_stage(spec: Spec, runner: Runner, store: ArtifactStore, data_digest: str,
@@ -89,7 +108,8 @@ def split_stage(spec: Spec, runner: Runner, store: ArtifactStore, data_digest: s
     report gains the warnings."""
     split_out = runner.run(
         "split", code=[*WIRING, "looml.data.split", "looml.data.anomalies"],
-        config=[spec.split.test_size, spec.seed, spec.validation.train_test_skew.model_dump()],
+        config=[spec.split.test_size, spec.seed, spec.validation.train_test_skew.model_dump(),
+                spec.split.by.model_dump() if spec.split.by else None],
         inputs={"snapshot": data_digest, "validation": digest_of(report.to_dict())},
         compute=lambda: _split(frame(), report, spec, store),
     )
@@ -125,7 +145,12 @@ def _check(frame: pl.DataFrame, schema: Schema, report: ValidationReport, spec: 
 
 
 def check_candidates(spec: Spec) -> None:
-    """The candidates' fixed parameters and search spaces checked against their estimators."""
+    """The candidates' fixed parameters and search spaces checked against their estimators; the
+    custom metrics imported (a bad path is a `SpecError` before any work)."""
+    if spec.evaluation.custom_paths:
+        from looml.learn.metrics import custom_metrics
+
+        custom_metrics(spec)
     # Only when there is something to check: it imports scikit-learn, which a cached run skips.
     if spec.tuning.space or spec.tuning.resolved_method == "grid" or any(
             c.params or c.space or c.estimator for c in spec.models.candidates):
@@ -194,9 +219,12 @@ def _relative(path: Path, folder: Path) -> str:
 def _split(frame: pl.DataFrame, report: ValidationReport, spec: Spec,
            store: ArtifactStore) -> dict[str, Any]:
     from looml.data.anomalies import check_skew
-    from looml.data.split import split
+    from looml.data.split import split, split_keys
 
-    train, test = split(frame.get_column(report.target), report.task, spec.split.test_size, spec.seed)
+    by = spec.split.by
+    keys = split_keys(frame.get_column(by.column), by.kind) if by else None
+    train, test = split(frame.get_column(report.target), report.task, spec.split.test_size, spec.seed,
+                        by.kind if by else None, keys, by.column if by else "")
     buffer = io.BytesIO()
     np.save(buffer, np.concatenate([[len(train)], train, test]))  # [n_train, *train, *test]
     features = frame.select(list(report.features))

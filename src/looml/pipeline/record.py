@@ -14,6 +14,7 @@ from looml import __version__
 from looml.data.profile import Profile
 from looml.data.validate import ValidationReport
 from looml.errors import Problem
+from looml.learn.card import CardFacts
 from looml.runner import StageRecord
 from looml.spec import Spec
 from looml.store.artifacts import ArtifactStore
@@ -21,8 +22,8 @@ from looml.store.artifacts import ArtifactStore
 
 def report_context(spec: Spec, report: ValidationReport, data_profile: Profile, data_digest: str,
                    split_out: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any],
-                   failures: list[Problem], stages: list[StageRecord]) -> dict[str, Any]:
-    """What the report shows, from every stage's output."""
+                   failures: list[Problem], stages: list[StageRecord], card: str = "") -> dict[str, Any]:
+    """What the report shows, from every stage's output (and the model card's Markdown)."""
     columns = []
     for col in data_profile.columns:
         role = ("target" if col.name == report.target else report.features.get(col.name, "dropped"))
@@ -42,9 +43,28 @@ def report_context(spec: Spec, report: ValidationReport, data_profile: Profile, 
         "best": trained["best"], "test_metrics": evaluated["evaluation"]["metrics"],
         "gate": {"passed": not failures, "failures": [f"{f.loc}: {f.message}" for f in failures]},
         "plots": evaluated["evaluation"]["plots"],
+        "intervals": evaluated["evaluation"].get("intervals") or {},
+        "confidence": evaluated["evaluation"].get("confidence"),
+        "fairness": evaluated["evaluation"].get("fairness"),
+        "slices": evaluated["evaluation"].get("slices"),
+        "card": card,
         "stages": [{"name": s.name, "status": s.status, "reason": s.reason, "seconds": s.seconds}
                    for s in stages],
     }
+
+
+def card_facts(spec: Spec, report: ValidationReport, data_profile: Profile, data_digest: str,
+               split_out: dict[str, Any], trained: dict[str, Any], evaluated: dict[str, Any],
+               failures: list[Problem], importance: dict[str, float] | None) -> CardFacts:
+    """What the model card states, from the run's stages (the importance: the drift reference's)."""
+    return CardFacts(
+        model_name=spec.registry.model_name, task=report.task, target=report.target,
+        best_model=trained["best"],
+        primary_metric=trained["primary_metric"], data_digest=data_digest, spec_hash=spec.spec_hash,
+        rows=data_profile.rows, train_rows=split_out["train_rows"], test_rows=split_out["test_rows"],
+        features=report.features, profile=data_profile.to_dict(), classes=report.classes,
+        evaluation=evaluated["evaluation"], importance=importance,
+        gate_failures=[f"{f.loc}: {f.message}" for f in failures])
 
 
 def render_html(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
@@ -71,6 +91,7 @@ def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFra
     ).to_pandas()
     best = trained["leaderboard"][0]
     metrics = {f"test_{k}": v for k, v in evaluated["evaluation"]["metrics"].items()}
+    metrics |= analysis_metrics(evaluated["evaluation"])
     seen: set[str] = set()
     for row in trained["leaderboard"]:  # best first: each candidate's best trial
         if row["name"] in seen:
@@ -100,6 +121,26 @@ def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFra
         run_name=f"{spec.registry.model_name}-{trained['best']}-{data_digest[:8]}",
     ))
     return registration.to_dict()
+
+
+def analysis_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
+    """The analysis as MLflow metrics: test_<metric>_low / _high (the interval's bounds) and
+    fairness_<column>_<measure> (each disparity); undefined values are left out."""
+    out = {}
+    for metric, bounds in (evaluation.get("intervals") or {}).items():
+        for side, value in zip(("low", "high"), bounds, strict=True):
+            if value is not None:
+                out[f"test_{metric}_{side}"] = value
+    for column, measures in ((evaluation.get("fairness") or {}).get("disparities") or {}).items():
+        for name, found in measures.items():
+            if found.get("value") is not None:
+                out[f"fairness_{_metric_key(column)}_{name}"] = found["value"]
+    return out
+
+
+def _metric_key(name: str) -> str:
+    """A column name as MLflow allows in a metric key (letters, digits, _ - . space /)."""
+    return "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
 
 
 def _git_commit(folder: Path) -> str | None:
