@@ -37,6 +37,7 @@ from looml.errors import DataError, Problem, SpecError
 from looml.executors import Executor, JobFailure
 from looml.executors.inline import InlineExecutor
 from looml.executors.local import LocalExecutor
+from looml.executors.ray import RayCluster, RayExecutor, connect
 from looml.learn.ensemble import likely_members, pool, try_ensemble
 from looml.learn.metrics import Scoring, better
 from looml.learn.spaces import Config, apply_choices, grid_configs, merged_space, suggest_config, warm_start
@@ -120,6 +121,27 @@ def parallelism(rows: int, threads_per_fit: int, trials: int, cores: int | None 
     cores = cores or os.cpu_count() or 1
     workers = max(1, min(trials, cores))
     return workers, max(1, min(threads_for(rows, threads_per_fit, cores), cores // workers))
+
+
+def _parallelism(rows: int, spec: Spec, cluster: RayCluster | None) -> tuple[int, int]:
+    """`parallelism` on this machine's cores, or on a Ray cluster's: its CPUs for trials at once,
+    and threads per trial at most what one node has (a task never spans nodes)."""
+    if cluster is None:
+        return parallelism(rows, spec.models.n_jobs, spec.tuning.n_jobs)
+    workers, threads = parallelism(rows, spec.models.n_jobs, spec.tuning.n_jobs, cluster.cpus)
+    return workers, min(threads, cluster.node_cpus)
+
+
+def _placement(executor: Executor) -> str:
+    """Where a Ray search ran its trials (a note for the report); empty for a local one."""
+    if not isinstance(executor, RayExecutor):
+        return ""
+    counts: dict[str, int] = {}
+    for node in executor.placed.values():
+        counts[node] = counts.get(node, 0) + 1
+    nodes = ", ".join(f"{n} on node {node[:8]}" for node, n in sorted(counts.items()))
+    return (f"{sum(counts.values())} trials ran as Ray tasks on {len(counts)} of the "
+            f"{executor.cluster.nodes} nodes at {executor.cluster.address} ({nodes})")
 
 
 def estimate_mb(family: str, params: dict[str, Any], rows: int, width: int, n_classes: int) -> float:
@@ -352,7 +374,8 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
         deadline = None
     elif deadline is None:
         deadline = started + tuning.time_budget
-    workers, threads = parallelism(len(X), spec.models.n_jobs, tuning.n_jobs)
+    cluster = connect(tuning.executor.resolved_address) if tuning.executor.kind == "ray" else None
+    workers, threads = _parallelism(len(X), spec, cluster)
     if deadline:
         folds, estimate, folds_note = check_budget(X, y, features, spec, task, workers,
                                                    seconds=deadline - time.monotonic())
@@ -388,8 +411,9 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     def on_message(key: int, question: tuple[int, float]) -> bool:
         return search.report(running[key][0], *question)
 
-    inline = deadline is None and workers == 1  # nothing to stop from outside, nothing parallel
-    executor: Executor = (InlineExecutor(run_trial, data, on_message) if inline
+    inline = deadline is None and workers == 1 and cluster is None  # nothing to stop, nothing parallel
+    executor: Executor = (RayExecutor(run_trial, data, on_message, workers, threads, cluster) if cluster
+                          else InlineExecutor(run_trial, data, on_message) if inline
                           else LocalExecutor(run_trial, data, on_message, workers, _PRELOAD))
     loop = _Loop(search, executor, spec, data, features, running, rows, on_trial)
     loop.refit_factor += refit_rows / len(X)  # the later refit is planned with this one
@@ -410,7 +434,7 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     pipeline = refit(template, X, y, spec, sample_weight)
     return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
                  seconds=time.monotonic() - started, folds=folds,
-                 notes=[n for n in (folds_note, *notes) if n],
+                 notes=[n for n in (folds_note, *notes, _placement(executor)) if n],
                  allowed=None if deadline is None else round(deadline - started, 3),
                  template=clone(template))
 

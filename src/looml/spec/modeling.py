@@ -3,6 +3,7 @@ tried, how they are searched and judged, and where the result is recorded."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -150,6 +151,38 @@ class ModelsSpec(_Section):
         return self
 
 
+_RAY_ADDRESS = r"^(auto|ray://[^\s/:]+:\d{1,5}|[^\s/:]+:\d{1,5})$"
+
+
+class ExecutorSpec(_Section):
+    """Where trials run: this machine's process pool, or a Ray cluster the user started."""
+
+    kind: Literal["local", "ray"] = Field("local", description="'local': a process pool on this "
+                                                               "machine; 'ray': Ray tasks on a cluster.")
+    address: str | None = Field(
+        None, description="kind ray only: 'auto' (the cluster `ray start` started on this machine, or "
+                          "$RAY_ADDRESS), 'host:6379' (the head's GCS port) or 'ray://host:10001' (Ray "
+                          "Client). Default 'auto'.")
+
+    @model_validator(mode="after")
+    def _address(self) -> ExecutorSpec:
+        errors = []
+        if self.kind == "local" and self.address is not None:
+            errors.append((("address",), "an address is for kind: ray", self.address,
+                           "remove it, or set kind: ray"))
+        if self.address is not None and not re.match(_RAY_ADDRESS, self.address):
+            errors.append((("address",), "not a Ray address", self.address,
+                           "use auto, host:port (the head's GCS port, 6379 by default) or "
+                           "ray://host:port (Ray Client, 10001 by default)"))
+        _field_errors("ExecutorSpec", errors)
+        return self
+
+    @property
+    def resolved_address(self) -> str:
+        """The Ray address after the default is decided."""
+        return self.address or "auto"
+
+
 class TuningSpec(_Section):
     """The search over models, their parameters and preprocessing choices, and its budgets."""
 
@@ -177,7 +210,14 @@ class TuningSpec(_Section):
     memory_limit_mb: float | None = Field(None, gt=0, description="Skip configurations estimated to "
                                                                   "need more; default 80% of available "
                                                                   "memory.")
-    executor: Literal["local"] = Field("local", description="Where trials run (local process pool).")
+    executor: ExecutorSpec = Field(
+        default_factory=lambda: ExecutorSpec(), description="Where trials run: `local` (this machine's "
+        "process pool) or `{kind: ray, address: ...}` (a Ray cluster).")
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _kind_alone(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
 
     @field_validator("space")
     @classmethod
