@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import io
 import json
+import os
 import socket
 import threading
 import urllib.request
@@ -18,10 +19,13 @@ from typing import Any
 import polars as pl
 import pytest
 
+import looml
+from external_tools import unavailable
 from looml.data.sources import fetch, local_paths
 from looml.data.sources.files import read_files
 from looml.errors import DataError
 from looml.spec import FileSource
+from looml.store.artifacts import ArtifactStore
 
 BUCKET, LOCKED = "looml-data", "looml-locked"
 PARTS = [pl.DataFrame({"x": [i, i + 1], "label": ["a", "b"]}) for i in range(0, 6, 2)]
@@ -220,6 +224,54 @@ def test_url_scheme_without_a_filesystem(url: str, message: str) -> None:
     with pytest.raises(DataError, match=rf"data\.source\.path: {message}.*\n\s+fix: install the fsspec "
                                         r"package for it \(s3fs for s3://, gcsfs for gs://"):
         read_files(FileSource(path=url), Path("/nowhere"), {})
+
+
+# --- looml run from S3 -----------------------------------------------------------------------------
+
+CORPUS = Path(os.environ.get("LOOML_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
+TABLE, TARGET = "biomass_heating_value", "HHV"  # 536 rows of a real table
+
+
+def run_spec(source: str) -> str:
+    return (f"seed: 7\ndata:\n  source:\n{source}  target: {TARGET}\nsplit:\n  folds: 2\n"
+            "models:\n  candidates: [linear]\ntuning:\n  method: none\nregistry:\n  model_name: biomass\n")
+
+
+def test_looml_run_from_s3_trains_on_the_rows_of_the_local_file(s3: dict[str, str], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    table = CORPUS / f"{TABLE}.parquet"
+    if not table.is_file():
+        unavailable(f"no corpus table at {table} (set LOOML_CORPUS to the corpus folder)")
+    boto3.client("s3", endpoint_url=s3["endpoint"], aws_access_key_id=s3["key"],
+                 aws_secret_access_key=s3["secret"], region_name="us-east-1").put_object(
+        Bucket=BUCKET, Key=f"corpus/{TABLE}.parquet", Body=table.read_bytes())
+    for name, value in s3_env(s3).items():
+        monkeypatch.setenv(name, value)
+    spec = tmp_path / "looml.yaml"
+    (tmp_path / "data.parquet").write_bytes(table.read_bytes())
+    spec.write_text(run_spec("    path: data.parquet\n"), encoding="utf-8")
+    from_file = looml.run(spec)
+    (tmp_path / "data.parquet").unlink()  # from now on the rows can only come from S3
+    spec.write_text(run_spec(
+        f"    path: s3://{BUCKET}/corpus/{TABLE}.parquet\n    storage_options:\n"
+        f"      endpoint_url: {s3['endpoint']}\n      key: ${{LOOML_TEST_KEY}}\n"
+        "      secret: ${LOOML_TEST_SECRET}\n"), encoding="utf-8")
+
+    from_s3 = looml.run(spec)
+
+    # The same rows in the same order: the snapshot's digest is the local file's, so the stages that
+    # learn from the rows are the first run's (cached) and score the same.
+    assert from_s3.data_digest == from_file.data_digest
+    snapshot = pl.read_parquet(ArtifactStore(tmp_path / ".looml" / "artifacts").path(from_s3.data_digest))
+    assert snapshot.equals(pl.read_parquet(table))
+    status = {s.name: s.status for s in from_s3.stages}
+    assert status["fetch"] == status["ingest"] == "ran"  # read from S3, not from a cache of the file
+    assert [n for n in ("profile", "split", "train", "evaluate", "refit", "reference")
+            if status[n] != "cached"] == []
+    assert from_s3.metrics == from_file.metrics and from_s3.task == "regression"
+    assert (from_file.model_version, from_s3.model_version) == ("1", "2")
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
