@@ -64,3 +64,22 @@ def test_a_skewed_target_gets_the_target_transform_suggestion(tmp_path: Path) ->
     assert spec["preprocessing"]["target_transform"] == "auto"  # uncommented, it sits in its section
     flat = table().with_columns(pl.Series("price", np.random.default_rng(1).normal(50, 5, 300)))
     assert "target_transform: none  # the target is not skewed" in written(tmp_path, flat, "price")
+
+
+def test_a_dated_table_is_split_by_time_and_init_says_so(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    data = tmp_path / "email.parquet"
+    pl.read_parquet(corpus / "email_spam.parquet").sample(n=400, seed=0).write_parquet(data)
+    out = subprocess.run([sys.executable, "-m", "looml", "init", "--data", str(data), "--target", "spam",
+                          "--out", str(tmp_path / "looml.yaml")], capture_output=True, text=True, check=True)
+    said = " ".join((out.stderr + out.stdout).split())
+    assert "split by time on 'time': the holdout is the latest period" in said
+    assert load_spec(tmp_path / "looml.yaml").split.by.time == "time"
+    two_days = tmp_path / "dunn.parquet"
+    pl.read_parquet(corpus / "dunn_run_time.parquet").write_parquet(two_days)
+    text = init_spec(two_days, "run_time_minutes", tmp_path / "dunn.yaml").read_text(encoding="utf-8")
+    assert "but 'date' has only 2 distinct moments:\n  # by: {time: date}" in text
+    assert load_spec(tmp_path / "dunn.yaml").split.by is None

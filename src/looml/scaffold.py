@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from looml.data.profile import profile
+from looml.data.profile import Profile, profile
 from looml.data.sources.files import read_table
-from looml.data.validate import validate
+from looml.data.validate import ValidationReport, validate
 from looml.errors import DataError, Problem, SpecError
 from looml.spec import (
     AlertsSpec,
@@ -69,16 +69,50 @@ def init_spec(data: Path, target: str, out: Path, *, model_name: str | None = No
     timed = any(_has_time(frame[c]) for c in dates)
     parts = ["year", "month", "day", "dayofweek"] + (["hour"] if timed else [])
     categorical = [c for c, kind in report.features.items() if kind == "categorical"]
+    split_by = _time_split(frame, data_profile, report, dates)
     text = _TEMPLATE.format(
         when=datetime.now(UTC).strftime("%Y-%m-%d"), data=data, rows=data_profile.rows,
         source=_quote(source), target=_quote(target), task=report.task, task_reason=report.task_reason,
         roles="\n".join(roles), ids=_flow(ids), primary=primary, name=_quote(name),
         parts=", ".join(parts), target_encoded=_target_encoded(frame, categorical),
         target_note=_target_note(frame[target], report.task, classes), rest=_other_sections(),
+        split_by=split_by,
     )
     validate_spec(yaml.safe_load(text), project_dir=out.parent.resolve())  # valid before written
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return out
+
+
+_TIME_MIN_DISTINCT = 20  # distinct moments a column needs before init splits by it
+
+
+def _time_split(frame: pl.DataFrame, data_profile: Profile, report: ValidationReport,
+                dates: list[str]) -> str:
+    """The `split.by` lines: set to the date column with the most distinct moments when there is
+    one that can order the rows (a model with a date is used on later rows than it learnt from,
+    so the holdout should be the latest period), else a commented proposal saying why not."""
+    usable = sorted((c for c in dates if data_profile.column(c).kind == "datetime"),
+                    key=lambda c: -data_profile.column(c).n_unique)
+    if not usable:
+        return ("  # Split by time or by group instead of at random, e.g.\n"
+                "  # by: {time: order_date}   or   by: {group: customer_id}")
+    column = usable[0]
+    why = ""
+    if data_profile.column(column).n_unique < _TIME_MIN_DISTINCT:
+        why = f"{column!r} has only {data_profile.column(column).n_unique} distinct moments"
+    elif report.task == "classification":
+        latest = frame.drop_nulls(column).sort(column).tail(max(1, frame.height // 5))[report.target]
+        missing = sorted(set(map(str, report.classes)) - set(map(str, latest.drop_nulls().unique())))
+        if missing:
+            why = f"the latest fifth of the rows has no {', '.join(missing[:5])}"
+    others = [c for c in usable if c != column]
+    also = f" (other date columns: {', '.join(others)})" if others else ""
+    if why:
+        return (f"  # A time split would hold out the latest rows by {column}{also}, but {why}:\n"
+                f"  # by: {{time: {_quote(column)}}}")
+    return ("  # The holdout is the latest period by this date column and CV folds chain forward\n"
+            f"  # (train on the past, score the next block){also}. Remove it for a random split.\n"
+            f"  by: {{time: {_quote(column)}}}")
 
 
 def _has_time(column: pl.Series) -> bool:
@@ -183,6 +217,7 @@ split:
   # Cross-validation folds on the training split: 5 unless a tight tuning.time_budget
   # needs fewer (down to 2). Set it to keep a number.
   # folds: 5
+{split_by}
 
 preprocessing:
   numeric: {{impute: median, scale: standard, missing_indicator: true}}

@@ -3,6 +3,7 @@ chain forward, ties never cut) and by group (no group on both sides), on corpus 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from looml.data.split import cv_folds, split, split_keys
 from looml.errors import DataError
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CORPUS = Path(os.environ.get("LOOML_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
 
 
 def corpus(name: str, rows: int, seed: int = 0) -> pl.DataFrame:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from sklearn.metrics import (
     average_precision_score,
     f1_score,
@@ -11,16 +14,20 @@ from sklearn.metrics import (
     root_mean_squared_log_error,
 )
 
+from looml.errors import SpecError
 from looml.learn.metrics import (
     CustomMetric,
     Scoring,
     better,
+    custom_metrics,
     metric_of,
     per_class,
     positive_index,
+    primary_metric,
     score,
     stable,
 )
+from looml.spec import Spec, validate_spec
 
 
 def test_multiclass_roc_auc_is_defined_when_a_fold_lacks_a_rare_class() -> None:
@@ -118,3 +125,41 @@ def test_custom_metrics_follow_the_built_in_ones_with_their_direction() -> None:
     assert out["cost"] == 5.0 and out["top"] == 0.8  # binary: the positive class's column
     assert scoring.lower_is_better("cost") and not scoring.lower_is_better("top")
     assert scoring.lower_is_better("rmse") and better("cost", 1.0, 2.0, lower=True)
+
+
+def test_custom_metrics_are_imported_by_path_and_a_bad_path_is_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "shop_metrics.py").write_text(
+        "import numpy as np\n\n"
+        "def missed(y_true, y_pred, sample_weight=None):\n"
+        "    return float(np.average(y_true != y_pred, weights=sample_weight))\n\n"
+        "missed.greater_is_better = False\n\n"
+        "def top(y_true, proba):\n"
+        "    return float(proba.mean())\n\n"
+        "top.needs_proba = True\n\n"
+        "NOT_A_FUNCTION = 3\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    good = spec_with({"primary_metric": "shop_metrics:missed", "custom_metrics": ["shop_metrics:top"]})
+    found = {m.name: m for m in custom_metrics(good)}
+    assert set(found) == {"missed", "top"}
+    assert not found["missed"].greater_is_better and found["top"].needs_proba
+    assert primary_metric(good.evaluation.primary_metric, "classification") == "missed"
+    bad = spec_with({"custom_metrics": ["shop_metrics:mised", "no_such_pkg.metrics:f",
+                                        "shop_metrics:NOT_A_FUNCTION"]})
+    with pytest.raises(SpecError, match=r"(?s)3 problems.*custom_metrics\[0\].*'shop_metrics' has no "
+                                        r"'mised'.*custom_metrics\[1\].*cannot import 'no_such_pkg.metrics'.*"
+                                        r"is not a function"):
+        custom_metrics(bad)
+
+
+def test_custom_metric_paths_and_names_are_checked_in_the_spec() -> None:
+    with pytest.raises(SpecError, match=r"(?s)custom_metrics.0.*expected an import path 'module:function'"):
+        spec_with({"custom_metrics": ["not a path"]})
+    with pytest.raises(SpecError, match=r"(?s)primary_metric.*cannot take a built-in metric's name"):
+        spec_with({"primary_metric": "mypkg:rmse"})
+    assert spec_with({"custom_metrics": ["mypkg.m:cost"], "gate": {"max": {"cost": 3.0}}}).evaluation.gate.max
+
+
+def spec_with(evaluation: dict[str, object]) -> Spec:
+    return validate_spec({"data": {"source": "d.csv", "target": "y", "task": "classification"},
+                          "registry": {"model_name": "m"}, "evaluation": evaluation}, project_dir=Path("."))

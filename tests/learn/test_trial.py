@@ -3,6 +3,7 @@ folds train on the past only, and sample weights reach the fit and the scores.""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import polars as pl
 from looml.learn.tune import tune
 from looml.spec import Spec, validate_spec
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CORPUS = Path(os.environ.get("LOOML_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
 COLUMNS = ["num_char", "line_breaks", "exclaim_mess", "number_n", "to_multiple", "cc"]
 
 

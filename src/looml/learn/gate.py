@@ -26,8 +26,11 @@ def check_metrics_fit_task(evaluation: EvaluationSpec, task: str, n_classes: int
     kind = task_kind(task, n_classes)
     fair = FAIRNESS_METRICS[kind]
     problems = []
+    custom = {*evaluation.custom_paths, *(p.rpartition(":")[2] for p in evaluation.custom_paths)}
     for loc, metric in evaluation.metric_locations():
         where = ".".join(("evaluation", *loc))
+        if metric in custom:
+            continue
         if metric in FAIRNESS_METRIC_NAMES:
             if metric not in fair:
                 problems.append(Problem(loc=where, value=metric,

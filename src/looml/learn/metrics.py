@@ -7,6 +7,7 @@ a `Scoring`.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from sklearn.metrics import (
 )
 
 from looml.data.split_checks import class_index
+from looml.errors import Problem, SpecError
 from looml.spec import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS, Spec
 
 __all__ = ["CustomMetric", "Scoring", "better", "metric_of", "per_class", "positive_index", "primary_metric",
@@ -77,7 +79,7 @@ def positive_index(classes: np.ndarray, declared: Any) -> int:
 def primary_metric(declared: str, task: str) -> str:
     """The ranking metric: the declared one, or roc_auc / rmse for 'auto'."""
     if declared != "auto":
-        return declared
+        return declared.rpartition(":")[2]  # a custom metric by import path goes by its function's name
     return "roc_auc" if task == "classification" else "rmse"
 
 
@@ -89,8 +91,35 @@ def scoring_for(spec: Spec, classes: np.ndarray) -> Scoring:
 
 
 def custom_metrics(spec: Spec) -> tuple[CustomMetric, ...]:
-    """The custom metrics the spec names (none yet: see `evaluation.custom_metrics`)."""
-    return ()
+    """The custom metrics the spec names (`evaluation.custom_metrics`, and a primary metric given
+    as an import path), imported; one `SpecError` naming every path that does not import or is
+    not a function."""
+    evaluation = spec.evaluation
+    found, problems = [], []
+    for path in evaluation.custom_paths:
+        loc = (f"evaluation.custom_metrics[{evaluation.custom_metrics.index(path)}]"
+               if path in evaluation.custom_metrics else "evaluation.primary_metric")
+        module, _, name = path.partition(":")
+        try:
+            function = getattr(importlib.import_module(module), name)
+        except ImportError as exc:
+            problems.append(Problem(loc=loc, value=path, message=f"cannot import {module!r}: {exc}",
+                                    fix="check the module path and that its package is importable"))
+            continue
+        except AttributeError:
+            problems.append(Problem(loc=loc, value=path, message=f"{module!r} has no {name!r}",
+                                    fix="check the function name after the ':'"))
+            continue
+        if not callable(function):
+            problems.append(Problem(loc=loc, value=path, message=f"{path!r} is not a function",
+                                    fix="name a function (y_true, y_pred) -> float"))
+            continue
+        found.append(CustomMetric(name=name, path=path, function=function,
+                                  greater_is_better=bool(getattr(function, "greater_is_better", True)),
+                                  needs_proba=bool(getattr(function, "needs_proba", False))))
+    if problems:
+        raise SpecError(problems)
+    return tuple(found)
 
 
 def better(metric: str, a: float, b: float, lower: bool | None = None) -> bool:
@@ -236,11 +265,11 @@ def metric_of(metric: str, task: str, classes: np.ndarray, y_true: np.ndarray,
               scoring: Scoring | None = None) -> float:
     """One metric of class probabilities (classification) or values (regression), without the
     input checks of scikit-learn's functions: the ensemble search calls it thousands of times.
-    Matches `score` (log loss clipped at float64's eps, ties in AUC averaged). Weighted rows,
-    another positive class and the metrics without a fast form go through `score`."""
+    Matches `score` (log loss clipped at float64's eps, ties in AUC averaged). Weighted rows and
+    the metrics without a fast form go through `score`."""
     scoring = scoring or Scoring()
     fast = {"rmse", "mae", "r2", "log_loss", "roc_auc", "accuracy"}
-    if sample_weight is not None or metric not in fast or (len(classes) == 2 and scoring.positive != 1):
+    if sample_weight is not None or metric not in fast:  # the fast ones do not depend on the positive class
         if task == "regression":
             return score(task, classes, y_true, predicted, None, sample_weight, scoring).get(metric, math.nan)
         labels = classes[np.argmax(predicted, axis=1)]

@@ -381,10 +381,21 @@ def _retrain_frame(spec: Spec, traffic: pl.DataFrame) -> pl.DataFrame:
 
 
 def _traffic_frame(spec: Spec, traffic: pl.DataFrame) -> pl.DataFrame:
-    """Labelled served rows as training rows: their features and the label as the target."""
+    """Labelled served rows as training rows: their features and the label as the target.
+
+    Served rows carry the features only. A `split.by.time` column that is not a feature is each
+    row's request time (served rows are later than the rows the champion learnt from); a
+    `data.sample_weight` column is 1; a group column stays empty (each row its own group)."""
     from looml.store.predictions import feature_frame
 
-    return feature_frame(traffic).with_columns(traffic["label"].alias(spec.data.target))
+    rows = feature_frame(traffic).with_columns(traffic["label"].alias(spec.data.target))
+    by = spec.split.by
+    if by is not None and by.time is not None and by.time not in rows.columns:
+        rows = rows.with_columns(traffic["timestamp"].dt.replace_time_zone(None).alias(by.time))
+    weight = spec.data.sample_weight
+    if weight is not None and weight not in rows.columns:
+        rows = rows.with_columns(pl.lit(1.0).alias(weight))
+    return rows
 
 
 def _aligned(frame: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:

@@ -186,7 +186,10 @@ class Spec(_Section):
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> Spec:
         # Caught here rather than after training: a metric of the other task cannot rank or gate.
-        named = [(("evaluation", *loc), name) for loc, name in self.evaluation.metric_locations()]
+        paths = self.evaluation.custom_paths
+        custom = {*paths, *(p.rpartition(":")[2] for p in paths)}
+        named = [(("evaluation", *loc), name) for loc, name in self.evaluation.metric_locations()
+                 if name not in custom]  # a custom metric fits whichever task it is given
         task = self.data.task
         if task != "auto":
             _field_errors("Spec", [

@@ -268,6 +268,12 @@ class GateSpec(_Section):
     max: dict[str, float] = Field(default_factory=dict, description="metric -> highest allowed value")
 
 
+def _import_path(text: str) -> bool:
+    """Whether `text` reads 'package.module:function'."""
+    module, colon, name = text.partition(":")
+    return bool(colon) and name.isidentifier() and all(part.isidentifier() for part in module.split("."))
+
+
 class EvaluationSpec(_Section):
     """How candidates are ranked, how the holdout is analysed, and which results let a model be
     registered."""
@@ -276,6 +282,10 @@ class EvaluationSpec(_Section):
         "auto", description="Ranks the candidates; 'auto' is roc_auc (classification) or rmse (regression)."
     )
     gate: GateSpec = GateSpec()
+    custom_metrics: list[str] = Field(
+        default_factory=list, description="Your own metrics, 'module:function' each: function(y_true, "
+        "y_pred) -> float, or of probabilities when it has needs_proba = True; greater_is_better = False "
+        "when lower is better. Named by the function's name (in gates too); primary_metric may be one.")
     analysis: bool = Field(True, description="Intervals, fairness and slices on the holdout; false "
                                              "leaves the holdout metrics alone (no gate on fairness).")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Level of the seeded bootstrap "
@@ -306,9 +316,17 @@ class EvaluationSpec(_Section):
         """The sensitive and slice columns, each once, in the spec's order."""
         return list(dict.fromkeys([*self.sensitive_columns, *self.slices]))
 
+    @property
+    def custom_paths(self) -> list[str]:
+        """The custom metrics' import paths: `custom_metrics` and a primary metric given as one."""
+        primary = [self.primary_metric] if ":" in self.primary_metric else []
+        return list(dict.fromkeys([*self.custom_metrics, *primary]))
+
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationSpec:
-        known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *FAIRNESS_METRIC_NAMES)
+        custom = [p.rpartition(":")[2] for p in self.custom_paths]
+        known = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS, *FAIRNESS_METRIC_NAMES, *custom,
+                 *self.custom_paths)
         listing = (f"classification: {', '.join(CLASSIFICATION_METRICS)}; "
                    f"regression: {', '.join(REGRESSION_METRICS)}; "
                    f"fairness: {', '.join(FAIRNESS_METRIC_NAMES)}")
@@ -329,6 +347,13 @@ class EvaluationSpec(_Section):
             elif not self.analysis:
                 errors.append((loc, "a gate on a fairness measure needs evaluation.analysis: true",
                                name, "remove analysis: false, or the gate"))
+        errors += [(("custom_metrics", i), "expected an import path 'module:function'", p,
+                    "e.g. 'mypkg.metrics:my_score'") for i, p in enumerate(self.custom_metrics)
+                   if not _import_path(p)]
+        errors += [((("custom_metrics", self.custom_metrics.index(p)) if p in self.custom_metrics
+                     else ("primary_metric",)), "a custom metric cannot take a built-in metric's name", p,
+                    "rename the function") for p in self.custom_paths
+                   if p.rpartition(":")[2] in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)]
         for key in ("sensitive_columns", "slices"):
             names = getattr(self, key)
             errors += [((key, i), f"listed more than once (first at evaluation.{key}[{names.index(n)}])",
