@@ -4,12 +4,14 @@ alarm on each kind of shift, and the per-column settings."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from scipy import stats
+from scipy.spatial.distance import jensenshannon
 
 from looml.errors import DataError, SpecError
 from looml.monitor.drift import detect
@@ -112,6 +114,65 @@ def test_ks_on_small_integer_samples_matches_scipy_exactly() -> None:
     assert column.method == "ks"
     assert column.statistic == pytest.approx(stats.ks_2samp(ref_rows, cur_rows).statistic, abs=1e-12)
     assert column.p_value == pytest.approx(stats.ks_2samp(ref_rows, cur_rows, method="asymp").pvalue, rel=0.1)
+
+
+def counts(**values: int) -> list[str]:
+    """A column holding each value its given number of times (`v3=5`: five '3's)."""
+    return [value.removeprefix("v") for value, n in values.items() for _ in range(n)]
+
+
+# Reference and current rows, and the cells they make (reference counts, current counts): each
+# reference category or value, then the rest (categories or values training never saw, and
+# those expected fewer than 5 times, pooled); a rest empty on both sides is dropped.
+BUCKET_CASES = {
+    "an empty cell and an unseen category": (
+        counts(a=50, b=30, c=20), counts(a=20, c=60, d=20), ["a", "b", "c", "(other)"],
+        [[50, 30, 20, 0], [20, 0, 60, 20]]),
+    "one side with no rest, two cells (one degree of freedom)": (
+        counts(a=60, b=40), counts(a=100), ["a", "b"], [[60, 40], [100, 0]]),
+    "a rare category pooled with the rest": (
+        counts(a=60, b=38, z=2), counts(a=50, b=50), ["a", "b", "(other)"], [[60, 38, 2], [50, 50, 0]]),
+    "integers, a value above the range": (
+        counts(v1=30, v2=30, v3=20, v4=10, v5=10), counts(v1=10, v2=10, v3=20, v4=25, v5=25, v7=10),
+        ["1", "2", "3", "4", "5", "other"], [[30, 30, 20, 10, 10, 0], [10, 10, 20, 25, 25, 10]]),
+}
+
+
+@pytest.mark.parametrize("case", list(BUCKET_CASES))
+def test_chisquare_and_jensen_shannon_match_scipy_on_the_cells(case: str) -> None:
+    reference_rows, current_rows, labels, cells = BUCKET_CASES[case]
+    kind = "numeric" if case.startswith("integers") else "categorical"
+    as_column = (lambda v: [int(x) for x in v]) if kind == "numeric" else list
+    summary = summarise(pl.DataFrame({"x": as_column(reference_rows)}), {"x": kind})
+
+    column = detect(summary, pl.DataFrame({"x": as_column(current_rows)}), DriftSpec()).columns[0]
+
+    table = np.array(cells, dtype=float)
+    assert column.treated_as == ("discrete" if kind == "numeric" else "categorical")
+    shares = table / table.sum(axis=1, keepdims=True)
+    assert column.bins["labels"] == labels
+    assert np.allclose([column.bins["reference"], column.bins["current"]], shares, atol=1e-6)
+    # scipy's test without Yates' correction, which it applies to one degree of freedom only
+    chi2 = stats.chi2_contingency(table, correction=False)
+    assert column.stats["chisquare"] == pytest.approx(chi2.statistic, rel=1e-9)
+    assert column.stats["chisquare_p_value"] == pytest.approx(chi2.pvalue, rel=1e-6)
+    assert column.stats["jensenshannon"] == pytest.approx(jensenshannon(shares[0], shares[1]), rel=1e-9)
+
+
+def test_psi_by_hand_with_empty_cells_floored_at_one_in_ten_thousand() -> None:
+    summary = summarise(pl.DataFrame({"x": counts(a=50, b=30, c=20)}), {"x": "categorical"})
+
+    column = detect(summary, pl.DataFrame({"x": counts(a=20, c=60, d=20)}), DriftSpec()).columns[0]
+
+    # sum of (current - reference) x ln(current / reference) over the shares: a .5 -> .2, b .3 -> 0
+    # (read as .0001), c .2 -> .6, the rest 0 (.0001) -> .2 (the unseen d)
+    by_hand = (0.3 * math.log(2.5) + 0.2999 * math.log(3000) + 0.4 * math.log(3)
+               + 0.1999 * math.log(2000))
+    assert column.stats["psi"] == pytest.approx(by_hand, rel=1e-12)
+    assert column.stats["psi"] == pytest.approx(4.634862, abs=1e-6)
+    same = detect(summary, pl.DataFrame({"x": counts(a=100, b=60, c=40)}), DriftSpec()).columns[0]
+    assert same.stats["psi"] == same.stats["jensenshannon"] == same.stats["chisquare"] == 0.0
+    assert same.stats["chisquare_p_value"] == 1.0
 
 
 def test_a_high_cardinality_column_is_judged_on_its_top_values() -> None:
