@@ -40,6 +40,8 @@ def test_a_time_split_run_holds_out_the_latest_period(tmp_path: Path) -> None:
     train, test = indices(tmp_path, result.artifacts["split"])
     assert frame["time"].gather(train).max() < frame["time"].gather(test).min()
     assert len(test) == 100 and result.search["folds"] == 3
+    html = result.report_path.read_text(encoding="utf-8")
+    assert "3-fold forward-chaining cross-validation; the holdout is the latest period by time" in html
     # positive class 0 (not spam, 91% of rows): its average precision is near 1, spam's far lower
     assert result.metrics["average_precision"] > 0.85
     again = looml.run(spec)
@@ -68,5 +70,6 @@ def test_a_grouped_weighted_regression_run_ranked_by_a_custom_metric(
     lecturers = frame["d"].to_numpy()
     assert set(lecturers[train]).isdisjoint(lecturers[test])
     assert {"rmse", "mae", "r2", "mape", "rmsle"} <= set(result.metrics)
+    assert "by whole groups of d, as is the holdout" in result.report_path.read_text(encoding="utf-8")
     checked = looml.check(spec).report
     assert "w" not in checked.features and "data.sample_weight" in checked.dropped["w"]
