@@ -312,9 +312,12 @@ def _real_run(kind: str, make_project: Callable[..., Path]) -> str:
 
 PLOTS = {
     # kind: {the caption of each chart in the Plots section: (its data marks, how many)}
-    "binary": {"ROC curve": ("polyline", 2), "Confusion matrix": ("rect", 4)},  # + chance line
+    "binary": {"ROC curve": ("polyline", 2), "Confusion matrix": ("rect", 4),  # + chance line
+               "Precision-recall": ("polyline", 2), "Cumulative gain": ("polyline", 2),
+               "Calibration": ("circle", 3)},
     "multiclass": {"ROC curve": ("polyline", 4), "Confusion matrix": ("rect", 9)},
-    "regression": {"Predicted vs actual": ("circle", 30), "Residuals": ("circle", 30)},
+    "regression": {"Predicted vs actual": ("circle", 30), "Residuals": ("circle", 30),
+                   "Residual distribution": ("rect", 5)},
 }
 
 

@@ -60,7 +60,8 @@ def evaluate(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, task: str,
         metrics = score(task, classes, y, predictions, None, sample_weight, scoring)
         pick = _sample(len(y))
         plots: dict[str, Any] = {"actual": y[pick].astype(float).tolist(),
-                                 "predicted": predictions[pick].astype(float).tolist()}
+                                 "predicted": predictions[pick].astype(float).tolist(),
+                                 "residuals": _residual_histogram(y, predictions)}
     else:
         classes = pipeline.classes_
         proba = pipeline.predict_proba(X)
@@ -136,7 +137,51 @@ def _classification_plots(classes: np.ndarray, y: np.ndarray, predictions: np.nd
         fpr, tpr, _ = roc_curve(y == label, proba[:, i])
         keep = _sample(len(fpr))
         plots["roc"][str(label)] = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()}
+    if len(classes) == 2 and 0 < np.sum(y == classes[positive]) < len(y):
+        plots |= _binary_curves(y == classes[positive], proba[:, positive])
     return plots
+
+
+_GAIN_POINTS = 50  # cumulative-gain points (population shares)
+_CALIBRATION_BINS = 10  # reliability bins (quantiles of the predicted probability)
+_RESIDUAL_BINS = 30
+
+
+def _binary_curves(positive: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    """Precision-recall, cumulative gain and reliability curves of the positive class, with the
+    Brier score: aggregated points only (at most 1,000 per curve), never the rows."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(positive, score)
+    keep = _sample(len(recall))
+    order = np.argsort(-score, kind="stable")
+    hits = np.concatenate([[0], np.cumsum(positive[order])])
+    shares = np.linspace(0, 1, _GAIN_POINTS + 1)
+    taken = np.round(shares * len(score)).astype(int)
+    edges = np.unique(np.quantile(score, np.linspace(0, 1, _CALIBRATION_BINS + 1)))
+    bins = np.clip(np.searchsorted(edges, score, side="right") - 1, 0, max(len(edges) - 2, 0))
+    count = np.bincount(bins, minlength=max(len(edges) - 1, 1))
+    filled = count > 0
+    mean_p = np.bincount(bins, weights=score, minlength=len(count))[filled] / count[filled]
+    observed = np.bincount(bins, weights=positive.astype(float), minlength=len(count))[filled] / count[filled]
+    return {
+        "pr": {"precision": precision[keep].tolist(), "recall": recall[keep].tolist(),
+               "prevalence": float(np.mean(positive))},
+        "gain": {"population": shares.tolist(), "captured": (hits[taken] / hits[-1]).tolist()},
+        "calibration": {"predicted": mean_p.tolist(), "observed": observed.tolist(),
+                        "count": count[filled].tolist(),
+                        "brier": float(np.mean((score - positive) ** 2))},
+    }
+
+
+def _residual_histogram(y: np.ndarray, predictions: np.ndarray) -> dict[str, list[float]]:
+    """The distribution of the residuals (actual - predicted) of every holdout row, as counts."""
+    residual = np.asarray(y, dtype=float) - np.asarray(predictions, dtype=float)
+    residual = residual[np.isfinite(residual)]
+    if not len(residual):
+        return {"edges": [], "counts": []}
+    counts, edges = np.histogram(residual, bins=_RESIDUAL_BINS)
+    return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
 def _finite(value: float) -> float | None:

@@ -36,20 +36,23 @@ def bootstrap_weights(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]
 
 
 def weighted_metrics(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                     proba: np.ndarray | None, W: np.ndarray, positive: int = 1) -> dict[str, np.ndarray]:
-    """Every metric of the task for each row of weights `W` (r x n): one value per row.
+                     proba: np.ndarray | None, W: np.ndarray, positive: int = 1,
+                     only: frozenset[str] | None = None) -> dict[str, np.ndarray]:
+    """Every metric of the task (or those in `only`, and maybe a few more) for each row of
+    weights `W` (r x n): one value per row.
 
     With `W` a single row of ones these equal `metrics.score`; a weight row without rows of
     some kind (no positives for ROC AUC, say) gives NaN for the metrics that need them.
     """
     if task == "regression":
         return _regression(y_true.astype(np.float64), np.asarray(y_pred, dtype=np.float64), W)
-    return _classification(classes, y_true, y_pred, proba, W, positive)
+    return _classification(classes, y_true, y_pred, proba, W, positive, only)
 
 
 def intervals(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
               proba: np.ndarray | None, *, confidence: float, seed: int, resamples: int = RESAMPLES,
-              positive: int = 1, sample_weight: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
+              positive: int = 1, sample_weight: np.ndarray | None = None,
+              only: frozenset[str] | None = None) -> dict[str, tuple[float, float]]:
     """A two-sided percentile bootstrap interval of every metric of the task: metric -> (low, high).
     NaN bounds when no resample gives the metric a value. With `sample_weight`, each drawn row
     counts its weight (the resamples are of rows, the metrics weighted as `metrics.score`'s)."""
@@ -57,7 +60,7 @@ def intervals(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np.nda
     for W in bootstrap_weights(len(y_true), resamples, seed):
         if sample_weight is not None:
             W *= sample_weight
-        for name, values in weighted_metrics(task, classes, y_true, y_pred, proba, W, positive).items():
+        for name, values in weighted_metrics(task, classes, y_true, y_pred, proba, W, positive, only).items():
             chunks.setdefault(name, []).append(values)
     tail = (1 - confidence) / 2
     out = {}
@@ -109,7 +112,8 @@ def _index(classes: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _classification(classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                    proba: np.ndarray | None, W: np.ndarray, positive: int) -> dict[str, np.ndarray]:
+                    proba: np.ndarray | None, W: np.ndarray, positive: int,
+                    only: frozenset[str] | None) -> dict[str, np.ndarray]:
     k = len(classes)
     size = k + 1  # the last code: a label the model never saw (always wrong)
     t, p = _index(classes, y_true), _index(classes, y_pred)
@@ -127,8 +131,10 @@ def _classification(classes: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
         count = present.sum(axis=1)
         for name, values in (("precision", precision), ("recall", recall), ("f1", f1)):
             out[name] = _ratio((values * present).sum(axis=1), count)
-    if proba is not None:
+    wanted = only or frozenset({"roc_auc", "average_precision", "log_loss"})
+    if proba is not None and wanted & {"roc_auc", "average_precision"}:  # the costly part: a sort
         out["roc_auc"], out["average_precision"] = _ranking(t, proba, k, W, positive)
+    if proba is not None and "log_loss" in wanted:
         p_true = np.full(len(t), _EPS)
         seen = t < k
         p_true[seen] = proba[np.flatnonzero(seen), t[seen]]
@@ -156,10 +162,14 @@ def _binary_ranking(positive: np.ndarray, score: np.ndarray, W: np.ndarray) -> t
     """Weighted Mann-Whitney AUC (ties count one half) and average precision (scikit-learn's
     step sum over distinct thresholds) per weight row; the scores are sorted once. A weight
     row without positives (or, for AUC, without negatives) gives NaN: the class is absent."""
-    levels, group = np.unique(score, return_inverse=True)
-    m = len(levels)
-    pos = _times(W, _indicator(np.where(positive, group, m), m + 1))[:, :m]
-    neg = _times(W, _indicator(np.where(positive, m, group), m + 1))[:, :m]
+    order = np.argsort(score, kind="stable")
+    ranked = score[order]
+    Ws = W[:, order]
+    pos = Ws * positive[order]
+    neg = Ws - pos
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    if len(starts) < len(ranked):  # tied scores: one threshold per distinct score
+        pos, neg = np.add.reduceat(pos, starts, axis=1), np.add.reduceat(neg, starts, axis=1)
     total_pos, total_neg = pos.sum(axis=1), neg.sum(axis=1)
     below = np.cumsum(neg, axis=1) - neg
     auc = _ratio((pos * (below + 0.5 * neg)).sum(axis=1), total_pos * total_neg)

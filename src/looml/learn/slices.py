@@ -90,7 +90,7 @@ def slice_metrics(task: str, classes: np.ndarray, y_true: np.ndarray, y_pred: np
         mask = labelled[column] == entry["slice"]
         low, high = intervals(task, classes, y_true[mask], y_pred[mask],
                               None if proba is None else proba[mask], confidence=confidence,
-                              seed=seed, positive=positive,
+                              seed=seed, positive=positive, only=frozenset({primary}),
                               sample_weight=None if sample_weight is None else weight[mask])[primary]
         worst.append({"column": column, "slice": entry["slice"], "rows": entry["rows"],
                       "value": entry["metrics"][primary], "overall": overall, "drop": float(drop),

@@ -128,15 +128,83 @@ def _plots(task: str, plots: dict[str, Any]) -> list[tuple[str, Markup]]:
             return []
         ok = np.isfinite(actual) & np.isfinite(predicted)
         actual, predicted = _thin(actual[ok], predicted[ok], _MAX_POINTS)
-        return [("Predicted vs actual", _scatter_svg(actual, predicted)),
-                ("Residuals", _residual_svg(actual, predicted))]
+        out = [("Predicted vs actual", _scatter_svg(actual, predicted)),
+               ("Residuals", _residual_svg(actual, predicted))]
+        spread = plots.get("residuals") or {}
+        if spread.get("counts") and len(spread.get("edges") or []) == len(spread["counts"]) + 1:
+            out.append(("Residual distribution", _residual_histogram_svg(spread["edges"], spread["counts"])))
+        return out
     out = []
     if plots.get("roc"):
         out.append(("ROC curve", _roc_svg(plots["roc"])))
     labels = plots.get("labels") or []
     if labels and np.shape(plots.get("confusion") or []) == (len(labels), len(labels)):
         out.append(("Confusion matrix", _confusion_svg(labels, plots["confusion"])))
+    pr, gain, calibration = plots.get("pr"), plots.get("gain"), plots.get("calibration")
+    if pr and pr.get("recall"):
+        out.append(("Precision-recall", _pr_svg(pr)))
+    if gain and gain.get("population"):
+        out.append(("Cumulative gain", _gain_svg(gain)))
+    if calibration and calibration.get("predicted"):
+        out.append(("Calibration", _calibration_svg(calibration)))
     return out
+
+
+def _pr_svg(pr: dict[str, Any]) -> Markup:
+    f = _Frame(0.0, 1.0, 0.0, 1.0)
+    body = _axes(f, "recall", "precision")
+    base = float(pr.get("prevalence") or 0.0)
+    body.append(_line(f, [0, 1], [base, base], 'stroke="#999" stroke-dasharray="4 4"'))
+    recall = np.asarray(pr["recall"], dtype=float)
+    precision = np.asarray(pr["precision"], dtype=float)
+    body.append(_line(f, *_thin(recall, precision, _MAX_POINTS), f'stroke="{_PALETTE[0]}" stroke-width="2"'))
+    return _svg(f.w, f.h, "Precision against recall of the positive class; dashed: its share", body)
+
+
+def _gain_svg(gain: dict[str, Any]) -> Markup:
+    f = _Frame(0.0, 1.0, 0.0, 1.0)
+    body = _axes(f, "share of rows, highest scores first", "share of positives found")
+    body.append(_line(f, [0, 1], [0, 1], 'stroke="#999" stroke-dasharray="4 4"'))
+    x = np.asarray(gain["population"], dtype=float)
+    y = np.asarray(gain["captured"], dtype=float)
+    body.append(_line(f, x, y, f'stroke="{_PALETTE[0]}" stroke-width="2"'))
+    tenth = int(np.searchsorted(x, 0.1))
+    if 0 < tenth < len(x) and x[tenth] > 0:
+        lift = y[tenth] / x[tenth]
+        body.append(f'<text x="{_r(f.px(0.55))}" y="{_r(f.py(0.12))}">lift in the top '
+                    f'{x[tenth]:.0%}: {lift:.2f}</text>')
+    return _svg(f.w, f.h, "Cumulative gain; dashed: random order", body)
+
+
+def _calibration_svg(cal: dict[str, Any]) -> Markup:
+    f = _Frame(0.0, 1.0, 0.0, 1.0)
+    body = _axes(f, "mean predicted probability", "observed share of positives")
+    body.append(_line(f, [0, 1], [0, 1], 'stroke="#999" stroke-dasharray="4 4"'))
+    x = np.asarray(cal["predicted"], dtype=float)
+    y = np.asarray(cal["observed"], dtype=float)
+    body.append(_line(f, x, y, f'stroke="{_PALETTE[0]}" stroke-width="2"'))
+    dots = "".join(f'<circle cx="{_r(f.px(a))}" cy="{_r(f.py(b))}" r="3.5"><title>{n:,} rows: predicted '
+                   f'{a:.3f}, observed {b:.3f}</title></circle>'
+                   for a, b, n in zip(x, y, cal.get("count") or [0] * len(x), strict=True))
+    body.append(f'<g fill="{_PALETTE[0]}">{dots}</g>')
+    body.append(f'<text x="{_r(f.px(0.04))}" y="{_r(f.py(0.93))}">Brier score {cal["brier"]:.4f}</text>')
+    return _svg(f.w, f.h, "Reliability: observed against predicted, per bin; dashed: perfect", body)
+
+
+def _residual_histogram_svg(edges: Sequence[float], counts: Sequence[int]) -> Markup:
+    e = np.asarray(edges, dtype=float)
+    c = np.asarray(counts, dtype=float)
+    right = float(e[-1]) if e[-1] > e[0] else float(e[0]) + 1.0
+    f = _Frame(float(e[0]), right, 0.0, max(float(c.max()), 1.0) * 1.05)
+    body = _axes(f, "residual (actual - predicted)", "rows")
+    bars = "".join(
+        f'<rect x="{_r(f.px(a))}" y="{_r(f.py(n))}" width="{_r(max(f.px(b) - f.px(a) - 1, 0.5))}" '
+        f'height="{_r(f.py(0) - f.py(n))}"><title>{a:.4g} to {b:.4g}: {int(n):,} rows</title></rect>'
+        for a, b, n in zip(e[:-1], e[1:], c, strict=True) if n > 0)
+    body.append(f'<g fill="{_PALETTE[0]}" fill-opacity="0.8">{bars}</g>')
+    if f.x0 < 0 < f.x1:
+        body.append(_line(f, [0, 0], [0, f.y1], 'stroke="#d62728" stroke-dasharray="5 4"'))
+    return _svg(f.w, f.h, "Distribution of the residuals, with the zero line", body)
 
 
 @dataclass(frozen=True)
