@@ -470,3 +470,14 @@ def test_zoned_datetimes_and_categoricals() -> None:
     assert t.quantiles["p50"] == "2024-01-31T00:00:00+01:00"
     c = result.column("c")
     assert c.kind == "string" and c.frequent == {"ab": 2, "c": 1} and c.length_max == 2
+
+
+def test_mutual_information_is_none_when_each_class_has_one_usable_row() -> None:
+    # Found by tests/hostile: a feature present only on rows of distinct classes made the k-NN
+    # estimator raise on an empty neighbour set.
+    x = [i * 0.37 + 0.1 if i < 12 else None for i in range(40)]
+    frame = pl.DataFrame({"x": x, "label": [f"c{i}" for i in range(12)] + ["a", "b"] * 14})
+
+    target = profile(frame, target="label").target
+
+    assert target is not None and "x" not in target.mutual_information

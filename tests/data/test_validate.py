@@ -272,3 +272,14 @@ def test_binary_class_rarer_than_the_folds_is_an_error_naming_the_fold_count() -
     with pytest.raises(DataError, match=r"(?s)split\.folds.*the rarer class 'yes' has 3 training rows, "
                                         r"fewer than the 5 folds.*set split\.folds to 3 or fewer"):
         check(frame, "label")
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan")])
+def test_a_target_with_infinite_or_nan_values_is_refused(bad: float) -> None:
+    # Found by tests/hostile: "inf" in an integer-coded class column made the split raise.
+    target = [0.0, 1.0] * 30
+    target[7] = bad
+
+    with pytest.raises(DataError, match=r"data\.target: the target has [01] infinite and [01] NaN values"
+                                        r".*\n.*fix: correct those rows, or leave their target cells empty"):
+        check(frame_with(label=target), "label")

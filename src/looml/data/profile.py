@@ -519,6 +519,8 @@ def _mutual_information(rows: pl.DataFrame, column: ColumnProfile, y: np.ndarray
         keep = ~np.isnan(x[:, 0])
     if keep.sum() < 10:
         return None
+    if estimate.__name__ == "mutual_info_classif" and np.unique(y[keep], return_counts=True)[1].max() < 2:
+        return None  # every class once among these rows: the k-NN estimate has no neighbours to use
     score = estimate(x[keep], y[keep], discrete_features=[discrete], random_state=seed)[0]
     return round(max(0.0, float(score)), 6)
 

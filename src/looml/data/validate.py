@@ -84,6 +84,13 @@ def validate(profile: Profile, data: DataSpec, split: SplitSpec, preprocessing: 
         problems.append(Problem(loc="data.target", value=data.target,
                                 message="the target column has no values (all null)",
                                 fix="choose a target column that has values"))
+    elif target.infinite or target.nans:
+        # A float target read from "inf" / "nan" text: no estimator or split takes those values.
+        problems.append(Problem(
+            loc="data.target", value=data.target,
+            message=f"the target has {target.infinite or 0} infinite and {target.nans or 0} NaN values",
+            fix="correct those rows, or leave their target cells empty (rows without a target are "
+                "left out)"))
     elif task == "regression" and target.kind != "numeric":
         problems.append(Problem(
             loc="data.target", value=data.target,
