@@ -4,14 +4,15 @@ unlabelled traffic gets a labelled-as-estimate accuracy from the probabilities."
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from looml.monitor.performance import live_performance
-from looml.spec import PerformanceSpec
+from looml.monitor.performance import live_performance, watched_metric
+from looml.spec import PerformanceSpec, validate_spec
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -119,3 +120,12 @@ def test_a_miscalibrated_model_with_too_few_labels_gets_a_flagged_estimate_that_
     # an overconfident model promises more than it delivers, an underconfident one less
     assert off * (estimate["accuracy"] - accuracy(held)) > 0.1
     assert off * (estimate["roc_auc"] - auc(held)) > 0.1
+
+
+def test_a_custom_primary_metric_is_watched_as_the_tasks_default() -> None:
+    spec = validate_spec({"data": {"source": "d.csv", "target": "y"}, "registry": {"model_name": "m"},
+                          "evaluation": {"primary_metric": "shop.metrics:cost"}}, project_dir=Path("."))
+    assert watched_metric(spec, {"accuracy": 0.9, "cost": 1.0}) == "roc_auc"
+    assert watched_metric(spec, {"rmse": 1.0}) == "rmse"
+    assert watched_metric(spec.model_copy(update={"evaluation": spec.evaluation.model_copy(
+        update={"primary_metric": "average_precision"})}), {"accuracy": 0.9}) == "average_precision"

@@ -52,6 +52,25 @@ def test_multiclass_and_regression_metrics_match_scikit_learn() -> None:
     assert metric("r2", r) == pytest.approx(skm.r2_score(truth, guess))
 
 
+def test_average_precision_mape_rmsle_and_the_positive_class_match_scikit_learn() -> None:
+    o = binary(3)
+    w = np.bincount(RNG.integers(0, N, N), minlength=N).astype(float)
+    y, pred, p = o.y_true, o.y_pred, o.proba
+    assert metric("average_precision", o, w) == pytest.approx(
+        skm.average_precision_score(y == "yes", p[:, 1], sample_weight=w), rel=1e-12)
+    as_no = Outcomes(o.task, o.classes, y, pred, p, positive=0)
+    assert metric("average_precision", as_no) == pytest.approx(
+        skm.average_precision_score(y == "no", p[:, 0]))
+    assert metric("recall", as_no, w) == pytest.approx(
+        skm.recall_score(y, pred, pos_label="no", sample_weight=w))
+    truth = RNG.gamma(2.0, size=N) + 0.1
+    guess = np.clip(truth + RNG.normal(scale=0.5, size=N), 0, None)
+    r = Outcomes("regression", np.array([]), truth, guess)
+    assert metric("mape", r, w) == pytest.approx(
+        skm.mean_absolute_percentage_error(truth, guess, sample_weight=w))
+    assert metric("rmsle", r) == pytest.approx(skm.root_mean_squared_log_error(truth, guess))
+
+
 def test_a_label_the_model_never_saw_counts_as_wrong() -> None:
     classes = np.array(["a", "b"], dtype=object)
     o = Outcomes("classification", classes, np.array(["a", "b", "c"], dtype=object),

@@ -113,7 +113,8 @@ def _performance(spec: Spec, tracking_uri: str, version: str, window: pl.DataFra
     joined = join_feedback(served, read_feedback(spec.project_dir / ".looml" / "logs"))
     holdout = version_info(tracking_uri, spec.registry.model_name, version).metrics
     metric = watched_metric(spec, holdout)
-    return live_performance(joined, metric, holdout.get(metric), spec.monitor.performance, seed=spec.seed)
+    return live_performance(joined, metric, holdout.get(metric), spec.monitor.performance, seed=spec.seed,
+                            positive_class=spec.data.positive_class)
 
 
 def _from_source(data: str, reference: Reference, settings: DriftSpec, tracking_uri: str,

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from looml.data.split_checks import class_index
 from looml.errors import DataError, GateError, LoomlError, Problem, RegistryError
 from looml.monitor.alerts import Alert, Alerter, alerts_for
 from looml.monitor.performance import live_performance, watched_metric
@@ -146,7 +147,8 @@ def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool
     drift = _drift(project, champion, window) if window.height else None
     served = joined.filter(pl.col("model_version") == champion)
     performance = live_performance(served, metric_name, info.metrics.get(metric_name),
-                                   spec.monitor.performance, seed=spec.seed) if served.height else None
+                                   spec.monitor.performance, seed=spec.seed,
+                                   positive_class=spec.data.positive_class) if served.height else None
     invalid = _validation_errors(project, champion, current) if window.height else []
 
     state = _LoopState.load(project.home / "loop" / "state.json")
@@ -416,14 +418,15 @@ def _compare(project: _Project, champion: str, challenger: str, metric_name: str
     X = feature_frame(fresh).to_pandas()
     y = fresh["label"]
     promotion = project.spec.loop.promotion
-    outcomes = [_outcomes(load_pipeline(project.tracking_uri, project.name, v)[0], X, y)
+    outcomes = [_outcomes(load_pipeline(project.tracking_uri, project.name, v)[0], X, y,
+                          project.spec.data.positive_class)
                 for v in (champion, challenger)]
     return paired_bootstrap(metric_name, *outcomes, margin=promotion.margin,
                             confidence=promotion.confidence, resamples=promotion.resamples,
                             seed=project.spec.seed)
 
 
-def _outcomes(pipeline: Any, X: Any, labels: pl.Series) -> Outcomes:
+def _outcomes(pipeline: Any, X: Any, labels: pl.Series, positive_class: Any = None) -> Outcomes:
     from looml.store.predictions import label_text
 
     if not hasattr(pipeline, "predict_proba"):
@@ -431,8 +434,9 @@ def _outcomes(pipeline: Any, X: Any, labels: pl.Series) -> Outcomes:
                         np.asarray(pipeline.predict(X), dtype=np.float64))
     proba = pipeline.predict_proba(X)
     classes = np.array([label_text(c) for c in pipeline.classes_], dtype=object)
+    positive = 1 if positive_class is None else max(0, class_index(list(classes), positive_class))
     return Outcomes("classification", classes, labels.cast(pl.String).to_numpy(),
-                    classes[np.argmax(proba, axis=1)], proba)
+                    classes[np.argmax(proba, axis=1)], proba, positive)
 
 
 # --- registry verbs --------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from looml.data.split_checks import class_index
 from looml.monitor.stats import Outcomes, bootstrap_interval, metric
 from looml.spec import LOWER_IS_BETTER, PerformanceSpec, Spec
 
@@ -45,10 +46,11 @@ class LivePerformance:
         return asdict(self)
 
 
-def outcomes_of(frame: pl.DataFrame) -> tuple[Outcomes, pl.DataFrame]:
+def outcomes_of(frame: pl.DataFrame, positive_class: Any = None) -> tuple[Outcomes, pl.DataFrame]:
     """The labelled rows of a joined prediction log (`join_feedback`) as `Outcomes`, and those rows.
 
-    Classes are read from the `proba_*` columns (written in the model's class order), as text.
+    Classes are read from the `proba_*` columns (written in the model's class order), as text;
+    a binary task's positive class is `positive_class` (`data.positive_class`) or the second.
     """
     labelled = frame.filter(pl.col("label").is_not_null())
     proba_columns = [c for c in frame.columns if c.startswith("proba_")]
@@ -57,8 +59,9 @@ def outcomes_of(frame: pl.DataFrame) -> tuple[Outcomes, pl.DataFrame]:
                         labelled["prediction"].to_numpy()), labelled
     classes = np.array([c.removeprefix("proba_") for c in proba_columns], dtype=object)
     proba = labelled.select(proba_columns).to_numpy() if proba_columns else None
+    positive = 1 if positive_class is None else max(0, class_index(list(classes), positive_class))
     return Outcomes("classification", classes, labelled["label"].cast(pl.String).to_numpy(),
-                    labelled["prediction"].cast(pl.String).to_numpy(), proba), labelled
+                    labelled["prediction"].cast(pl.String).to_numpy(), proba, positive), labelled
 
 
 def watched_metric(spec: Spec, holdout: dict[str, float]) -> str:
@@ -69,15 +72,19 @@ def watched_metric(spec: Spec, holdout: dict[str, float]) -> str:
     declared = spec.monitor.performance.metric
     if declared == "auto":
         declared = spec.evaluation.primary_metric
-    return primary_metric(declared, "classification" if "accuracy" in holdout else "regression")
+    task = "classification" if "accuracy" in holdout else "regression"
+    if ":" in declared:  # a custom metric has no live form here: the task's default is watched
+        declared = "auto"
+    return primary_metric(declared, task)
 
 
 def live_performance(joined: pl.DataFrame, name: str, reference: float | None, spec: PerformanceSpec,
-                     seed: int = 0) -> LivePerformance:
-    """Measure metric `name` on the labelled rows of `joined` and judge it against `reference`."""
-    outcomes, labelled = outcomes_of(joined)
+                     seed: int = 0, positive_class: Any = None) -> LivePerformance:
+    """Measure metric `name` on the labelled rows of `joined` and judge it against `reference`
+    (`positive_class`: the binary positive class, `data.positive_class`)."""
+    outcomes, labelled = outcomes_of(joined, positive_class)
     n = len(outcomes.y_true)
-    windows = _windows(labelled, name, spec.window)
+    windows = _windows(labelled, name, spec.window, positive_class)
     estimate = _estimate(joined, outcomes) if outcomes.task == "classification" else None
     value = metric(name, outcomes) if n else None
     limit = None if reference is None else _limit(name, reference, spec)
@@ -100,7 +107,8 @@ def _limit(name: str, reference: float, spec: PerformanceSpec) -> float:
     return reference + allowed if name in LOWER_IS_BETTER else reference - allowed
 
 
-def _windows(labelled: pl.DataFrame, name: str, seconds: float) -> list[dict[str, Any]]:
+def _windows(labelled: pl.DataFrame, name: str, seconds: float,
+             positive_class: Any = None) -> list[dict[str, Any]]:
     """The metric per time window of the prediction timestamps."""
     if labelled.is_empty():
         return []
@@ -108,7 +116,7 @@ def _windows(labelled: pl.DataFrame, name: str, seconds: float) -> list[dict[str
     out = []
     keyed = labelled.sort("timestamp").with_columns(pl.col("timestamp").dt.truncate(every).alias("__window"))
     for (start,), part in keyed.group_by("__window", maintain_order=True):
-        outcomes, _ = outcomes_of(part.drop("__window"))
+        outcomes, _ = outcomes_of(part.drop("__window"), positive_class)
         out.append({"start": start.isoformat(), "labelled": part.height, "value": metric(name, outcomes)})
     return out
 

@@ -3,7 +3,8 @@
 A bootstrap resample is a vector of row counts (how often each row was drawn), so every metric
 here takes `weights`: one sort or one confusion matrix per resample, no copy of the rows.
 Metric names are looml's (learn/metrics.py); classifier probabilities are columns in `classes`
-order and the positive class of a binary task is `classes[1]`, as in training.
+order and the positive class of a binary task is `classes[positive]` (`data.positive_class`;
+by default `classes[1]`), as in training.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Outcomes:
     y_true: np.ndarray
     y_pred: np.ndarray
     proba: np.ndarray | None = None
+    positive: int = 1  # binary: the index of `data.positive_class` in `classes`
 
 
 def metric(name: str, outcomes: Outcomes, weights: np.ndarray | None = None) -> float:
@@ -49,6 +51,8 @@ def scorer(name: str, outcomes: Outcomes) -> Callable[[np.ndarray | None], float
     true_idx = _index(classes, outcomes.y_true)  # a label the model never saw is index k: always wrong
     if name == "roc_auc":
         return _roc_auc(true_idx, outcomes.proba, k)
+    if name == "average_precision":
+        return _average_precision(true_idx, outcomes.proba, k, outcomes.positive)
     if name == "log_loss":
         if outcomes.proba is None:
             return lambda w: float("nan")
@@ -76,7 +80,7 @@ def scorer(name: str, outcomes: Outcomes) -> Callable[[np.ndarray | None], float
         f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
                        where=precision + recall > 0)
         values = {"precision": precision, "recall": recall, "f1": f1}[name]
-        return float(values[1]) if k == 2 else float(values.mean())
+        return float(values[outcomes.positive]) if k == 2 else float(values.mean())
 
     return confusion_metric
 
@@ -96,6 +100,12 @@ def _regression(name: str, y: np.ndarray, p: np.ndarray) -> Callable[[np.ndarray
     if name == "mae":
         absolute = np.abs(err)
         return lambda w: _mean(absolute, w)
+    if name == "mape":
+        share = np.abs(err) / np.maximum(np.abs(y), np.finfo(np.float64).eps)  # as scikit-learn's
+        return lambda w: _mean(share, w)
+    if name == "rmsle":
+        squared_log = (np.log1p(np.clip(p, 0, None)) - np.log1p(np.clip(y, 0, None))) ** 2
+        return lambda w: float(np.sqrt(_mean(squared_log, w)))
     if name == "r2":
         def r2(w: np.ndarray | None) -> float:
             mean = _mean(y, w)
@@ -124,6 +134,41 @@ def _roc_auc(true_idx: np.ndarray, proba: np.ndarray | None, k: int) -> Callable
         return float(np.mean(aucs)) if aucs else float("nan")
 
     return macro
+
+
+def _average_precision(true_idx: np.ndarray, proba: np.ndarray | None, k: int,
+                       positive: int) -> Callable[[np.ndarray | None], float]:
+    if proba is None:
+        return lambda w: float("nan")
+    if k == 2:
+        return _binary_ap(true_idx == positive, proba[:, positive])
+    per_class = [_binary_ap(true_idx == j, proba[:, j]) for j in range(k)]
+
+    def macro(w: np.ndarray | None) -> float:
+        values = [a for a in (f(w) for f in per_class) if a == a]
+        return float(np.mean(values)) if values else float("nan")
+
+    return macro
+
+
+def _binary_ap(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray | None], float]:
+    """Weighted average precision (scikit-learn's step sum over distinct score thresholds, highest
+    first); the scores are sorted once."""
+    levels, group = np.unique(-score, return_inverse=True)  # ascending -score: highest score first
+    m = len(levels)
+    positive = positive.astype(np.float64)
+
+    def ap(w: np.ndarray | None) -> float:
+        w = np.ones(len(group)) if w is None else w
+        tp = np.cumsum(np.bincount(group, weights=w * positive, minlength=m))
+        fp = np.cumsum(np.bincount(group, weights=w * (1 - positive), minlength=m))
+        if tp[-1] <= 0:
+            return float("nan")
+        precision = np.divide(tp, tp + fp, out=np.zeros(m), where=tp + fp > 0)
+        recall = tp / tp[-1]
+        return float(np.sum(np.diff(np.concatenate([[0.0], recall])) * precision))
+
+    return ap
 
 
 def _binary_auc(positive: np.ndarray, score: np.ndarray) -> Callable[[np.ndarray | None], float]:
