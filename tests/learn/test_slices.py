@@ -62,3 +62,5 @@ def test_group_labels() -> None:
     assert set(coded) == {"1", "2"}
     binned = group_labels(np.r_[np.arange(100.0), np.nan])
     assert binned[-1] == MISSING and len(set(binned[:-1])) == 4
+    days = group_labels(pd.Series(pd.date_range("2024-01-01", periods=100, freq="D", tz="UTC")))
+    assert sorted(set(days))[0] == "[2024-01-01, 2024-01-25)" and len(set(days)) == 4

@@ -30,11 +30,18 @@ def group_labels(values: Any) -> np.ndarray:
     series = pd.Series(values).reset_index(drop=True)
     missing = series.isna().to_numpy()
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-    if numeric and series.nunique() > DISCRETE:
-        x = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    dated = pd.api.types.is_datetime64_any_dtype(series)
+    if (numeric or dated) and series.nunique() > DISCRETE:
+        # Dates are cut like numbers (their instants) and named by day.
+        if dated:
+            naive = series.dt.tz_localize(None) if series.dt.tz is not None else series
+            x = (naive - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            x = series.to_numpy(dtype=np.float64, na_value=np.nan)
         edges = np.unique(np.nanquantile(x, np.linspace(0, 1, BINS + 1)))
         inner = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
-        names = [f"[{_num(a)}, {_num(b)}{']' if i == len(edges) - 2 else ')'}"
+        show = (lambda v: str(pd.Timestamp(v, unit="s").date())) if dated else _num
+        names = [f"[{show(a)}, {show(b)}{']' if i == len(edges) - 2 else ')'}"
                  for i, (a, b) in enumerate(itertools.pairwise(edges))]
         labels = np.asarray(names, dtype=object)[inner]
     else:
@@ -103,13 +110,14 @@ def _order(entry: dict[str, Any]) -> tuple:
     """Quantile bins by their lower edge, values by their rows (most first); (missing) last."""
     name = entry["slice"]
     if name == MISSING:
-        return (2, 0.0)
+        return (2, 0.0, "")
     if name.startswith("[") and "," in name:
+        low = name[1:name.index(",")]
         try:
-            return (0, float(name[1:name.index(",")]))
+            return (0, float(low), "")
         except ValueError:
-            pass
-    return (1, -entry["rows"])
+            return (0, 0.0, low)  # a day, which sorts as text
+    return (1, -float(entry["rows"]), name)
 
 
 def _finite(value: float) -> float | None:
