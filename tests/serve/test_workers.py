@@ -73,9 +73,21 @@ def served(project: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 def workers_of(parent: int) -> list[int]:
     """The live worker processes of `parent` (not multiprocessing's resource tracker)."""
+    return [p for p in children_of(parent) if b"spawn_main" in _cmdline(p)]
+
+
+def children_of(parent: int) -> list[int]:
+    """Every child process of `parent`: the workers and multiprocessing's resource tracker."""
     children = Path(f"/proc/{parent}/task/{parent}/children")
-    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
-    return [p for p in pids if b"spawn_main" in _cmdline(p)]
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _cmdline(pid: int) -> bytes:
@@ -136,12 +148,19 @@ def test_two_workers_share_the_connections_and_stop_on_sigterm(
         for sock in sockets:
             sock.close()
 
+    everything = children_of(proc.pid)
+    assert set(pids) < set(everything)  # the resource tracker too
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert time.monotonic() - started < 15
-    assert all(not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-               for pid in pids)
+    assert [pid for pid in pids if running(pid)] == []
+    deadline = time.monotonic() + 10  # the tracker leaves once its parent's pipe closes
+    while left := [pid for pid in everything if running(pid)]:
+        assert time.monotonic() < deadline, f"processes left after the server stopped: {left}"
+        time.sleep(0.05)
+    with pytest.raises(httpx.ConnectError):  # nothing listens on the port any more
+        httpx.get(f"http://127.0.0.1:{port}/v2/health/live", timeout=2)
 
 
 def test_a_sigint_to_the_parent_alone_stops_the_workers(served: tuple[subprocess.Popen[str], int]) -> None:
