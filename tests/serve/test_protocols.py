@@ -301,7 +301,7 @@ def test_a_binary_size_beyond_the_body_and_a_bad_header_length_are_400() -> None
     body, length = binary_request([("a", "FP64", [1], b"\0" * 8)])
     with raises(r"binary_data_size: reaches byte 8 of the binary part, which holds 4"):
         P.parse_infer_request(body[:-4], length)
-    for bad in ("abc", 0, len(body) + 1):
+    for bad in ("abc", 0, len(body) + 1, "-1", "²", "9" * 5000):  # the last two: isdigit(), not int()
         with raises(r"headers\.Inference-Header-Content-Length: must be the length in bytes of the JSON "
                     rf"part, from 1 to the body's {len(body)} bytes"):
             P.parse_infer_request(body, bad)
