@@ -40,12 +40,14 @@ _KEPT: dict[str, Any] = {}  # in a Ray worker process: the (fn, data) of the cur
 
 @dataclass(frozen=True)
 class RayCluster:
-    """A connected cluster: its address, all its CPUs, and the most CPUs one node has."""
+    """A connected cluster: its address, all its CPUs, the most CPUs one node has, its alive
+    nodes, and this connection's mailbox actor (see `_Mailbox`)."""
 
     address: str
     cpus: int
     node_cpus: int
     nodes: int
+    mailbox: Any = None
 
 
 def _problem(address: str, message: str, fix: str) -> SpecError:
@@ -78,6 +80,7 @@ def connect(address: str) -> RayCluster:
 
     if ray.is_initialized() and _CONNECTED.get("address") != address:
         ray.shutdown()
+        _CONNECTED.clear()
     if not ray.is_initialized():
         if address != "auto":
             _probe(address)
@@ -89,12 +92,25 @@ def connect(address: str) -> RayCluster:
                            "start a cluster (ray start --head), or set tuning.executor.address to its "
                            "head (host:6379 or ray://host:10001)") from exc
         _CONNECTED["address"] = address
+        _CONNECTED["mailbox"] = _start_mailbox()
     alive = [n for n in ray.nodes() if n.get("Alive")]
     per_node = [int(n.get("Resources", {}).get("CPU", 0)) for n in alive]
-    return RayCluster(address, max(1, sum(per_node)), max(1, max(per_node, default=1)), len(alive))
+    return RayCluster(address, max(1, sum(per_node)), max(1, max(per_node, default=1)), len(alive),
+                      _CONNECTED["mailbox"])
 
 
-_CONNECTED: dict[str, str] = {}  # the address this process's Ray connection was made to
+_CONNECTED: dict[str, Any] = {}  # this process's Ray connection: its address and its mailbox
+
+
+def _start_mailbox() -> Any:
+    """The mailbox actor, on this (the driver's) node. Started once per connection, as soon as it
+    is made: its worker process takes seconds to start, which the tuner's own preparation then
+    covers, instead of the first trial's first question waiting for it."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return ray.remote(_Mailbox).options(num_cpus=0, scheduling_strategy=here, max_restarts=0).remote()
 
 
 class _Mailbox:
@@ -104,6 +120,7 @@ class _Mailbox:
         self._questions: list[tuple[int, Any]] = []
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._asked = asyncio.Event()
+        self._search = 0  # whose questions these are: a poll left by a closed search takes none
 
     async def ask(self, key: int, question: Any) -> Any:
         """Called by a job: wait until the driver answers."""
@@ -113,9 +130,11 @@ class _Mailbox:
         self._asked.set()
         return await future
 
-    async def questions(self) -> list[tuple[int, Any]]:
+    async def questions(self, search: int) -> list[tuple[int, Any]]:
         """Called by the driver: the questions asked since the last call (waits for one)."""
         await self._asked.wait()
+        if search != self._search:
+            return []
         self._asked.clear()
         out, self._questions = self._questions, []
         return out
@@ -125,6 +144,13 @@ class _Mailbox:
         future = self._waiting.pop(key, None)
         if future is not None and not future.done():
             future.set_result(value)
+
+    async def reset(self, search: int) -> None:
+        """A new search: drop what a previous one left (questions of its killed trials)."""
+        self._search = search
+        self._waiting.clear()
+        self._questions = []
+        self._asked.clear()
 
     async def forget(self, key: int) -> None:
         """The job was cancelled: drop its question."""
@@ -169,13 +195,12 @@ class RayExecutor:
     def __init__(self, fn: Job, data: Any, on_message: OnMessage, workers: int, threads: int,
                  cluster: RayCluster) -> None:
         import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self.cluster, self._workers, self._on_message = cluster, workers, on_message
         self._blob = ray.put((fn, data))
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-        self._mailbox = ray.remote(_Mailbox).options(num_cpus=0, scheduling_strategy=here,
-                                                     max_restarts=0).remote()
+        self._mailbox = cluster.mailbox
+        _CONNECTED["searches"] = self._search = _CONNECTED.get("searches", 0) + 1
+        self._mailbox.reset.remote(self._search)  # before any question: one caller's calls run in order
         self._task = ray.remote(_run).options(num_cpus=threads, max_retries=0, retry_exceptions=False)
         self._running: dict[int, Any] = {}
         self._poll: Any = None
@@ -197,7 +222,7 @@ class RayExecutor:
         end = None if timeout is None else time.monotonic() + timeout
         while self._running:
             if self._poll is None:
-                self._poll = self._mailbox.questions.remote()
+                self._poll = self._mailbox.questions.remote(self._search)
             refs = list(self._running.values())
             left = None if end is None else max(0.0, end - time.monotonic())
             ready, _ = ray.wait([*refs, self._poll], num_returns=1, timeout=left)
@@ -242,12 +267,10 @@ class RayExecutor:
             self._mailbox.forget.remote(key)
 
     def close(self) -> None:
-        """Kill the running jobs and the mailbox, and let the data go (the connection stays)."""
-        import ray
-
+        """Kill the running jobs and let the data go (the connection and its mailbox stay)."""
         for key in list(self._running):
             self.cancel(key)
-        ray.kill(self._mailbox)
+        self._poll = None
         self._blob = None
 
 
