@@ -102,3 +102,11 @@ def test_the_random_split_is_unchanged() -> None:
     y = pl.Series("y", ["a", "b"] * 50)
     _, test = split(y, "classification", 0.2, 0)
     assert len(test) == 20 and sorted(y.gather(test).value_counts()["count"].to_list()) == [10, 10]
+
+
+def test_forward_folds_whose_past_has_one_class_are_left_out() -> None:
+    y = np.array(["no"] * 40 + ["yes", "no"] * 30)  # the first 40 rows in time are all "no"
+    folds = cv_folds(y, "classification", 4, 0, "time", np.arange(100.0))
+    assert len(folds) == 2 and all(len(set(y[fit_rows])) == 2 for fit_rows, _ in folds)  # blocks of 20
+    with pytest.raises(DataError, match=r"too few forward-chaining folds have more than one class"):
+        cv_folds(np.array(["no"] * 90 + ["yes"] * 10), "classification", 3, 0, "time", np.arange(100.0), "t")

@@ -76,12 +76,22 @@ def cv_folds(y: np.ndarray, task: str, folds: int, seed: int, kind: str | None =
              keys: np.ndarray | None = None, column: str = "") -> list[tuple[np.ndarray, np.ndarray]]:
     """The CV folds of the training rows (positions into `y`), the same for every trial.
 
-    random: (stratified) shuffled k-fold; time: `folds` forward-chaining blocks; group: grouped
-    k-fold, stratified for classification.
+    random: (stratified) shuffled k-fold; time: `folds` forward-chaining blocks (for
+    classification, less the first folds whose past has one class only); group: grouped k-fold,
+    stratified for classification.
     """
     if kind == "time":
         assert keys is not None
-        return _forward(keys, folds, column)
+        chained = _forward(keys, folds, column)
+        if task == "classification":
+            # A model cannot be fitted on one class: the earliest folds may have too short a past.
+            chained = [(train, test) for train, test in chained if len(np.unique(y[train])) > 1]
+            if len(chained) < 2:
+                raise DataError(Problem(loc="split.by.time", value=column,
+                                        message="too few forward-chaining folds have more than one class "
+                                                f"in their past (the earliest rows by {column!r} are all one "
+                                                "class)", fix="lower split.folds, or add earlier rows"))
+        return chained
     if kind == "group":
         assert keys is not None
         n_groups = len(np.unique(keys))

@@ -433,7 +433,7 @@ def tune(X: pd.DataFrame, y: np.ndarray, features: dict[str, str], spec: Spec, t
     template = chosen(refit_threads) if callable(chosen) else loop.pipeline(chosen, refit_threads)
     pipeline = refit(template, X, y, spec, sample_weight)
     return Tuned(rows=ranked, best=ranked[0], pipeline=pipeline, method=search.method,
-                 seconds=time.monotonic() - started, folds=folds,
+                 seconds=time.monotonic() - started, folds=len(data.folds),
                  notes=[n for n in (folds_note, *notes, _placement(executor)) if n],
                  allowed=None if deadline is None else round(deadline - started, 3),
                  template=clone(template))
