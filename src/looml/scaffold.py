@@ -101,10 +101,12 @@ def _time_split(frame: pl.DataFrame, data_profile: Profile, report: ValidationRe
     if data_profile.column(column).n_unique < _TIME_MIN_DISTINCT:
         why = f"{column!r} has only {data_profile.column(column).n_unique} distinct moments"
     elif report.task == "classification":
-        latest = frame.drop_nulls(column).sort(column).tail(max(1, frame.height // 5))[report.target]
-        missing = sorted(set(map(str, report.classes)) - set(map(str, latest.drop_nulls().unique())))
-        if missing:
-            why = f"the latest fifth of the rows has no {', '.join(missing[:5])}"
+        ordered = frame.drop_nulls(column).sort(column)[report.target].drop_nulls()
+        cut = ordered.len() - max(1, ordered.len() // 5)
+        for part, name in ((ordered.tail(ordered.len() - cut), "latest"), (ordered.head(cut), "earlier")):
+            missing = sorted(set(map(str, report.classes)) - set(map(str, part.unique())))
+            if missing and not why:
+                why = f"the {name} rows have no {', '.join(missing[:5])}"
     others = [c for c in usable if c != column]
     also = f" (other date columns: {', '.join(others)})" if others else ""
     if why:

@@ -110,3 +110,12 @@ def test_forward_folds_whose_past_has_one_class_are_left_out() -> None:
     assert len(folds) == 2 and all(len(set(y[fit_rows])) == 2 for fit_rows, _ in folds)  # blocks of 20
     with pytest.raises(DataError, match=r"too few forward-chaining folds have more than one class"):
         cv_folds(np.array(["no"] * 90 + ["yes"] * 10), "classification", 3, 0, "time", np.arange(100.0), "t")
+
+
+def test_a_binary_time_split_needs_both_classes_late_and_every_class_early() -> None:
+    keys = np.arange(100.0)
+    late_only = pl.Series("y", ["a", "b"] * 45 + ["c"] * 10)
+    with pytest.raises(DataError, match=r"class\(es\) c occur only in the latest period by 'day'"):
+        split(late_only, "classification", 0.1, 0, "time", keys, "day")
+    with pytest.raises(DataError, match=r"the latest period by 'day' has only class 'no'"):
+        split(pl.Series("y", ["yes", "no"] * 40 + ["no"] * 20), "classification", 0.2, 0, "time", keys, "day")

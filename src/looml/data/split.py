@@ -61,6 +61,8 @@ def split(target: pl.Series, task: str, test_size: float, seed: int, kind: str |
     if kind == "time":
         assert keys is not None
         train, test = _latest(rows, keys[rows], test_size, column)
+        if task == "classification":
+            _classes_on_both_sides(target, train, test, column)
     elif kind == "group":
         assert keys is not None
         train, test = _by_group(rows, keys[rows], labels if task == "classification" else None,
@@ -70,6 +72,24 @@ def split(target: pl.Series, task: str, test_size: float, seed: int, kind: str |
         train, test = train_test_split(rows, test_size=test_size, random_state=seed, shuffle=True,
                                        stratify=stratify)
     return np.sort(train), np.sort(test)
+
+
+def _classes_on_both_sides(target: pl.Series, train: np.ndarray, test: np.ndarray, column: str) -> None:
+    """A binary time split needs both classes in the latest period (its metrics are undefined
+    otherwise), and every class needs training rows."""
+    seen, held = set(target.gather(train).to_list()), set(target.gather(test).to_list())
+    every = seen | held
+    missing = sorted(map(str, every - seen))
+    if missing:
+        raise DataError(Problem(loc="split.by.time", value=column,
+                                message=f"class(es) {', '.join(missing[:10])} occur only in the latest "
+                                        f"period by {column!r}: the model would never learn them",
+                                fix="drop those rows, lower split.test_size, or remove split.by"))
+    if len(every) == 2 and len(held) < 2:
+        raise DataError(Problem(loc="split.by.time", value=column,
+                                message=f"the latest period by {column!r} has only class "
+                                        f"{next(iter(held))!r}: its ROC AUC and recall are undefined",
+                                fix="raise split.test_size, or remove split.by"))
 
 
 def cv_folds(y: np.ndarray, task: str, folds: int, seed: int, kind: str | None = None,
