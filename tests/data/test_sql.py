@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 import pytest
+from sqlalchemy.engine import make_url
 
 import looml
 from looml.data.sources import describe, fetch
-from looml.data.sources.sql import fetch_sql, redact_url
-from looml.errors import DataError
-from looml.spec import SqlSource
+from looml.data.sources.sql import _select, fetch_sql, redact_url
+from looml.errors import DataError, SpecError
+from looml.spec import SqlSource, parse_spec
 
 if TYPE_CHECKING:
     from postgres import Postgres
@@ -381,3 +382,32 @@ def test_pipeline_trains_from_postgres_caches_unchanged_rows_and_retrains_on_new
     status = {s.name: s.status for s in third.stages}
     assert status["ingest"] == status["train"] == "ran"
     assert third.data_digest != first.data_digest
+
+
+@pytest.mark.parametrize("table", ["items; DROP TABLE items", 'items"--', "items' OR '1'='1", "a.b.c.d",
+                                   "1items", "items ", "it\0ems"])
+def test_a_hostile_table_name_is_refused_and_the_sqlite_file_is_untouched(sqlite_file: Path,
+                                                                          table: str) -> None:
+    with pytest.raises(DataError, match=r"data\.source\.table: not a table name"):
+        fetch_sql(sql(f"sqlite:///{sqlite_file}", table=table), {})
+    assert fetch_sql(sql(f"sqlite:///{sqlite_file}", table="items"), {})[0].height == 51
+
+
+def test_table_names_are_quoted_by_sqlalchemy_for_the_dialect(sqlite_file: Path) -> None:
+    # A reserved word is a table name once quoted; SQLAlchemy's preparer quotes for each dialect.
+    with sqlite3.connect(sqlite_file) as conn:
+        conn.execute('CREATE TABLE "order" ("select" INTEGER)')
+        conn.executemany('INSERT INTO "order" VALUES (?)', [(1,), (2,)])
+    assert fetch_sql(sql(f"sqlite:///{sqlite_file}", table="order"), {})[0]["select"].to_list() == [1, 2]
+    assert _select(sql("mysql://me@h/shop", table="sales.order"), make_url("mysql://me@h/shop")) == \
+        "SELECT * FROM `sales`.`order`"
+    assert _select(sql("postgresql://me@h/shop", table="Order"), make_url("postgresql://me@h/shop")) == \
+        'SELECT * FROM "Order"'
+
+
+def test_an_empty_table_name_is_a_spec_error() -> None:
+    # It reached the source description as a query of None (an AttributeError) before issue 16.
+    with pytest.raises(SpecError, match=r"data\.source\.table \(line 1\): String should have at least 1 "
+                                        r"character"):
+        parse_spec("data: {source: {kind: sql, url: 'sqlite:///x.db', table: ''}, target: y}\n"
+                   "registry: {model_name: m}\n", Path("."))

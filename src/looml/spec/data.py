@@ -44,8 +44,8 @@ class SqlSource(_Section):
     kind: Literal["sql"]
     url: str = Field(description="SQLAlchemy URL; '${VAR}' parts are read from the environment at "
                                  "run time and never logged.")
-    table: str | None = Field(None, description="A table (or schema.table) to read whole.")
-    query: str | None = Field(None, description="A SELECT query.")
+    table: str | None = Field(None, min_length=1, description="A table (or schema.table) to read whole.")
+    query: str | None = Field(None, min_length=1, description="A SELECT query.")
     password_env: str | None = Field(None, description="Environment variable holding the password.")
     engine: Literal["auto", "adbc", "connectorx", "sqlalchemy"] = Field(
         "auto", description="How rows are fetched; 'auto' takes the fastest that works for the URL."

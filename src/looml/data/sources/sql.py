@@ -98,7 +98,7 @@ def fetch_sql(source: SqlSource, env: Mapping[str, str]) -> tuple[pl.DataFrame, 
     where = describe(source)
     url, secrets = _resolve_url(source, env)
     backend = url.get_backend_name()
-    sql = _select(source, backend)
+    sql = _select(source, url)
     engines = _engines(source, backend, where)
     notes: list[str] = []
     if backend == "sqlite":
@@ -159,8 +159,9 @@ def _resolve_url(source: SqlSource, env: Mapping[str, str]) -> tuple[URL, list[s
     return url, secrets
 
 
-def _select(source: SqlSource, backend: str) -> str:
-    """The SQL to run: the query as written, or SELECT * from the quoted, validated table name."""
+def _select(source: SqlSource, url: URL) -> str:
+    """The SQL to run: the query as written, or SELECT * from the validated table name, each part
+    quoted by SQLAlchemy's identifier preparer for the URL's dialect (never pasted in as text)."""
     if source.query is not None:
         return source.query.strip().rstrip(";").strip()
     assert source.table is not None
@@ -170,8 +171,15 @@ def _select(source: SqlSource, backend: str) -> str:
                                 message="not a table name: expected NAME or SCHEMA.NAME made of letters, "
                                         "digits and _", fix="name one table, or write a query in "
                                                             "data.source.query instead"))
-    mark = "`" if backend in ("mysql", "mariadb") else '"'
-    return "SELECT * FROM " + ".".join(f"{mark}{p}{mark}" for p in parts)
+    from sqlalchemy.engine.default import DefaultDialect
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        dialect = url.get_dialect()()
+    except NoSuchModuleError:  # an unknown dialect is reported, with its name, where it is opened
+        dialect = DefaultDialect()
+    preparer = dialect.identifier_preparer
+    return "SELECT * FROM " + ".".join(preparer.quote_identifier(p) for p in parts)
 
 
 def _engines(source: SqlSource, backend: str, where: str) -> list[str]:
