@@ -30,7 +30,7 @@ from looml.serve.holder import ModelHolder
 from looml.serve.metrics import ServerMetrics
 from looml.serve.model import ServedModel, load_model
 from looml.serve.openapi import schemas
-from looml.serve.routes import Server, error_answer, looml_routes, mlflow_routes, v2_routes
+from looml.serve.routes import Server, error_answer, json_response, looml_routes, mlflow_routes, v2_routes
 from looml.spec import Spec
 from looml.store.connect import local_tracking_uri
 from looml.store.feedback import FeedbackStore
@@ -71,8 +71,9 @@ def create_app(spec: Spec, *, version: str | None = None,
 
     app = _App(FastLane(server), title=f"looml: {spec.registry.model_name}", version=__version__,
                lifespan=lifespan, description="Open Inference Protocol v2, MLflow scoring and plain JSON "
-                                              "predictions for a looml model.", docs_url=None, redoc_url=None)
-    _offline_docs(app)
+                                              "predictions for a looml model.", docs_url=None, redoc_url=None,
+               openapi_url=None)
+    _offline_docs(app, server)
     v2_routes(app, server)
     mlflow_routes(app, server)
     looml_routes(app, server)
@@ -95,6 +96,13 @@ def create_app(spec: Spec, *, version: str | None = None,
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    @app.get(_OPENAPI, include_in_schema=False)
+    async def openapi_document(request: Request) -> Response:
+        # FastAPI's own route for it takes no token; the document names the model's columns.
+        server.authorize(request.headers, "docs")
+        return json_response(app.openapi())
+
     app.add_middleware(Observe, metrics=metrics)
     app.state.openapi_of = None
     app.state.holder = holder
@@ -103,9 +111,10 @@ def create_app(spec: Spec, *, version: str | None = None,
 
 
 _DOCS_ASSETS = "/docs/assets"
+_OPENAPI = "/openapi.json"
 
 
-def _offline_docs(app: FastAPI) -> None:
+def _offline_docs(app: FastAPI, server: Server) -> None:
     """`/docs`: Swagger UI from files installed with looml (the `fastapi-offline` package's
     copies), not from a CDN: FastAPI's default page was blank on a machine without internet."""
     from importlib.resources import files
@@ -117,8 +126,9 @@ def _offline_docs(app: FastAPI) -> None:
     app.mount(_DOCS_ASSETS, assets, name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
-    async def docs() -> Response:
-        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title}: API",
+    async def docs(request: Request) -> Response:
+        server.authorize(request.headers, "docs")
+        return get_swagger_ui_html(openapi_url=_OPENAPI, title=f"{app.title}: API",
                                    swagger_js_url=f"{_DOCS_ASSETS}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{_DOCS_ASSETS}/swagger-ui.css",
                                    swagger_favicon_url=f"{_DOCS_ASSETS}/favicon.png")

@@ -12,6 +12,7 @@ the fast lane (`serve.fastlane`), which serves the same paths without FastAPI's 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ class Server:
         self.batcher = MicroBatcher(settings.batching.max_batch_rows, settings.batching.max_wait_ms,
                                     settings.batching.enabled, on_scored=self._scored)
         self.token = os.environ.get(settings.auth_token_env) if settings.auth_token_env else None
+        # Compared as bytes in constant time: a plain == leaks how much of a guess was right.
+        self._expected = f"Bearer {self.token}".encode() if self.token else None
         if settings.auth_token_env and not self.token:
             raise RequestError(Problem(loc="serve.auth_token_env", value=settings.auth_token_env,
                                        message="the environment variable holding the token is not set",
@@ -109,9 +112,14 @@ class Server:
                                        fix="retry when /v2/health/ready answers 200"), status=503)
         return self.holder.model
 
-    def authorize(self, headers: Mapping[str, str]) -> None:
-        """A 401 unless the request carries the bearer token (when one is configured)."""
-        if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
+    def authorize(self, headers: Mapping[str, str], group: str | None = None) -> None:
+        """A 401 unless the request carries the bearer token (when one is configured), or `group`
+        (health, metrics, docs) is one of `serve.open_endpoints`."""
+        if self._expected is None or (group is not None and group in self.settings.open_endpoints):
+            return
+        # Header values arrive as latin-1 text of the bytes sent: encoding it back gives those bytes.
+        given = headers.get("authorization", "").encode("latin-1", errors="replace")
+        if not hmac.compare_digest(given, self._expected):
             raise RequestError(Problem(loc="headers.authorization", message="missing or wrong bearer token",
                                        fix="send 'Authorization: Bearer <token>'"), status=401)
 
@@ -218,26 +226,31 @@ def v2_routes(app: FastAPI, server: Server) -> None:
     """Open Inference Protocol v2."""
 
     @app.get("/v2/health/live", tags=["v2"], response_class=Response)
-    async def live() -> Response:
+    async def live(request: Request) -> Response:
+        server.authorize(request.headers, "health")
         return Response(status_code=200)
 
     @app.get("/v2/health/ready", tags=["v2"], response_class=Response)
-    async def ready() -> Response:
+    async def ready(request: Request) -> Response:
+        server.authorize(request.headers, "health")
         return Response(status_code=200 if server.holder.model is not None else 400)
 
     @app.get("/v2", tags=["v2"], responses=answers("ServerMetadata", "InferError"))
-    async def server_metadata() -> Response:
+    async def server_metadata(request: Request) -> Response:
+        server.authorize(request.headers, "health")
         return json_response(protocols.server_metadata())
 
     @app.get("/v2/models/{name}", tags=["v2"], responses=answers("ModelMetadata", "InferError"))
     @app.get("/v2/models/{name}/versions/{model_version}", tags=["v2"],
              responses=answers("ModelMetadata", "InferError"))
-    async def model_metadata(name: str, model_version: str | None = None) -> Response:
+    async def model_metadata(request: Request, name: str, model_version: str | None = None) -> Response:
+        server.authorize(request.headers)  # the model's inputs and outputs: as private as scoring
         return json_response(protocols.model_metadata(server.model_for(name, model_version)))
 
     @app.get("/v2/models/{name}/ready", tags=["v2"], response_class=Response)
     @app.get("/v2/models/{name}/versions/{model_version}/ready", tags=["v2"], response_class=Response)
-    async def model_ready(name: str, model_version: str | None = None) -> Response:
+    async def model_ready(request: Request, name: str, model_version: str | None = None) -> Response:
+        server.authorize(request.headers, "health")
         try:
             server.model_for(name, model_version)
         except RequestError:
@@ -258,14 +271,16 @@ def mlflow_routes(app: FastAPI, server: Server) -> None:
 
     @app.get("/ping", tags=["mlflow"], response_class=Response)
     @app.get("/health", tags=["mlflow"], response_class=Response)
-    async def ping() -> Response:
+    async def ping(request: Request) -> Response:
+        server.authorize(request.headers, "health")
         server.current()
         return Response("\n", media_type=JSON)
 
     @app.get("/version", tags=["mlflow"], response_class=Response)
-    async def mlflow_version() -> Response:
+    async def mlflow_version(request: Request) -> Response:
         from importlib import metadata
 
+        server.authorize(request.headers, "health")
         return Response(metadata.version("mlflow"), media_type=JSON)
 
     @app.post("/invocations", tags=["mlflow"], openapi_extra=raw_body("MLflowScoringRequest"),
@@ -291,7 +306,8 @@ def looml_routes(app: FastAPI, server: Server) -> None:
         return json_response({"stored": len(records)})
 
     @app.get("/metrics", tags=["looml"], response_class=PlainTextResponse)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        server.authorize(request.headers, "metrics")
         server.metrics.serving(server.holder.model)  # a swap shows before the next scored request
         body, content_type = server.metrics.exposition()
         return Response(body, media_type=content_type)

@@ -42,9 +42,14 @@ class ServeSpec(_Section):
     reload_seconds: float = Field(5.0, gt=0, description="How often the champion alias is checked.")
     max_rows: int = Field(100_000, ge=1, description="Rows per request at most (413 beyond).")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Request body size at most.")
-    auth_token_env: str | None = Field(None, description="If set, predict, feedback and admin endpoints "
-                                                         "require 'Authorization: Bearer <the value of "
-                                                         "this environment variable>'.")
+    auth_token_env: str | None = Field(None, description="If set, every endpoint that scores, describes the "
+                                                         "model or takes feedback requires 'Authorization: "
+                                                         "Bearer <the value of this environment variable>'.")
+    open_endpoints: list[Literal["health", "metrics", "docs"]] = Field(
+        default_factory=lambda: ["health", "metrics"],
+        description="With auth_token_env: the endpoint groups that answer without the token. health: "
+                    "/v2/health/*, /v2/models/{name}[/versions/{v}]/ready, /v2, /ping, /health, /version; "
+                    "metrics: /metrics; docs: /docs, /openapi.json. [] protects them all.")
     batching: BatchingSpec = BatchingSpec()
     log: PredictionLogSpec = PredictionLogSpec()
 
