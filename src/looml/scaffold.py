@@ -43,6 +43,8 @@ def init_spec(data: Path, target: str, out: Path, *, model_name: str | None = No
         raise SpecError(Problem(loc=str(out), message="a spec already exists here",
                                 fix="pass --force to overwrite it, or --out to write elsewhere"))
     source = os.path.relpath(data.resolve(), out.parent.resolve())
+    if source.split(os.sep)[0] == os.pardir:  # outside the project: a relative path would be refused
+        source = str(data.resolve())
     try:
         frame = read_table(data)
         data_profile = profile(frame)

@@ -210,6 +210,21 @@ class Spec(_Section):
             )])
         return self
 
+    @model_validator(mode="after")
+    def _paths_stay_in_the_project(self) -> Spec:
+        # A relative path is the project's own: "../../etc/passwd" reads (and the schema file
+        # writes) outside it only when the spec says so with an absolute path.
+        named = [(("validation", "schema_file"), self.validation.schema_file)]
+        source = self.data.source
+        if isinstance(source, FileSource) and not _REMOTE.match(source.path):
+            named.append((("data", "source", "path"), source.path.removeprefix("file://")))
+        _field_errors("Spec", [
+            (loc, "a relative path that leads outside the project folder (the folder of looml.yaml)",
+             path, "move the file into the project folder, or give its absolute path to read it from "
+                   "there on purpose")
+            for loc, path in named if _escapes(path)])
+        return self
+
     def section_hash(self, *names: str) -> str:
         """A stable hash of the named sections (used in cache keys and lineage)."""
         payload = {n: getattr(self, n) for n in names}
@@ -230,6 +245,22 @@ class Spec(_Section):
         """A path from the spec, relative to the spec file's folder."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else self.project_dir / p
+
+
+_REMOTE = re.compile(r"^(?!file://)[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _escapes(path: str) -> bool:
+    """Whether a relative path climbs above its start (`..` past the top, before any symlink)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return False
+    depth = 0
+    for part in p.parts:
+        depth += -1 if part == ".." else 0 if part == "." else 1
+        if depth < 0:
+            return True
+    return False
 
 
 def spec_json_schema() -> dict[str, Any]:
