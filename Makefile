@@ -7,24 +7,31 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint lock bench clean
 
 # looml alone (what a user needs: `make demo`), then the test tools on top (`make test`).
-$(BASE): pyproject.toml
+# Every install takes its versions from requirements.lock (what CI tested); `make lock` refreshes it.
+LOCKED := --quiet --constraint requirements.lock
+
+$(BASE): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install $(LOCKED) --upgrade pip
+	$(BIN)/python -m pip install $(LOCKED) -e .
 	touch $(BASE)
 
 $(STAMP): $(BASE)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install $(LOCKED) -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(BASE)
 	cd examples/churn && ../../$(BIN)/looml run looml.yaml
 
 lint: $(STAMP)
+	$(BIN)/python scripts/lock.py check
 	$(BIN)/ruff check src tests bench examples
+
+lock:
+	$(PYTHON) scripts/lock.py write
 
 test: lint
 	scripts/ensure-chromium.sh
@@ -37,7 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/csv_read.py
 	scripts/ensure-postgres.sh
 	$(BIN)/python bench/ingest_sql.py
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install $(LOCKED) -e ".[dev,bench]"
 	$(BIN)/python bench/tune_overhead.py
 	$(BIN)/python bench/tune_budget.py
 	$(BIN)/python bench/tune_quality.py
