@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from looml.errors import Problem, RegistryError
 from looml.store.connect import import_mlflow, sqlite_db
 from looml.store.params import param_value
+from looml.store.trusted import load_skops_model
 
 if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
     import pandas as pd
@@ -381,12 +382,12 @@ def load_pipeline(tracking_uri: str, name: str, version: str) -> tuple[Any, str]
     client = mlflow.MlflowClient(tracking_uri)
     try:
         found = client.get_model_version(name, version)
-        pipeline = mlflow.sklearn.load_model(f"models:/{name}/{version}")
+        folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
     except (MlflowException, OSError) as exc:
         raise RegistryError(Problem(loc="registry.model_name", value=f"{name} v{version}",
                                     message=f"cannot load the model: {exc}",
                                     fix="check the tracking URI and that the version exists")) from exc
-    return pipeline, found.run_id
+    return load_skops_model(folder, f"{name} v{version}"), found.run_id
 
 
 def champion_version(tracking_uri: str, name: str) -> str | None:

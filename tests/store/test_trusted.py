@@ -1,0 +1,60 @@
+"""Registered models are read by skops with only looml's types trusted (src/looml/store/trusted.py):
+a model folder edited to carry another type, or put back as a pickle, is refused before anything
+in it is unpickled."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow.sklearn
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from skops.io import dumps, get_untrusted_types
+
+from looml.errors import RegistryError
+from looml.store.trusted import load_skops_model
+
+X, Y = np.arange(20.0).reshape(10, 2), np.array([0, 1] * 5)
+
+
+def save(model: Pipeline, folder: Path, fmt: str = "skops") -> Path:
+    trusted = get_untrusted_types(data=dumps(model)) if fmt == "skops" else None
+    mlflow.sklearn.save_model(model, str(folder), serialization_format=fmt, skops_trusted_types=trusted,
+                              pip_requirements=[])  # inferring them took 10 s a model
+    return folder
+
+
+def test_a_looml_made_pipeline_loads_and_predicts(tmp_path: Path) -> None:
+    model = Pipeline([("scale", StandardScaler()), ("fit", LogisticRegression())]).fit(X, Y)
+
+    loaded = load_skops_model(save(model, tmp_path / "m"), "tiny v1")
+
+    assert (loaded.predict(X) == model.predict(X)).all()
+
+
+def test_a_model_edited_to_carry_an_untrusted_type_is_refused(tmp_path: Path) -> None:
+    # As an attacker with write access to the artifact store would: the file carries os.system,
+    # and the MLmodel file's trusted list was edited to name it, which MLflow's loader would obey.
+    model = Pipeline([("run", FunctionTransformer(os.system)), ("fit", LogisticRegression())])
+
+    with pytest.raises(RegistryError, match=r"registry\.model_name: the model file carries types looml does "
+                                            r"not trust: (posix|os)\.system .*\n.*fix: load only models "
+                                            r"registered by `looml run`"):
+        load_skops_model(save(model, tmp_path / "m"), "tiny v1")
+
+
+def test_a_model_saved_as_a_pickle_is_refused(tmp_path: Path) -> None:
+    model = Pipeline([("fit", LogisticRegression())]).fit(X, Y)
+
+    with pytest.raises(RegistryError, match=r"the model is saved as 'cloudpickle': looml loads only the "
+                                            r"skops format"):
+        load_skops_model(save(model, tmp_path / "m", "cloudpickle"), "tiny v1")
+
+
+def test_a_folder_without_a_model_is_a_registry_error(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"not a scikit-learn model folder"):
+        load_skops_model(tmp_path, "tiny v1")
