@@ -58,3 +58,15 @@ def test_a_model_saved_as_a_pickle_is_refused(tmp_path: Path) -> None:
 def test_a_folder_without_a_model_is_a_registry_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match=r"not a scikit-learn model folder"):
         load_skops_model(tmp_path, "tiny v1")
+
+
+def test_mlflow_pyfunc_reads_looml_models_the_same_way(tmp_path: Path) -> None:
+    # `mlflow.pyfunc.load_model` of a looml model goes through looml.store.pyfunc, so it too
+    # refuses an edited file instead of trusting the MLmodel's list.
+    from looml.store.pyfunc import _load_pyfunc
+
+    model = Pipeline([("run", FunctionTransformer(os.system)), ("fit", LogisticRegression())])
+    folder = save(model, tmp_path / "m")
+
+    with pytest.raises(RegistryError, match=r"carries types looml does not trust: (posix|os)\.system"):
+        _load_pyfunc(str(folder / "model.skops"))

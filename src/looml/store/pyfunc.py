@@ -44,10 +44,14 @@ def save_model(path: str, mlflow_model: Any, **kwargs: Any) -> None:
 
 
 def _load_pyfunc(path: str) -> _Pyfunc:
-    """Called by `mlflow.pyfunc.load_model`: the sklearn flavor's model, with params honoured."""
-    from mlflow.sklearn import _load_pyfunc as load_sklearn
+    """Called by `mlflow.pyfunc.load_model`: the sklearn flavor's model, with params honoured,
+    read as `looml.store.trusted` reads it (skops, looml's types only), not as MLflow would."""
+    from pathlib import Path
 
-    return _Pyfunc(load_sklearn(path).get_raw_model())
+    from looml.store.trusted import load_skops_model
+
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent  # the folder, or its model.skops
+    return _Pyfunc(load_skops_model(folder, str(folder)))
 
 
 class _Pyfunc:
