@@ -56,12 +56,10 @@ def one_search(executor: str, trials: int) -> dict[str, object]:
             "best_trial": result.best.trial, "notes": result.notes}
 
 
-def run_side(executor: str, trials: int) -> dict[str, object]:
-    """The search in a fresh process; its figures."""
-    from raycluster import ENV
-
+def run_side(executor: str, trials: int, env: dict[str, str]) -> dict[str, object]:
+    """The search in a fresh process (with the cluster's `env`: its token); its figures."""
     out = subprocess.run([sys.executable, __file__, "--side", executor, "--trials", str(trials)],
-                         capture_output=True, text=True, env={**os.environ, **ENV}, check=True)
+                         capture_output=True, text=True, env={**os.environ, **env}, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -82,7 +80,7 @@ def main() -> int:
         for repeat in range(args.repeats):
             order = ["local", "ray"] if repeat % 2 == 0 else ["ray", "local"]
             for side in order:
-                got = run_side("local" if side == "local" else cluster.address, args.trials)
+                got = run_side("local" if side == "local" else cluster.address, args.trials, cluster.env)
                 figures[side].append(got)
                 print(f"{side:5s} run {repeat + 1}: {got['seconds']:.1f} s, {got['trials']} trials, "
                       f"best roc_auc {got['best']:.4f} (trial {got['best_trial']})", flush=True)

@@ -10,12 +10,17 @@ each a `ray start` of its own with its own CPUs, all under one temp dir.
 Each node is started in a session of its own (`start_new_session`), so its raylet, its agents
 and the workers the raylet forks share one process group, and stopping a node is one `killpg`.
 Nothing here uses `ray stop`, which would stop every Ray on the machine, other people's too.
-Usage statistics are off, so nothing tries the network.
+Usage statistics are off, so nothing tries the network. Ray binds its ports to the machine's own
+address even when given 127.0.0.1 (it resolves loopback, for multi-node use), so the cluster
+takes token authentication with a fresh random token (`cluster.env`, which a driver process
+needs in its environment, and a driver that imported Ray before must have Ray read its settings
+again): no one else on the network can run code on it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -53,11 +58,12 @@ class Cluster:
     temp_dir: Path
     groups: list[int] = field(default_factory=list)  # process group id per node, head first
     options: list[str] = field(default_factory=list)  # what every node's `ray start` takes
+    env: dict[str, str] = field(default_factory=dict)  # what every process of it needs: the token
 
     def add_node(self) -> int:
         """Start one more node; its index (for `kill`). Then `wait` for it, once connected."""
         self.groups.append(_start(["--address", self.address, *self.options],
-                                  self.temp_dir / f"node{len(self.groups)}.log"))
+                                  self.temp_dir / f"node{len(self.groups)}.log", self.env))
         return len(self.groups) - 1
 
     def wait(self, count: int, timeout: float = 60) -> None:
@@ -129,11 +135,12 @@ def leftover_processes(groups: list[int], temp_dir: Path) -> list[psutil.Process
     return found
 
 
-def _launch(args: list[str], log: Path) -> tuple[subprocess.Popen[bytes], list[str], Path]:
+def _launch(args: list[str], log: Path,
+            env: dict[str, str]) -> tuple[subprocess.Popen[bytes], list[str], Path]:
     """Start one `ray start` in a new session (its pid is the node's process group id)."""
     with log.open("wb") as out:
         process = subprocess.Popen([str(RAY), "start", *args], stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ, **ENV}, start_new_session=True)
+                                   env={**os.environ, **env}, start_new_session=True)
     return process, args, log
 
 
@@ -150,12 +157,12 @@ def _started(launched: tuple[subprocess.Popen[bytes], list[str], Path]) -> int:
     return process.pid
 
 
-def _start(args: list[str], log: Path, tries: int = 2) -> int:
+def _start(args: list[str], log: Path, env: dict[str, str], tries: int = 2) -> int:
     """`ray start`, once more if it fails: on a loaded machine a raylet can miss Ray's fixed 30 s
     to register ("The current node timed out during startup")."""
     for attempt in range(tries):
         try:
-            return _started(_launch(args, log))
+            return _started(_launch(args, log, env))
         except RuntimeError:
             if attempt == tries - 1:
                 raise
@@ -169,11 +176,12 @@ def running_cluster(nodes: int = 2, cpus: int = 1) -> Iterator[Cluster]:
     port = free_port()
     common = ["--num-cpus", str(cpus), "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp_dir),
               "--object-store-memory", str(_STORE_BYTES), "--disable-usage-stats"]
-    cluster = Cluster(f"127.0.0.1:{port}", temp_dir, options=common)
+    env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    cluster = Cluster(f"127.0.0.1:{port}", temp_dir, options=common, env=env)
     try:
         cluster.groups.append(_start(["--head", "--port", str(port), "--include-dashboard=false",
                                       "--ray-client-server-port", str(free_port()), *common],
-                                     temp_dir / "head.log"))
+                                     temp_dir / "head.log", env))
         for _ in range(1, nodes):  # one at a time: side by side, they time out on a busy machine
             cluster.add_node()
         yield cluster

@@ -29,7 +29,7 @@ from looml.executors import JobFailure
 from looml.executors.ray import RayExecutor, connect
 from looml.learn.tune import Tuned, tune
 from looml.spec import Spec
-from raycluster import ENV, Cluster, leftover_processes, running_cluster
+from raycluster import Cluster, leftover_processes, running_cluster
 
 CORPUS = Path(os.environ.get("LOOML_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))
 CANDIDATES = ["linear", "decision_tree"]
@@ -37,21 +37,32 @@ CANDIDATES = ["linear", "decision_tree"]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    with pytest.MonkeyPatch.context() as env:
-        for key, value in ENV.items():
+    with running_cluster(nodes=2, cpus=1) as started, pytest.MonkeyPatch.context() as env:
+        for key, value in started.env.items():  # this process is the driver: the token too
             env.setenv(key, value)
-        with running_cluster(nodes=2, cpus=1) as started:
-            # the job functions below are this module's: Ray ships them by value, not by import
-            ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-            try:
-                connect(started.address)  # the process's connection, which the searches reuse
-                started.wait(2)
-                warm_up(2)
-                yield started
-            finally:
-                ray.shutdown()
-        assert leftover_processes(started.groups, started.temp_dir) == []
-        assert not started.temp_dir.exists()
+        reload_auth()
+        # the job functions below are this module's: Ray ships them by value, not by import
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        try:
+            connect(started.address)  # the process's connection, which the searches reuse
+            started.wait(2)
+            warm_up(2)
+            yield started
+        finally:
+            ray.shutdown()
+    reload_auth()  # without the token again
+    assert leftover_processes(started.groups, started.temp_dir) == []
+    assert not started.temp_dir.exists()
+
+
+def reload_auth() -> None:
+    """Have Ray read its authentication settings again: it read them at `import ray`, before the
+    cluster's token was made (Ray's own tests do the same)."""
+    try:
+        from ray._private.authentication_test_utils import reset_auth_token_state
+    except ImportError:  # a Ray without token authentication ignores the token
+        return
+    reset_auth_token_state()
 
 
 def warm_up(nodes: int) -> None:
