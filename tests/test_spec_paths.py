@@ -25,7 +25,8 @@ def test_a_relative_path_out_of_the_project_is_refused(path: str) -> None:
 
 def test_the_schema_file_cannot_leave_the_project_either() -> None:
     with pytest.raises(SpecError, match=r"validation\.schema_file \(line 5\): a relative path that leads "
-                                        r"outside the project folder \(the folder of looml\.yaml\) \(got '\.\./\.\./s\.yaml'\)"):
+                                        r"outside the project folder \(the folder of looml\.yaml\) "
+                                        r"\(got '\.\./\.\./s\.yaml'\)"):
         parse_spec(f"data:\n  source: d.csv\n{REST}validation: {{schema_file: ../../s.yaml}}\n", Path("."))
 
 

@@ -70,3 +70,12 @@ def test_mlflow_pyfunc_reads_looml_models_the_same_way(tmp_path: Path) -> None:
 
     with pytest.raises(RegistryError, match=r"carries types looml does not trust: (posix|os)\.system"):
         _load_pyfunc(str(folder / "model.skops"))
+
+
+def test_a_corrupt_model_file_is_a_registry_error(tmp_path: Path) -> None:
+    folder = save(Pipeline([("fit", LogisticRegression())]).fit(X, Y), tmp_path / "m")
+    (folder / "model.skops").write_bytes(b"PK\x03\x04 not a zip")
+
+    with pytest.raises(RegistryError, match=r"cannot read the model file model\.skops: .*\n"
+                                            r"    fix: re-register the model with `looml run`"):
+        load_skops_model(folder, "tiny v1")
