@@ -51,6 +51,14 @@ class Case:
         return f"case {self.number}: {self.table} with {' + '.join(self.corruptions)}"
 
 
+def clear(project: Path) -> None:
+    """Remove the last test's data files and inferred schema from a shared project folder (each
+    test is a new table's layout)."""
+    (project / "looml.schema.yaml").unlink(missing_ok=True)
+    for old in project.glob("data.*"):
+        old.unlink()
+
+
 @cache
 def tables() -> dict[str, dict]:
     """The corpus's metadata by table name (empty without a corpus)."""

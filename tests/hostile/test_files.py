@@ -18,7 +18,7 @@ import pytest
 from looml.errors import DataError
 from looml.pipeline import check, run
 
-from .corruptions import CORRUPTIONS, Case, case, tables
+from .corruptions import CORRUPTIONS, Case, case, clear, tables
 
 CASES = 500
 CHUNKS = 10
@@ -65,16 +65,8 @@ def test_every_corruption_is_generated() -> None:
     assert set(made) == set(CORRUPTIONS) and min(made.values()) >= 30
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One project for the whole runs: its MLflow store is made once (15 s cold), as for a user."""
-    return tmp_path_factory.mktemp("hostile_runs")
-
-
 @pytest.mark.parametrize("number", range(0, RUNS * 25, 25))
-def test_corrupted_files_through_a_whole_run(number: int, project: Path) -> None:
-    (project / "looml.schema.yaml").unlink(missing_ok=True)  # each case is a new table's layout
-    for old in project.glob("data.*"):
-        old.unlink()
-    result = _outcome(case(number), project, run)
+def test_corrupted_files_through_a_whole_run(number: int, shared_project: Path) -> None:
+    clear(shared_project)
+    result = _outcome(case(number), shared_project, run)
     assert result in ("ok", "DataError"), result

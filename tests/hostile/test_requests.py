@@ -15,6 +15,7 @@ import struct
 import time
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -23,6 +24,8 @@ import pytest
 import looml
 from liveserver import LiveServer
 
+from .corruptions import clear
+
 INFER = "/v2/models/tiny/infer"
 ROWS = 3
 GOOD = {"inputs": [{"name": "x1", "shape": [ROWS], "datatype": "FP64", "data": [0.1, 0.2, 0.3]},
@@ -30,8 +33,9 @@ GOOD = {"inputs": [{"name": "x1", "shape": [ROWS], "datatype": "FP64", "data": [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    folder = tmp_path_factory.mktemp("hostile_serve")
+def server(shared_project: Path) -> Iterator[LiveServer]:
+    folder = shared_project
+    clear(folder)
     rng = np.random.default_rng(0)
     x1 = rng.normal(size=120)
     rows = ["x1,x2,label", *(f"{a},{b},{'yes' if a + rng.normal() > 0 else 'no'}" for a, b in zip(
