@@ -33,7 +33,7 @@ def test_hostile_yaml_is_a_spec_error_naming_the_file(text: str, message: str) -
     with pytest.raises(SpecError, match=message) as exc:
         parse_spec(text, Path("."), name="looml.yaml")
     assert exc.value.problems[0].loc == "looml.yaml"
-    assert time.perf_counter() - start < 5
+    assert time.perf_counter() - start < 2  # PyYAML took 7 s to recurse into 2,000 brackets
 
 
 def test_aliases_that_stay_small_still_load(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ def read_yaml(text: str, name: str) -> tuple[yaml.Node | None, Any]:
     except SpecError as exc:
         if _Loader is yaml.SafeLoader or not isinstance(exc.__cause__, yaml.YAMLError):
             raise
+        if "maximum nesting depth" in str(exc.__cause__):  # libyaml stops at 1,000 levels; PyYAML
+            raise SpecError(_too_deep(name)) from exc.__cause__  # would recurse there for seconds
         # libyaml words its errors tersely; PyYAML's own parser says the same thing better
         # (and the bounds hold for it as well), and errors are rare enough to parse twice.
         return _read(yaml.SafeLoader, text, name)
@@ -46,9 +48,7 @@ def _read(loader_class: Any, text: str, name: str) -> tuple[yaml.Node | None, An
     except yaml.YAMLError as exc:
         raise SpecError(_yaml_problem(exc, name)) from exc
     except RecursionError as exc:
-        raise SpecError(Problem(
-            loc=name, message="malformed YAML: brackets or indentation nested too deeply to read",
-            fix=f"a spec nests a few levels; flatten it (at most {MAX_DEPTH} levels)")) from exc
+        raise SpecError(_too_deep(name)) from exc
     except (ValueError, OverflowError, TypeError) as exc:  # the constructors' own errors
         raise SpecError(Problem(
             loc=name, message=f"malformed YAML: a value cannot be read: {exc}",
@@ -57,6 +57,11 @@ def _read(loader_class: Any, text: str, name: str) -> tuple[yaml.Node | None, An
         if loader is not None:
             loader.dispose()
     return node, raw
+
+
+def _too_deep(name: str) -> Problem:
+    return Problem(loc=name, message="malformed YAML: brackets or indentation nested too deeply to read",
+                   fix=f"a spec nests a few levels; flatten it (at most {MAX_DEPTH} levels)")
 
 
 def _yaml_problem(exc: yaml.YAMLError, name: str) -> Problem:
