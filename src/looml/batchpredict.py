@@ -74,7 +74,8 @@ class PredictResult:
 def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, version: str | None = None,
             chunk_rows: int = 100_000, reject_file: str | Path | None = None,
             keep_columns: Sequence[str] = (),
-            on_progress: Callable[[int, int | None], None] | None = None) -> PredictResult:
+            on_progress: Callable[[int, int | None], None] | None = None, executor: str = "local",
+            address: str = "auto") -> PredictResult:
     """Score every row of `data` with the champion (or `version`) and write the predictions to `out`.
 
     `data` takes the forms of `looml validate --data` (a file, glob or URL, or an inline YAML
@@ -87,7 +88,8 @@ def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, versi
     feature values as text); without one, the first chunk with such rows stops the run with a
     `DataError` naming them. `on_progress(rows done, rows in all or None)` is called after each
     chunk. A kept column the input lacks, or named like an output column, is a `SpecError`
-    before any row is scored.
+    before any row is scored. `executor="ray"` scores the chunks in Ray tasks on the cluster at
+    `address` (see `looml.batchray`), with the same output.
     """
     from looml.data.sources import describe
     from looml.datasets import parse_source
@@ -97,6 +99,9 @@ def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, versi
     started = time.perf_counter()
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
+    if executor not in ("local", "ray"):
+        raise SpecError(Problem(loc="--executor", value=executor, message="unknown executor",
+                                fix=did_you_mean(executor, ["local", "ray"]) or "use local or ray"))
     out = Path(out)
     reject = Path(reject_file) if reject_file is not None else None
     _check_paths(out, reject, chunk_rows)
@@ -104,8 +109,8 @@ def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, versi
         source, base_dir, where = spec.data.source, spec.project_dir, "data.source"
     else:
         source, base_dir, where = parse_source(data), Path.cwd(), "--data"
-    model = load_model(local_tracking_uri(spec.tracking.uri, spec.project_dir), spec.registry.model_name,
-                       version)
+    tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
+    model = load_model(tracking_uri, spec.registry.model_name, version)
     keep = list(dict.fromkeys(keep_columns))
     wanted = list(dict.fromkeys([*model.features, *spec.data.id_columns, *keep]))
     chunks, total, names = _read(source, base_dir, wanted, model.features, chunk_rows, where)
@@ -114,9 +119,17 @@ def predict(spec: Spec | str | Path, data: str | None, out: str | Path, *, versi
     _check_kept(keep, names, keys, model.classes)
     sinks = [_Sink(out)] + ([_Sink(reject)] if reject is not None else [])
     scoring = _Scoring(model, spec.data.id_columns, where, has_rejects=reject is not None, keep=keep)
+    results: Iterator[tuple[pl.DataFrame, pl.DataFrame]] = (scoring.chunk(chunk) for chunk in chunks)
+    if executor == "ray":
+        from looml.batchray import score_on_ray
+        from looml.executors.ray import connect
+
+        settings = {"id_columns": spec.data.id_columns, "where": where, "has_rejects": reject is not None,
+                    "keep": keep}
+        results = score_on_ray(chunks, connect(address, ("--executor", "--address")),
+                               (tracking_uri, model.name, model.version), settings, scoring.merge)
     try:
-        for chunk in chunks:
-            scored, rejected = scoring.chunk(chunk)
+        for scored, rejected in results:
             sinks[0].write(scored)
             if reject is not None:
                 sinks[1].write(rejected)
@@ -286,6 +299,18 @@ class _Scoring:
         self.rows += n
         self.rejected += len(bad)
         return scored, rejected
+
+    def merge(self, part: _Scoring) -> None:
+        """Take in the counts and warnings of the next chunk, scored elsewhere (a Ray task) by a
+        `_Scoring` that started at this one's row count."""
+        self.rows, self.keys = part.rows, part.keys
+        self.rejected += part.rejected
+        for text in part._warnings:
+            if len(self._warnings) < _WARNINGS:
+                self._warnings[text] = None
+            elif text not in self._warnings:
+                self._more_warnings += 1
+        self._more_warnings += part._more_warnings
 
     def warnings(self) -> list[str]:
         """The first distinct warnings, each with the rows of the chunk it came from."""

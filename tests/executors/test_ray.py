@@ -25,6 +25,7 @@ import polars as pl
 import pytest
 import ray  # in the dev extra: CI has it
 
+from looml.errors import DataError
 from looml.executors import JobFailure
 from looml.executors.ray import RayExecutor, connect
 from looml.learn.tune import Tuned, tune
@@ -222,3 +223,48 @@ def test_a_node_killed_mid_search_fails_only_its_trials(cluster: Cluster) -> Non
     later = [r for r in result.rows if r.trial > killed_after[0] + 3]  # asked after the kill
     assert later and all(r.state == "complete" for r in later)
     assert result.best.state == "complete" and len(result.rows) == 14
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
+    """A project whose linear model is registered, and 1,500 other rows of its table as CSV text
+    with three bad values (an unparseable number)."""
+    import looml
+
+    frame = pl.read_parquet(CORPUS / "email_spam.parquet")
+    numeric = [c for c, t in frame.schema.items() if t.is_numeric() and c != "spam"][:8]
+    frame = frame.select([*numeric, "spam"]).sample(1_800, seed=2)
+    root = tmp_path_factory.mktemp("batch")
+    frame.head(300).write_csv(root / "train.csv")
+    spec = root / "looml.yaml"
+    spec.write_text("seed: 3\ndata:\n  source: train.csv\n  target: spam\nmodels:\n  candidates: [linear]\n"
+                    "split:\n  folds: 2\nregistry:\n  model_name: spam\n", encoding="utf-8")
+    looml.run(spec)
+    rows = frame.tail(1_500).drop("spam").with_columns(pl.col(numeric[0]).cast(pl.String))
+    rows = rows.with_columns(pl.when(pl.int_range(pl.len()).is_in([7, 700, 1_400])).then(pl.lit("n/a?"))
+                             .otherwise(pl.col(numeric[0])).alias(numeric[0]))
+    return spec, rows
+
+
+def test_batch_scoring_in_ray_tasks_writes_what_the_local_path_writes(
+        cluster: Cluster, registered: tuple[Path, pl.DataFrame], tmp_path: Path) -> None:
+    from looml.batchpredict import predict
+
+    spec, rows = registered
+    rows.write_csv(tmp_path / "rows.csv")
+    runs = {}
+    for executor in ("local", "ray"):
+        runs[executor] = predict(spec, str(tmp_path / "rows.csv"), tmp_path / f"{executor}.parquet",
+                                 chunk_rows=250, reject_file=tmp_path / f"{executor}-rejects.csv",
+                                 executor=executor, address=cluster.address)
+    local, on_ray = runs["local"], runs["ray"]
+    assert (on_ray.rows, on_ray.scored, on_ray.rejected) == (local.rows, local.scored, local.rejected) == (
+        1_500, 1_497, 3)
+    assert on_ray.warnings == local.warnings
+    assert pl.read_parquet(tmp_path / "ray.parquet").equals(pl.read_parquet(tmp_path / "local.parquet"))
+    assert (tmp_path / "ray-rejects.csv").read_text() == (tmp_path / "local-rejects.csv").read_text()
+    with pytest.raises(DataError, match=r"--data: row 7 fails the model's input checks; nothing was "
+                                        r"written\n.*\n  - columns\.\w+ row 7: not a number: 'n/a\?'"):
+        predict(spec, str(tmp_path / "rows.csv"), tmp_path / "none.parquet", chunk_rows=250,
+                executor="ray", address=cluster.address)
+    assert not (tmp_path / "none.parquet").exists()

@@ -31,6 +31,10 @@ def predict(
     keep_columns: str | None = typer.Option(None, "--keep-columns", help="Input columns to copy into the "
                                             "output beside the row key, comma-separated: "
                                             "--keep-columns region,segment."),
+    executor: str = typer.Option("local", "--executor", help="local: score here; ray: score the chunks "
+                                 "in parallel Ray tasks (pip install 'looml[ray]')."),
+    address: str = typer.Option("auto", "--address", help="With --executor ray: the cluster, auto, "
+                                "host:6379 or ray://host:10001."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Score a file, glob or source with the champion, in chunks, and write the predictions."""
@@ -50,7 +54,7 @@ def predict(
         with bar:
             result = predict_batch(spec, data, out, version=version, chunk_rows=chunk_rows,
                                    reject_file=reject_file, keep_columns=_names(keep_columns),
-                                   on_progress=progress)
+                                   on_progress=progress, executor=executor, address=address)
     except LoomlError as exc:
         fail(exc, as_json)
     if as_json:

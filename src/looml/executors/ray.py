@@ -50,11 +50,14 @@ class RayCluster:
     mailbox: Any = None
 
 
-def _problem(address: str, message: str, fix: str) -> SpecError:
-    return SpecError(Problem(loc="tuning.executor.address", value=address, message=message, fix=fix))
+_SPEC_KEYS = ("tuning.executor.kind", "tuning.executor.address")
 
 
-def _probe(address: str) -> None:
+def _problem(address: str, message: str, fix: str, loc: str) -> SpecError:
+    return SpecError(Problem(loc=loc, value=address, message=message, fix=fix))
+
+
+def _probe(address: str, loc: str) -> None:
     """A `SpecError` now when nothing listens at host:port (Ray's own connect retries for a minute)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
@@ -63,17 +66,18 @@ def _probe(address: str) -> None:
         raise _problem(address, f"no Ray cluster answers there ({exc.strerror or exc})",
                        "start one (ray start --head --port 6379 on the head, ray start --address "
                        "HEAD:6379 on each other node), or point tuning.executor.address at its head "
-                       "(host:6379, or ray://host:10001 for Ray Client)") from exc
+                       "(host:6379, or ray://host:10001 for Ray Client)", loc) from exc
 
 
-def connect(address: str) -> RayCluster:
+def connect(address: str, locs: tuple[str, str] = _SPEC_KEYS) -> RayCluster:
     """Connect this process to the cluster at `address` (or keep the connection it has there).
 
     Raises `SpecError` when Ray is not installed, when nothing answers at the address, or
-    when Ray refuses to connect (a version mismatch, no cluster for `auto`).
+    when Ray refuses to connect (a version mismatch, no cluster for `auto`); `locs` name where
+    the kind and the address were given (the spec's keys, or a command's options).
     """
     if importlib.util.find_spec("ray") is None:
-        raise SpecError(Problem(loc="tuning.executor.kind", value="ray", message="Ray is not installed",
+        raise SpecError(Problem(loc=locs[0], value="ray", message="Ray is not installed",
                                 fix=f"{INSTALL} (on this machine; every node of the cluster needs looml "
                                     "too), or use executor: local"))
     import ray
@@ -83,14 +87,14 @@ def connect(address: str) -> RayCluster:
         _CONNECTED.clear()
     if not ray.is_initialized():
         if address != "auto":
-            _probe(address)
+            _probe(address, locs[1])
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                      configure_logging=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise _problem(address, f"Ray could not connect: {str(exc).splitlines()[0]}",
                            "start a cluster (ray start --head), or set tuning.executor.address to its "
-                           "head (host:6379 or ray://host:10001)") from exc
+                           "head (host:6379 or ray://host:10001)", locs[1]) from exc
         _CONNECTED["address"] = address
         _CONNECTED["mailbox"] = _start_mailbox()
     alive = [n for n in ray.nodes() if n.get("Alive")]
