@@ -32,7 +32,7 @@ def predict(
                                             "output beside the row key, comma-separated: "
                                             "--keep-columns region,segment."),
     executor: str = typer.Option("local", "--executor", help="local: score here; ray: score the chunks "
-                                 "in parallel Ray tasks (pip install 'looml[ray]')."),
+                                 "in parallel Ray tasks (needs the ray extra of looml)."),
     address: str = typer.Option("auto", "--address", help="With --executor ray: the cluster, auto, "
                                 "host:6379 or ray://host:10001."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
