@@ -25,6 +25,7 @@ LAUGHS = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
     ("data: " + "[" * 5000 + "]" * 5000 + "\n", r"malformed YAML: brackets or indentation nested too deeply"),
     ("data: " + "{a: " * 3000 + "1" + "}" * 3000 + "\n", r"nested too deeply to read"),
     (MINIMAL + "seed: " + "9" * 5000 + "\n", r"malformed YAML: a value cannot be read: Exceeds the limit"),
+    (MINIMAL + "seed: !!timestamp x\n", r"malformed YAML: a value cannot be read"),  # AttributeError
     (MINIMAL + "monitor: 2001-13-45\n", r"a value cannot be read: month must be in 1\.\.12.*\n.*fix: quote "
                                         r"the value"),
 ])

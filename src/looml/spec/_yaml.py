@@ -49,7 +49,9 @@ def _read(loader_class: Any, text: str, name: str) -> tuple[yaml.Node | None, An
         raise SpecError(_yaml_problem(exc, name)) from exc
     except RecursionError as exc:
         raise SpecError(_too_deep(name)) from exc
-    except (ValueError, OverflowError, TypeError) as exc:  # the constructors' own errors
+    except (ValueError, OverflowError, TypeError, AttributeError, KeyError, IndexError) as exc:
+        # what PyYAML's constructors raise on a tagged value they cannot build: `!!timestamp x` is an
+        # AttributeError (its regex does not match), a 5,000-digit integer a ValueError
         raise SpecError(Problem(
             loc=name, message=f"malformed YAML: a value cannot be read: {exc}",
             fix="quote the value to make it a string, or correct the number or date")) from exc
