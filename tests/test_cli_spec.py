@@ -4,6 +4,7 @@ the spec is the verb's only one (issue 13 item 17)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -68,10 +69,12 @@ def test_library_warnings_are_hidden_unless_verbose_also_in_worker_processes() -
         "    subprocess.run([sys.executable, '-c', worker], check=True)\n"
         "app(sys.argv[1:], standalone_mode=False)\n"
     )
+    # A user's environment, not this process's: a CLI test run in-process here has set PYTHONWARNINGS.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "LOOML_VERBOSE")}
     quiet = subprocess.run([sys.executable, "-c", code, "warn-demo"], capture_output=True, text=True,
-                           timeout=120, check=False)
+                           timeout=120, check=False, env=env)
     loud = subprocess.run([sys.executable, "-c", code, "--verbose", "warn-demo"], capture_output=True,
-                          text=True, timeout=120, check=False)
+                          text=True, timeout=120, check=False, env=env)
     assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
     assert "Warning" not in quiet.stderr
     assert "a library warning in the command" in loud.stderr and "in a worker" in loud.stderr

@@ -38,7 +38,11 @@ def churn(rows: int, seed: int) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("served")
+    return trained_project(tmp_path_factory.mktemp("served"))
+
+
+def trained_project(folder: Path) -> Path:
+    """The served project: `tiny` version 1, the champion. A test that moves the alias makes its own."""
     churn(400, seed=0).write_csv(folder / "data.csv")
     spec = folder / "looml.yaml"
     spec.write_text("seed: 3\ndata:\n  source: data.csv\n  target: label\nsplit:\n  folds: 3\n"
@@ -331,7 +335,9 @@ def test_bearer_token_guards_predictions_but_not_health(project: Path,
         assert guarded.client.get("/metrics").status_code == 200
 
 
-def test_the_champion_swaps_under_load_without_a_failed_request(project: Path) -> None:
+def test_the_champion_swaps_under_load_without_a_failed_request(tmp_path: Path) -> None:
+    # Its own project: moving the shared one's alias would swap the module's server too.
+    project = trained_project(tmp_path)
     data = project.parent / "data.csv"
     churn(500, seed=9).write_csv(data)
     second = looml.run(project)
