@@ -1,7 +1,7 @@
 """The lifecycle, wired in one readable place.
 
 ingest -> profile -> validate -> split -> train -> evaluate -> (gate: failed -> report, stop) -> refit
-    -> reference -> report (with the model card) -> register
+    -> reference -> explain -> report (with the model card) -> register
 
 Each stage runs through the `Runner`, which caches its output under a hash of what it
 depends on. Heavy libraries (scikit-learn, MLflow) are imported only by stages that
@@ -27,9 +27,11 @@ from looml.data.profile import Profile
 from looml.data.validate import ValidationReport
 from looml.errors import GateError
 from looml.learn.card import CARD_ARTIFACT, model_card
+from looml.learn.explanations import EXPLANATIONS_ARTIFACT
 from looml.learn.gate import check_gate
 from looml.monitor.reference import REFERENCE_ARTIFACT
 from looml.pipeline.common import WIRING, digest_of
+from looml.pipeline.explain import make_explanations
 from looml.pipeline.model import evaluate_model, make_reference, refit_all, train_deadline, train_model
 from looml.pipeline.prepare import check_candidates, prepare, split_stage
 from looml.pipeline.record import card_facts, register_model, render_html, report_context
@@ -146,19 +148,24 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     failures = check_gate(evaluated["evaluation"]["metrics"], spec.evaluation.gate,
                           evaluated["evaluation"].get("fairness"))
 
-    def write_report(reference: str | None) -> tuple[dict[str, Any], Path, str]:
+    def write_report(reference: str | None,
+                     explanations: str | None = None) -> tuple[dict[str, Any], Path, str]:
         """The report (with the model card) as a stage, copied to .looml/reports; and the card."""
         importance = (json.loads(store.get_bytes(reference))["importance"] if reference else None)
         card = model_card(card_facts(spec, report, data_profile, data_digest, split_out, trained, evaluated,
                                      failures, importance))
         context = report_context(spec, report, data_profile, data_digest, split_out, trained,
                                   evaluated, failures, runner.records, card)
+        if explanations:  # the report's Explanations section (report/templates/explanations.html)
+            context["explanations"] = json.loads(store.get_bytes(explanations))
         reported = runner.run(
             "report", code=[*WIRING, "looml.report.html", "looml.report:templates/report.html",
+                            "looml.report:templates/explanations.html",
                             "looml.learn.card"],
             config=spec.spec_hash,
             inputs={"pipeline": pipeline_digest, "evaluation": digest_of(evaluated),
-                    "validation": validation_digest, "reference": reference or ""},
+                    "validation": validation_digest, "reference": reference or "",
+                    "explanations": explanations or ""},
             compute=lambda: render_html(context, store),
         )
         path = home / "reports" / f"{spec.registry.model_name}-{reported['artifacts']['html'][:12]}.html"
@@ -196,20 +203,33 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
             make_reference(registered_model(), frame(), indices(), report, spec.seed).encode("utf-8"))}},
     )
     reference_digest = referenced["artifacts"]["reference"]
+    # Explanations of the registered model on the holdout: SHAP values or linear contributions,
+    # with the reference's permutation importance (not computed twice).
+    explanations_digest = runner.run(
+        "explain",
+        code=[*WIRING, "looml.pipeline.explain", "looml.learn.explain", "looml.learn.explanations"],
+        config=spec.seed,
+        inputs={"snapshot": data_digest, "split": split_digest, "pipeline": registered_digest,
+                "reference": reference_digest, "validation": validation_digest},
+        compute=lambda: {"artifacts": {"explanations": store.put_bytes(make_explanations(
+            registered_model(), frame(), indices(), report, store.get_bytes(reference_digest).decode("utf-8"),
+            spec.seed).encode("utf-8"))}},
+    )["artifacts"]["explanations"]
     # The report follows the reference: the model card names the registered model's top features.
-    reported, report_path, card = write_report(reference_digest)
+    reported, report_path, card = write_report(reference_digest, explanations_digest)
     tracking_ready()
 
     def documents() -> dict[str, str]:  # logged beside the model
         return {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(data_profile.to_dict()),
-                REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8"), CARD_ARTIFACT: card}
+                REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8"), CARD_ARTIFACT: card,
+                EXPLANATIONS_ARTIFACT: store.get_bytes(explanations_digest).decode("utf-8")}
 
     registered = runner.run(
         "register", code=[*WIRING, "looml.store.tracking", "looml.store.params"],
         config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
         inputs={"pipeline": registered_digest, "snapshot": data_digest, "schema": schema_digest,
                 "evaluation": digest_of(evaluated), "report": reported["artifacts"]["html"],
-                "reference": reference_digest},
+                "reference": reference_digest, "explanations": explanations_digest},
         compute=lambda: register_model(spec, tracking_uri, registered_model(), frame(),
                                        store.path(data_digest), data_digest, report, trained, evaluated,
                                        report_path, schema_digest, documents()),

@@ -1,0 +1,105 @@
+"""The explanations logged with every model version (`explain/explanations.json`) and shown in the report.
+
+    summarise_explanations(pipeline, X_holdout, features, importance, seed) -> dict
+
+- `permutation_importance`: each user column's share of the permutation importance on the
+  holdout, through the whole pipeline. It is the drift reference's (`monitor.reference`), passed
+  in, not computed a second time.
+- `shap` (tree models and votes of them) or `contributions` (linear models): on up to 2,000
+  holdout rows, each user column's mean |contribution| (encoded parts summed back to their
+  column, `learn.explain`), and for the top columns their dependence: the mean contribution per
+  value (categories) or per quantile bin (numbers), with the bin's mean value and row count, so
+  no holdout row is stored.
+- `coefficients` (linear models): each user column's coefficients by encoded feature.
+- `reason`: why a model has no contributions (k-NN, SVM, MLP, stacking, PCA...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from looml.learn.explain import Contributions, Explainer, NoExplanation, explainer_for
+
+__all__ = ["EXPLANATIONS_ARTIFACT", "summarise_explanations"]
+
+EXPLANATIONS_ARTIFACT = "explain/explanations.json"
+_ROWS = 2000  # holdout rows explained
+_TOP = 5  # columns with dependence data
+_BINS = 10  # quantile bins of a numeric column's dependence
+_CATEGORIES = 12  # most frequent categories of a categorical column's dependence
+
+
+def summarise_explanations(pipeline: Any, X: pd.DataFrame, features: dict[str, str],
+                           importance: dict[str, float] | None, seed: int) -> dict[str, Any]:
+    """The explanations of a fitted pipeline on holdout rows `X` (see the module docstring)."""
+    out: dict[str, Any] = {"model": type(pipeline.steps[-1][1]).__name__,
+                           "permutation_importance": _ranked(importance or {})}
+    try:
+        explainer = explainer_for(pipeline)
+    except NoExplanation as exc:
+        return {**out, "method": None, "reason": str(exc)}
+    if len(X) > _ROWS:
+        X = X.iloc[np.sort(np.random.default_rng(seed).choice(len(X), _ROWS, replace=False))]
+    X = X.reset_index(drop=True)
+    found = explainer.explain(X)
+    magnitude = np.abs(found.values).mean(axis=(0, 1))  # over rows and outputs
+    summary = {"rows": len(X), "outputs": found.outputs, "base": found.base.round(6).tolist(),
+               "mean_abs": _ranked(dict(zip(found.columns, magnitude, strict=True)), share=False)}
+    top = [c for c in summary["mean_abs"] if features.get(c) in ("numeric", "categorical")][:_TOP]
+    summary["dependence"] = {c: _dependence(X[c], found, c, features[c]) for c in top}
+    method = "tree_shap" if explainer.kind in ("tree", "voting") else "linear"
+    out = {**out, "method": method, "output": found.outputs, "reason": None,
+           ("shap" if method == "tree_shap" else "contributions"): summary}
+    if explainer.kind == "linear":
+        out["coefficients"] = _coefficients(pipeline, explainer, found.outputs)
+    return out
+
+
+def _ranked(values: dict[str, float], share: bool = True) -> dict[str, float]:
+    ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {str(k): round(float(v), 6 if share else 8) for k, v in ranked}
+
+
+def _dependence(values: pd.Series, found: Contributions, column: str, kind: str) -> dict[str, Any]:
+    """Mean contribution of `column` (averaged over outputs) per category or per quantile bin."""
+    contribution = found.values[:, :, found.columns.index(column)].mean(axis=1)
+    if kind == "numeric":
+        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+        present = np.isfinite(x)
+        edges = np.unique(np.quantile(x[present], np.linspace(0, 1, _BINS + 1))) if present.any() else []
+        points = []
+        if len(edges) > 1:
+            which = np.clip(np.searchsorted(edges, x[present], side="right") - 1, 0, len(edges) - 2)
+            for b in range(len(edges) - 1):
+                rows = which == b
+                if rows.any():
+                    points.append({"x": round(float(x[present][rows].mean()), 6),
+                                   "low": float(f"{edges[b]:.6g}"), "high": float(f"{edges[b + 1]:.6g}"),
+                                   "contribution": round(float(contribution[present][rows].mean()), 6),
+                                   "rows": int(rows.sum())})
+        if (~present).any():
+            points.append({"x": None, "contribution": round(float(contribution[~present].mean()), 6),
+                           "rows": int((~present).sum())})
+        return {"kind": "numeric", "points": points}
+    labels = values.astype("string").fillna("(missing)").to_numpy()
+    counts = pd.Series(labels).value_counts()
+    points = [{"x": str(label), "contribution": round(float(contribution[labels == label].mean()), 6),
+               "rows": int(n)} for label, n in counts.head(_CATEGORIES).items()]
+    return {"kind": "categorical", "points": points, "other_categories": max(0, len(counts) - _CATEGORIES)}
+
+
+def _coefficients(pipeline: Any, explainer: Explainer, outputs: list[str]) -> dict[str, Any]:
+    """Per user column, each of its encoded features' coefficient (one per output)."""
+    model = pipeline.steps[-1][1]
+    model = getattr(model, "regressor_", model)
+    coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))[-len(outputs):]
+    table: dict[str, list[dict[str, Any]]] = {}
+    for i, feature in enumerate(explainer.map.features):
+        for j in np.flatnonzero(explainer.map.matrix[i]):
+            values = coef[:, i].round(8).tolist()
+            table.setdefault(explainer.columns[j], []).append(
+                {"feature": feature, "coefficient": values[0] if len(values) == 1 else values})
+    return table
