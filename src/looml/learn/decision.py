@@ -34,7 +34,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from looml.spec import EvaluationSpec
 
 __all__ = ["AUTO_GAIN", "ISOTONIC_ROWS", "OBJECTIVES", "DecisionModel", "apply_calibration",
-           "choose_threshold", "decide", "decision_of", "objective_values", "wrap_decision"]
+           "choose_threshold", "decide", "decision_of", "objective_values", "threshold_of", "wrap_decision"]
 
 OBJECTIVES = ("f1", "balanced_accuracy", "accuracy", "mcc", "precision", "recall")
 AUTO_GAIN = 0.01  # auto calibrates when the cross-validated log loss drops by at least 1 % (relative)
@@ -148,17 +148,28 @@ def _platt(x: np.ndarray, target: np.ndarray, sample_weight: np.ndarray | None) 
     w = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
     positives, negatives = float(w[target == 1].sum()), float(w[target == 0].sum())
     t = np.where(target == 1, (positives + 1) / (positives + 2), 1 / (negatives + 2))
-    a, b = 1.0, 0.0
+    def loss(ab: np.ndarray) -> float:
+        z = ab[0] * x + ab[1]
+        return float(w @ (np.logaddexp(0, z) - t * z))
+
+    ab = np.array([1.0, 0.0])
+    current = loss(ab)
     for _ in range(100):
-        q = expit(a * x + b)
+        q = expit(ab[0] * x + ab[1])
         r, h = w * (q - t), w * q * (1 - q) + 1e-12
         gradient = np.array([r @ x, r.sum()])
         hessian = np.array([[h @ (x * x), h @ x], [h @ x, h.sum()]]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
+        size = 1.0
+        while size > 1e-8 and loss(ab - size * step) > current:  # damped: the loss never rises
+            size /= 2
+        if size <= 1e-8:
             break
-    return np.array([a, b])
+        ab = ab - size * step
+        previous, current = current, loss(ab)
+        if previous - current < 1e-12 * max(1.0, abs(current)):
+            break
+    return ab
 
 
 def _cv_log_loss(kind: str, proba: np.ndarray, y_index: np.ndarray,
@@ -222,6 +233,9 @@ class DecisionModel(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         X, y = validate_data(self, X, y, accept_sparse=True, ensure_all_finite=self._finite(), dtype=None)
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"calibration and a threshold need two classes or more; y has 1 class "
+                             f"({self.classes_[0]!r})")
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         fit_params = {"sample_weight": weights} if weights is not None and takes_sample_weight(
             self.estimator) else {}
@@ -294,6 +308,14 @@ def decide(proba: np.ndarray, classes: np.ndarray, threshold: float | None, posi
     if threshold is None or proba.shape[1] != 2:
         return classes[np.argmax(proba, axis=1)]
     return np.where(proba[:, positive] >= threshold, classes[positive], classes[1 - positive])
+
+
+def threshold_of(pipeline: Any) -> tuple[float | None, int]:
+    """(threshold, positive column) of a fitted pipeline: (None, 1) without a chosen threshold."""
+    model = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    if isinstance(model, DecisionModel) and getattr(model, "threshold_", None) is not None:
+        return model.threshold_, model._positive()
+    return None, 1
 
 
 def decision_of(pipeline: Any) -> dict[str, Any] | None:

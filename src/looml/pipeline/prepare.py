@@ -18,6 +18,7 @@ from looml.data.profile import Profile, profile
 from looml.data.schema import Schema, load_schema
 from looml.data.validate import ValidationReport, validate
 from looml.errors import DataError, Problem, SpecError
+from looml.learn.decision_checks import decision_problems
 from looml.learn.gate import check_analysis_columns, check_metrics_fit_task
 from looml.pipeline.common import WIRING, digest_of
 from looml.runner import Runner
@@ -74,6 +75,7 @@ def prepare(
         check_metrics_fit_task(spec.evaluation, report.task, len(report.classes))
     except SpecError as exc:
         problems = [*problems, *exc.problems]
+    problems += decision_problems(spec.evaluation, report.task, len(report.classes))
     if problems:
         raise SpecError(problems)
     schema = _schema(spec, runner, frame, data_profile, report, data_digest)

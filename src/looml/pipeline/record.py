@@ -75,6 +75,21 @@ def render_html(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]
     return {"artifacts": {"html": store.put_bytes(render_report(context).encode("utf-8"))}}
 
 
+def decision_params(fitted: Any) -> dict[str, Any]:
+    """The registered pipeline's calibration and decision threshold as MLflow params (none without)."""
+    from looml.learn.decision import decision_of
+
+    decision = decision_of(fitted)
+    if decision is None:
+        return {}
+    out = {"decision.calibration": decision["calibration"]}
+    if decision["threshold"] is not None:
+        out |= {"decision.threshold": round(decision["threshold"], 6),
+                "decision.objective": decision["objective"],
+                "decision.positive_class": decision["positive_class"]}
+    return out
+
+
 def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, snapshot_path: Path,
                    data_digest: str, report: ValidationReport, trained: dict[str, Any],
                    evaluated: dict[str, Any], report_path: Path, schema_digest: str,
@@ -107,6 +122,7 @@ def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFra
                "test_size": spec.split.test_size,
                "primary_metric": trained["primary_metric"]}
     params |= settings_params(spec.model_dump(mode="json"))  # every setting, as spec.<section>.<key>
+    params |= decision_params(fitted)
     tags = {"looml.version": __version__, "looml.spec_hash": spec.spec_hash,
             "looml.data_digest": data_digest, "looml.task": report.task, "looml.schema_digest": schema_digest}
     commit = _git_commit(spec.project_dir)

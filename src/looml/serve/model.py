@@ -37,11 +37,17 @@ class ServedModel:
     schema: Schema | None = None
     profile: dict[str, Any] | None = None
     fallback: str | None = None  # why the pipeline scores, when the compiled scorer is not used
+    decision: dict[str, Any] | None = None  # calibration and threshold (see `looml.learn.decision`)
     loaded_at: float = field(default_factory=time.time)
 
     def predict(self, batch: Batch) -> Prediction:
         """Score every row of `batch` with the chosen scorer."""
         return self.scorer.predict(batch)
+
+    @property
+    def threshold(self) -> float | None:
+        """The chosen decision threshold of a binary classifier (None: the most probable class)."""
+        return self.decision["threshold"] if self.decision else None
 
 
 def load_model(tracking_uri: str, name: str, version: str | None = None) -> ServedModel:
@@ -51,6 +57,7 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> Serv
     """
     import yaml
 
+    from looml.learn.decision import decision_of
     from looml.serve.compiled import compile_or_reason
     from looml.store.tracking import PROFILE_ARTIFACT, SCHEMA_ARTIFACT, load_pipeline, model_documents
 
@@ -67,7 +74,7 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> Serv
     return ServedModel(name=name, version=found, run_id=run_id,
                        task="classification" if classes is not None else "regression",
                        features=features, classes=classes, pipeline=pipeline, scorer=compiled or reference,
-                       schema=schema, profile=profile, fallback=fallback)
+                       schema=schema, profile=profile, fallback=fallback, decision=decision_of(pipeline))
 
 
 def _plain(value: Any) -> Any:

@@ -86,6 +86,9 @@ def schemas(model: ServedModel | None) -> dict[str, Any]:
         "PredictResponse": _object(
             ["request_id", "model_name", "model_version", "warnings", "predictions"], request_id=_STR,
             model_name=_STR, model_version=_STR, warnings={"type": "array", "items": _STR},
+            threshold={"type": ["number", "null"], "description": "binary: the label is positive_class "
+                       "where its probability is at least this (null: the most probable class)"},
+            positive_class=_STR,
             predictions={"type": "array", "items": _object(
                 ["row_id", "prediction"], row_id={**_STR, "description": "the row's id: what /feedback "
                                                   "takes as row_id"}, prediction={},

@@ -462,9 +462,14 @@ def model_metadata(model: ServedModel) -> dict[str, Any]:
         outputs.append({"name": PREDICT_PROBA, "datatype": "FP64", "shape": [-1, len(model.classes)],
                         "parameters": {"classes": _classes_json(model.classes)}})
     # server-specific parameters (the spec allows them): which scorer runs, and why not the compiled one
-    parameters = {"scorer": model.scorer.name}
+    parameters: dict[str, Any] = {"scorer": model.scorer.name}
     if model.fallback is not None:
         parameters["scorer_fallback"] = model.fallback
+    if model.decision is not None:  # the labels are cut at this threshold, on calibrated probabilities
+        if model.threshold is not None:
+            parameters["threshold"] = model.threshold
+            parameters["positive_class"] = _class_key(model.decision["positive_class"])
+        parameters["calibration"] = model.decision["calibration"]
     return {"name": model.name, "versions": [model.version], "platform": "looml-sklearn",
             "inputs": inputs, "outputs": outputs, "parameters": parameters}
 
@@ -519,10 +524,12 @@ def parse_records(body: bytes) -> Batch:
 def encode_predict_response(model: ServedModel, request_id: str, prediction: Prediction,
                             warnings: Sequence[str] = ()) -> bytes:
     """The `/predict` answer: per row its `row_id` (what `/feedback` takes), prediction and
-    (classifiers) class probabilities.
+    (classifiers) class probabilities; for two classes the decision threshold (null: the most
+    probable class) and, with a threshold, the positive class it applies to.
 
     ```
-    {"request_id": "r1", "model_name": "churn", "model_version": "3", "warnings": [],
+    {"request_id": "r1", "model_name": "churn", "model_version": "3", "threshold": 0.31,
+     "positive_class": "yes", "warnings": [],
      "predictions": [{"row_id": "r1:0", "prediction": "yes", "probabilities": {"no": 0.2, "yes": 0.8}}]}
     ```
     """
@@ -533,8 +540,14 @@ def encode_predict_response(model: ServedModel, request_id: str, prediction: Pre
         keys = [_class_key(c) for c in model.classes]
         for row, probs in zip(rows, prediction.proba.tolist(), strict=True):
             row["probabilities"] = dict(zip(keys, probs, strict=True))
+    decision: dict[str, Any] = {}
+    if model.classes is not None and len(model.classes) == 2:  # the label is proba[positive] >= threshold
+        decision["threshold"] = model.threshold
+        if model.threshold is not None and model.decision:
+            decision["positive_class"] = _class_key(model.decision["positive_class"])
     return orjson.dumps({"request_id": request_id, "model_name": model.name,
-                         "model_version": model.version, "warnings": list(warnings), "predictions": rows})
+                         "model_version": model.version, **decision, "warnings": list(warnings),
+                         "predictions": rows})
 
 
 def predict_error_body(exc: RequestError) -> bytes:

@@ -52,7 +52,10 @@ class PipelineScorer:
         n = batch_rows(batch)
         frame = pd.DataFrame({c: batch[c] if c in batch else [None] * n for c in self.features})
         if hasattr(self.pipeline, "predict_proba"):
+            from looml.learn.decision import decide, threshold_of
+
             proba = self.pipeline.predict_proba(frame)
-            classes = self.pipeline.classes_
-            return Prediction(labels=classes[np.argmax(proba, axis=1)], proba=proba)
+            # the labels as pipeline.predict gives them: at a chosen threshold, else the most probable
+            return Prediction(labels=decide(proba, self.pipeline.classes_, *threshold_of(self.pipeline)),
+                              proba=proba)
         return Prediction(labels=np.asarray(self.pipeline.predict(frame), dtype=np.float64))

@@ -268,6 +268,63 @@ class GateSpec(_Section):
     max: dict[str, float] = Field(default_factory=dict, description="metric -> highest allowed value")
 
 
+THRESHOLD_OBJECTIVES = ("f1", "balanced_accuracy", "accuracy", "mcc", "precision", "recall")
+
+
+class ThresholdSpec(_Section):
+    """A binary task's decision threshold, chosen on out-of-fold predictions: for an objective
+    (`optimize`) or for the least total cost (`costs`)."""
+
+    optimize: str | None = Field(
+        None, description="Maximise this on the out-of-fold predictions: f1, balanced_accuracy, "
+                          "accuracy, mcc, precision (with min_recall) or recall (with min_precision).")
+    min_recall: float | None = Field(None, gt=0, le=1, description="optimize: precision only: the "
+                                                                    "recall the threshold must keep.")
+    min_precision: float | None = Field(None, gt=0, le=1, description="optimize: recall only: the "
+                                                                      "precision it must keep.")
+    costs: list[list[float]] | None = Field(
+        None, description="Cost matrix, rows the true class and columns the predicted one, the "
+                          "negative class first and data.positive_class second: [[0, 1], [5, 0]] makes "
+                          "a missed positive cost 5 false alarms.")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ThresholdSpec:
+        errors: list[tuple[tuple, str, Any, str]] = []
+        if (self.optimize is None) == (self.costs is None):
+            errors.append(((), "give either optimize or costs", None,
+                           "e.g. threshold: {optimize: f1} or threshold: {costs: [[0, 1], [5, 0]]}"))
+        if self.optimize is not None and self.optimize not in THRESHOLD_OBJECTIVES:
+            errors.append((("optimize",), "unknown threshold objective", self.optimize,
+                           did_you_mean(self.optimize, THRESHOLD_OBJECTIVES)
+                           or f"use one of: {', '.join(THRESHOLD_OBJECTIVES)}"))
+        for key, needs in (("min_recall", "precision"), ("min_precision", "recall")):
+            if getattr(self, key) is not None and self.optimize != needs:
+                errors.append(((key,), f"{key} goes with optimize: {needs}", getattr(self, key),
+                               f"set optimize: {needs}, or remove {key}"))
+        if self.optimize == "precision" and self.min_recall is None:
+            errors.append((("optimize",), "precision alone is maximised by predicting almost nothing",
+                           "precision", "add min_recall, e.g. min_recall: 0.8"))
+        if self.optimize == "recall" and self.min_precision is None:
+            errors.append((("optimize",), "recall alone is maximised by predicting every row positive",
+                           "recall", "add min_precision, e.g. min_precision: 0.5"))
+        if self.costs is not None:
+            if len(self.costs) != 2 or any(len(row) != 2 for row in self.costs):
+                errors.append((("costs",), f"a binary cost matrix is 2 x 2; got "
+                               f"{' x '.join(map(str, [len(self.costs), *{len(r) for r in self.costs}]))}",
+                               self.costs, "write [[cost of TN, cost of FP], [cost of FN, cost of TP]], "
+                                           "e.g. [[0, 1], [5, 0]]"))
+            if any(v < 0 for row in self.costs for v in row):
+                errors.append((("costs",), "costs cannot be negative", self.costs,
+                               "write a gain as 0 and raise the other costs instead"))
+            elif len(self.costs) == 2 and all(len(r) == 2 for r in self.costs) and \
+                    self.costs[0][1] <= self.costs[0][0] and self.costs[1][0] <= self.costs[1][1]:
+                errors.append((("costs",), "no error costs more than a right answer: every threshold "
+                               "is as good", self.costs, "give a false positive (row 1, column 2) or "
+                                                          "a false negative (row 2, column 1) a cost"))
+        _field_errors("ThresholdSpec", errors)
+        return self
+
+
 def _import_path(text: str) -> bool:
     """Whether `text` reads 'package.module:function'."""
     module, colon, name = text.partition(":")
@@ -300,6 +357,14 @@ class EvaluationSpec(_Section):
     slices: list[str] = Field(default_factory=list, description="Columns whose values (numeric: quantile "
                                                                 "bins) get their own holdout metrics; "
                                                                 "any column, feature or not.")
+    calibration: Literal["none", "auto", "sigmoid", "isotonic"] = Field(
+        "none", description="Classification: recalibrate the chosen model's probabilities on out-of-fold "
+                            "predictions of the training split. 'auto': sigmoid or isotonic, whichever "
+                            "lowers the cross-validated log loss most, and only when by 1% or more.")
+    threshold: ThresholdSpec | None = Field(
+        None, description="Binary classification: the decision threshold, chosen on out-of-fold "
+                          "predictions, {optimize: f1} or {costs: [[0, 1], [5, 0]]}; default: 0.5 "
+                          "(the most probable class).")
     min_slice_rows: int = Field(30, ge=1, description="Rows a slice or group needs to count as a worst "
                                                       "slice or in a disparity measure (smaller ones "
                                                       "are shown, flagged).")

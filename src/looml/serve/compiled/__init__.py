@@ -14,7 +14,9 @@ arithmetic on the dense matrix, and a weighted vote blends its members' compiled
 - HistGradientBoosting, forests and decision trees: every tree in one ONNX `TreeEnsemble`
   (ai.onnx.ml opset 5) in float64, run by ONNX Runtime on one thread;
 - LightGBM, XGBoost and CatBoost: their own boosters, on one thread;
-- a target transform: the inner model, then the transformer's inverse.
+- a target transform: the inner model, then the transformer's inverse;
+- calibration and a decision threshold (`looml.learn.decision.DecisionModel`): the inner model
+  compiled, then the same calibration arrays and the same cut (`decision`).
 
 The compiled scorer is used only when it reproduces the reference on ~1,900 seeded messy rows
 (`checks.validation_batches`); anything unsupported or different gives None and a log line on the
@@ -22,8 +24,8 @@ The compiled scorer is used only when it reproduces the reference on ~1,900 seed
 
 The package: `base` (the scorer), `coerce` (the coercer's rules), `steps` (the ColumnTransformer),
 `reduce` (selection and PCA), `models` (the estimators), `ensemble` (a vote or a stack of member
-pipelines) and `checks` (the validation rows); this module compiles a pipeline and keeps a
-compiled scorer only when it matches the pipeline.
+pipelines), `decision` (calibration and the threshold) and `checks` (the validation rows); this
+module compiles a pipeline and keeps a compiled scorer only when it matches the pipeline.
 """
 
 from __future__ import annotations
@@ -35,14 +37,15 @@ import numpy as np
 from looml.data.schema import Schema
 from looml.serve.compiled.base import TOLERANCE, CompiledScorer, Unsupported, log
 from looml.serve.compiled.checks import validation_batches
+from looml.serve.compiled.decision import CompiledDecision
 from looml.serve.compiled.ensemble import CompiledStack, CompiledVote, compile_stack, compile_vote
 from looml.serve.compiled.models import compile_estimator
 from looml.serve.compiled.reduce import compile_reduction
 from looml.serve.compiled.steps import compile_branches
 from looml.serve.scoring import Batch, Scorer
 
-__all__ = ["TOLERANCE", "CompiledScorer", "CompiledStack", "CompiledVote", "Unsupported", "compile_or_reason",
-           "compile_scorer"]
+__all__ = ["TOLERANCE", "CompiledDecision", "CompiledScorer", "CompiledStack", "CompiledVote", "Unsupported",
+           "compile_or_reason", "compile_scorer"]
 
 
 def compile_scorer(pipeline: Any, features: dict[str, str], schema: Schema | None,
@@ -113,9 +116,17 @@ def _difference(scorer: Scorer, reference: Scorer, batch: Batch) -> str | None:
 
 
 
-def _compile(pipeline: Any, features: dict[str, str]) -> CompiledScorer | CompiledVote | CompiledStack:
+def _compile(pipeline: Any, features: dict[str, str]) -> Scorer:
     from sklearn.ensemble import StackingClassifier, StackingRegressor, VotingClassifier, VotingRegressor
     from sklearn.pipeline import Pipeline
+
+    from looml.learn.decision import DecisionModel
+
+    if isinstance(pipeline, Pipeline) and isinstance(pipeline.steps[-1][1], DecisionModel):
+        decision = pipeline.steps[-1][1]
+        inner = Pipeline([*pipeline.steps[:-1], (pipeline.steps[-1][0], decision.estimator_)])
+        return CompiledDecision(_compile(inner, features), decision.calibrators_, decision.threshold_,
+                                decision._positive(), np.asarray(decision.classes_))
 
     ensemble = pipeline.steps[-1][1] if isinstance(pipeline, Pipeline) and len(pipeline.steps) == 2 else None
     if isinstance(ensemble, VotingClassifier | VotingRegressor | StackingClassifier | StackingRegressor):
