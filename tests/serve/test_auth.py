@@ -24,7 +24,7 @@ HEALTH = {"/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/{name}/ready
 METRICS = {"/metrics"}
 DOCS = {"/docs", "/openapi.json"}
 PROTECTED = {"/v2/models/{name}/infer", "/v2/models/{name}/versions/{model_version}/infer",
-             "/invocations", "/predict", "/feedback", "/v2/models/{name}",
+             "/invocations", "/predict", "/explain", "/feedback", "/v2/models/{name}",
              "/v2/models/{name}/versions/{model_version}"}
 
 

@@ -2,7 +2,7 @@
 
     Open Inference Protocol v2   /v2/health/*, /v2, /v2/models/{name}[/versions/{v}][/ready|/infer]
     MLflow scoring               /invocations, /ping, /health, /version
-    looml                        /predict, /feedback, /metrics, /docs
+    looml                        /predict, /explain, /feedback, /metrics, /docs
 
 Every request is parsed into one `Batch`, validated against the model's schema (a 4xx with
 every problem, by column and row), scored through the micro-batcher, logged, and answered
@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request, Response
 from looml import __version__
 from looml.errors import RequestError
 from looml.serve.asgi import FastLane, Observe
+from looml.serve.explain import explain_schemas, explaining
 from looml.serve.holder import ModelHolder
 from looml.serve.metrics import ServerMetrics
 from looml.serve.model import ServedModel, load_model
@@ -47,7 +48,7 @@ def create_app(spec: Spec, *, version: str | None = None,
     settings = spec.serve
     pinned = version or settings.version
     holder = ModelHolder(local_tracking_uri(spec.tracking.uri, spec.project_dir), spec.registry.model_name,
-                         pinned, loader)
+                         pinned, explaining(loader))  # each loaded version with its explainer (/explain)
     logs_root = spec.project_dir / ".looml" / "logs"
     predictions = PredictionLog(logs_root, settings.log) if settings.log.enabled else None
     metrics = ServerMetrics(predictions)
@@ -91,7 +92,7 @@ def create_app(spec: Spec, *, version: str | None = None,
             app.openapi_schema = None
             document = FastAPI.openapi(app)
             document.setdefault("components", {}).setdefault("schemas", {}).update(
-                copy.deepcopy(schemas(model)))
+                copy.deepcopy({**schemas(model), **explain_schemas()}))
             app.state.openapi_of = served
         return app.openapi_schema
 

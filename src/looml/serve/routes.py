@@ -2,7 +2,7 @@
 
     v2_routes(app, server)       Open Inference Protocol v2: health, metadata, infer
     mlflow_routes(app, server)   MLflow scoring: /invocations, /ping, /health, /version
-    looml_routes(app, server)    /predict, /feedback, /metrics
+    looml_routes(app, server)    /predict, /explain, /feedback, /metrics
 
 The scoring endpoints are written once, as functions of a `Call` (headers, body, request id)
 that return an `Answer`: FastAPI's routes call them (and document them in OpenAPI), and so does
@@ -24,7 +24,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from looml.errors import Problem, RequestError
-from looml.serve import mlflow_scoring, protocols, wire
+from looml.serve import explain, mlflow_scoring, protocols, wire
 from looml.serve.batching import MicroBatcher
 from looml.serve.holder import ModelHolder
 from looml.serve.metrics import ServerMetrics
@@ -200,18 +200,37 @@ async def invocations(server: Server, call: Call) -> Answer:
 
 
 async def predict(server: Server, call: Call) -> Answer:
-    """POST /predict (looml's records)."""
+    """POST /predict (looml's records; with `"explain": true`, each row's contributions too)."""
     server.authorize(call.headers)
     model = server.current()
-    batch = protocols.parse_records(call.body)
+    body, wanted = explain.wants_explain(call.body)
+    if wanted:
+        explain.check_explainable(model)  # a model without explanations: the 422 before any scoring
+    batch = protocols.parse_records(body)
     prediction, warnings = await server.score(call, model, batch, "predict")
-    return Answer(protocols.encode_predict_response(model, call.request_id, prediction, warnings))
+    answer = protocols.encode_predict_response(model, call.request_id, prediction, warnings)
+    if wanted:
+        contributions = await asyncio.to_thread(explain.explain_rows, model, batch)
+        answer = explain.with_explanations(answer, contributions, call.request_id)
+    return Answer(answer)
+
+
+async def explain_endpoint(server: Server, call: Call) -> Answer:
+    """POST /explain (looml's records): each row's contributions per column (`serve.explain`)."""
+    server.authorize(call.headers)
+    model = server.current()
+    explain.check_explainable(model)  # a model without explanations: the 422 before reading the rows
+    batch = protocols.parse_records(call.body)
+    validate_batch(batch, model, server.settings.max_rows)
+    contributions = await asyncio.to_thread(explain.explain_rows, model, batch)
+    return Answer(explain.encode_explain_response(model, call.request_id, contributions))
 
 
 Endpoint = Callable[..., Awaitable[Answer]]
 # The paths the fast lane serves: (route template, endpoint, path parameters by position)
 SCORING: tuple[tuple[str, Endpoint], ...] = (
-    ("/invocations", invocations), ("/predict", predict), ("/v2/models/{name}/infer", infer),
+    ("/invocations", invocations), ("/predict", predict), ("/explain", explain_endpoint),
+    ("/v2/models/{name}/infer", infer),
     ("/v2/models/{name}/versions/{model_version}/infer", infer))
 
 
@@ -296,6 +315,11 @@ def looml_routes(app: FastAPI, server: Server) -> None:
               responses=answers("PredictResponse", "LoomlError"))
     async def predict_route(request: Request) -> Response:
         return await _through_fastapi(server, request, predict)
+
+    @app.post("/explain", tags=["looml"], openapi_extra=raw_body("ExplainRequest"),
+              responses=answers("ExplainResponse", "LoomlError"))
+    async def explain_route(request: Request) -> Response:
+        return await _through_fastapi(server, request, explain_endpoint)
 
     @app.post("/feedback", tags=["looml"], openapi_extra=raw_body("FeedbackRequest"),
               responses=answers("FeedbackResponse", "LoomlError"))
