@@ -79,3 +79,28 @@ def test_a_corrupt_model_file_is_a_registry_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match=r"cannot read the model file model\.skops: .*\n"
                                             r"    fix: re-register the model with `looml run`"):
         load_skops_model(folder, "tiny v1")
+
+
+def test_a_users_own_estimator_loads_once_this_machine_trusts_its_package(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "src" / "their_models"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n\n\n"
+        "class Theirs(LogisticRegression):\n    pass\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    from their_models import Theirs  # type: ignore[import-not-found]
+
+    folder = save(Pipeline([("fit", Theirs())]).fit(X, Y), tmp_path / "m")
+    monkeypatch.delenv("LOOML_TRUSTED_PACKAGES", raising=False)
+    with pytest.raises(RegistryError, match=r"carries types looml does not trust: their_models\.Theirs .*\n"
+                                            r"    fix: if these are your own estimators' classes, trust "
+                                            r"their package on this machine: "
+                                            r"LOOML_TRUSTED_PACKAGES=their_models; otherwise load only"):
+        load_skops_model(folder, "tiny v1")
+
+    monkeypatch.setenv("LOOML_TRUSTED_PACKAGES", "their_models, os")  # os is never trusted
+    assert (load_skops_model(folder, "tiny v1").predict(X) == Y).mean() > 0.5
+    model = Pipeline([("run", FunctionTransformer(os.system)), ("fit", LogisticRegression())])
+    with pytest.raises(RegistryError, match=r"does not trust: (posix|os)\.system"):
+        load_skops_model(save(model, tmp_path / "bad"), "tiny v2")

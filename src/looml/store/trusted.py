@@ -10,12 +10,20 @@ the libraries a pipeline is built from.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from looml.errors import Problem, RegistryError
 
-__all__ = ["load_skops_model"]
+__all__ = ["TRUST_ENV", "load_skops_model"]
+
+# The packages of the user's own estimators (`estimator: 'their_pkg.models:Model'`) are trusted
+# when the machine that loads the model says so, never because the model's files say so.
+TRUST_ENV = "LOOML_TRUSTED_PACKAGES"
+# Modules whose functions run programs or code: no setting trusts them.
+_NEVER_TRUSTED = frozenset({"builtins", "os", "posix", "nt", "subprocess", "sys", "shutil", "importlib",
+                            "runpy", "pickle", "marshal", "ctypes", "socket", "code", "pty", "io"})
 
 # What a looml pipeline is made of. MLflow's own loader trusts whatever types (and format: pickle
 # included) the model's MLmodel file lists, so an edited artifact could run any code on load;
@@ -47,13 +55,18 @@ def load_skops_model(folder: Path, what: str) -> Any:
                                     fix="re-register it with `looml run` (it saves skops)"))
     try:
         found = get_untrusted_types(file=path)
-        refused = sorted(t for t in found if not (t.startswith(_TRUSTED_ROOTS) or t in _TRUSTED_BUILTINS))
+        roots = _TRUSTED_ROOTS + _operator_roots()
+        refused = sorted(t for t in found if not (t.startswith(roots) or t in _TRUSTED_BUILTINS))
         if refused:
+            packages = sorted({t.split(".")[0] for t in refused})
+            edited = "load only models registered by `looml run`; if this file was edited, re-register " \
+                     "the model"
             raise RegistryError(Problem(
                 loc="registry.model_name", value=what,
                 message=f"the model file carries types looml does not trust: {', '.join(refused)}",
-                fix="load only models registered by `looml run`; if this file was edited, re-register "
-                    "the model"))
+                fix=edited if set(packages) & _NEVER_TRUSTED else
+                f"if these are your own estimators' classes, trust their package on this machine: "
+                f"{TRUST_ENV}={','.join(packages)}; otherwise {edited}"))
         return load(path, trusted=found)
     except RegistryError:
         raise
@@ -61,3 +74,8 @@ def load_skops_model(folder: Path, what: str) -> Any:
         raise RegistryError(Problem(loc="registry.model_name", value=what,
                                     message=f"cannot read the model file {path.name}: {exc}",
                                     fix="re-register the model with `looml run`")) from exc
+
+
+def _operator_roots() -> tuple[str, ...]:
+    names = (n.strip() for n in os.environ.get(TRUST_ENV, "").split(","))
+    return tuple(f"{n}." for n in names if n and n not in _NEVER_TRUSTED)
