@@ -111,3 +111,38 @@ def test_the_pyfunc_model_and_looml_predict_give_the_same_labels(project: Path, 
     rows.to_csv(source, index=False)
     predict(project, str(source), out)
     assert pl.read_parquet(out)["prediction"].to_list() == expected(model, rows)
+
+
+def test_a_calibrated_vote_of_member_pipelines_is_fitted_on_the_coercer_s_frame_and_compiles() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from looml.learn.ensemble import make_ensemble
+    from looml.learn.train import decide_on
+    from looml.learn.tune import candidate_pipeline, refit
+    from looml.serve.compiled import compile_or_reason
+    from looml.spec import Spec
+
+    columns = ["Age", "MonthlyIncome", "OverTime", "JobRole", "MaritalStatus", "Attrition"]
+    frame = pl.read_parquet(CORPUS / "employee_attrition.parquet").sample(300, seed=1).select(columns)
+    frame = frame.to_pandas()
+    y = frame.pop("Attrition").to_numpy()
+    features = {c: "numeric" if frame[c].dtype.kind in "if" else "categorical" for c in frame.columns}
+    spec = Spec.model_validate({"data": {"source": "d.csv", "target": "Attrition", "positive_class": "Yes"},
+                                "registry": {"model_name": "m"},
+                                "evaluation": {"calibration": "sigmoid", "threshold": {"optimize": "f1"}}})
+    members = [(name, candidate_pipeline(features, spec, "classification", model)) for name, model in (
+        ("linear", LogisticRegression(max_iter=500)), ("strong", LogisticRegression(C=0.05, max_iter=500)))]
+    template = make_ensemble("voting", members, features, "classification", 0)
+
+    fitted = refit(template, frame, y, spec)
+    pipeline, decided_template, decision = decide_on(fitted, template, frame, y, spec, "classification", 3)
+
+    assert decision["calibration"] == "sigmoid" and decision["positive_class"] == "Yes"
+    assert type(decided_template.steps[-1][1]).__name__ == "DecisionModel"
+    reference = PipelineScorer(pipeline, features)
+    scorer, reason = compile_or_reason(pipeline, features, None, None, reference)
+    assert scorer is not None and scorer.name.endswith("+sigmoid+threshold"), reason
+    batch = {c: frame[c].tolist() for c in features}
+    proba = pipeline.predict_proba(frame)[:, 1]
+    assert scorer.predict(batch).labels.tolist() == np.where(proba >= decision["threshold"], "Yes",
+                                                             "No").tolist()

@@ -29,7 +29,7 @@ from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils import get_tags
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from looml.spec import EvaluationSpec
 
@@ -230,7 +230,12 @@ class DecisionModel(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         and `log_loss_` (cross-validated, per method tried), then the model on all rows (`estimator_`)."""
         from looml.learn.rows import TrainingRows, takes_sample_weight
 
-        X, y = validate_data(self, X, y, accept_sparse=True, ensure_all_finite=self._finite(), dtype=None)
+        # X goes to the model as it comes (a vote's members read the coercer's DataFrame): the
+        # model checks it; y is checked here.
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        if len(y) == 0:
+            raise ValueError("no rows to fit: y is empty")
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -259,6 +264,9 @@ class DecisionModel(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                     min_precision=self.min_precision, costs=self.costs, sample_weight=weights)
         model = clone(self.estimator).fit(X, y, **fit_params)
         self.estimator_ = model.estimator_ if isinstance(model, TrainingRows) else model
+        for name in ("n_features_in_", "feature_names_in_"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
         return self
 
     def _calibrate(self, proba: np.ndarray, y_index: np.ndarray, weights: np.ndarray | None,
@@ -291,9 +299,6 @@ class DecisionModel(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         """The positive class where its probability is at least `threshold_`, else the other;
         the most probable class without a threshold."""
         return decide(self.predict_proba(X), self.classes_, self.threshold_, self._positive())
-
-    def _finite(self) -> bool | str:
-        return "allow-nan" if get_tags(self.estimator).input_tags.allow_nan else True
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
