@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from looml.store.connect import warm_up
 
 
@@ -49,3 +51,31 @@ def test_an_existing_store_is_left_alone(tmp_path: Path) -> None:
     warm_up(f"sqlite:///{db}")()
     assert db.read_bytes() == b"the project's store"
     assert list(tmp_path.glob(".mlflow-*.tmp")) == []
+
+
+def test_a_second_new_store_is_a_copy_of_the_machines_empty_one_and_works(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    monkeypatch.setenv("LOOML_CACHE_DIR", str(tmp_path / "cache"))
+    first, second = tmp_path / "a" / "mlflow.db", tmp_path / "b" / "mlflow.db"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    warm_up(f"sqlite:///{first}")()  # MLflow's migrations, kept as the template
+    [template] = (tmp_path / "cache").glob("mlflow-*-empty.db")
+    assert template.name == f"mlflow-{mlflow.__version__}-empty.db"
+    template_bytes = template.read_bytes()
+
+    monkeypatch.chdir(second.parent)
+    warm_up(f"sqlite:///{second}")()
+
+    assert template.read_bytes() == template_bytes  # a copy was taken, the template untouched
+    client = mlflow.MlflowClient(f"sqlite:///{second}")
+    [default] = client.search_experiments()
+    assert default.artifact_location == str(second.parent.resolve() / "mlruns" / "0")
+    assert client.get_experiment("0").creation_time > 0
+    experiment = client.create_experiment("looml", artifact_location=str(tmp_path / "artifacts"))
+    client.create_registered_model("tiny")
+    assert client.get_experiment(experiment).name == "looml"
+    assert [m.name for m in client.search_registered_models()] == ["tiny"]
+    assert [m.name for m in mlflow.MlflowClient(f"sqlite:///{first}").search_registered_models()] == []
