@@ -87,6 +87,17 @@ def test_the_model_s_threshold_is_the_best_cut_of_its_out_of_fold_predictions() 
     assert model.threshold_ < 0.5  # a rarer positive class: f1 wants a lower cut than argmax
 
 
+def test_a_floor_no_cut_reaches_leaves_the_most_probable_class() -> None:
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 2))
+    y = (rng.random(200) < 0.5).astype(int)  # noise: no cut is 99% precise
+
+    model = DecisionModel(GaussianNB(), objective="recall", min_precision=0.99, random_state=0).fit(X, y)
+
+    assert model.threshold_ is None and model.threshold_score_ is None
+    assert (model.predict(X) == model.predict_proba(X).argmax(axis=1)).all()
+
+
 @pytest.mark.parametrize(("threshold", "fragment"), [
     ({"optimize": "f_1"}, r"evaluation\.threshold\.optimize \(line \d+\): unknown threshold objective "
                           r"\(got 'f_1'\)\n.*fix: did you mean 'f1'\?"),

@@ -262,6 +262,8 @@ class DecisionModel(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
                 self.threshold_, self.threshold_score_ = choose_threshold(
                     y_index == pos, proba[:, pos], objective=self.objective, min_recall=self.min_recall,
                     min_precision=self.min_precision, costs=self.costs, sample_weight=weights)
+                if not np.isfinite(self.threshold_score_):  # no cut keeps the floor: argmax, as without
+                    self.threshold_, self.threshold_score_ = None, None
         model = clone(self.estimator).fit(X, y, **fit_params)
         self.estimator_ = model.estimator_ if isinstance(model, TrainingRows) else model
         for name in ("n_features_in_", "feature_names_in_"):

@@ -120,6 +120,11 @@ def decision_notes(decision: dict[str, Any] | None) -> list[str]:
         asked = decision["calibration_asked"]
         notes.append(f"calibration {decision['calibration']} ({asked} asked; cross-validated log loss of the "
                      f"out-of-fold predictions: {tried})")
+    if decision["threshold"] is None and decision["objective"] in ("precision", "recall"):
+        floor = decision["min_recall"] or decision["min_precision"]
+        other = "recall" if decision["objective"] == "precision" else "precision"
+        notes.append(f"no decision threshold: no cut of the out-of-fold predictions keeps {other} >= "
+                     f"{floor:g}; the most probable class is predicted")
     if decision["threshold"] is not None:
         costs = decision["objective"] == "costs"
         value = -decision["objective_value"] if costs else decision["objective_value"]
