@@ -69,7 +69,7 @@ def test_first_run_writes_the_schema_and_logs_it_with_the_model(project: Path) -
     assert {s.name: s.status for s in again.stages} == {
         "ingest": "cached", "profile": "cached", "validate": "cached", "check": "cached",
         "split": "cached", "train": "cached", "evaluate": "cached", "report": "cached",
-        "reference": "cached", "refit": "cached", "register": "cached"}
+        "reference": "cached", "explain": "cached", "refit": "cached", "register": "cached"}
 
 
 def test_a_corrupted_training_batch_stops_the_run_with_every_problem(project: Path) -> None:
