@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from looml.faults import fault_point
 from looml.store.artifacts import ArtifactStore, atomic_write
 
 __all__ = ["Runner", "StageRecord"]
@@ -85,7 +86,9 @@ class Runner:
             output = cached
         else:
             reason = "--force" if self.force else self._why(stage_dir, parts, manifest_path)
+            fault_point(f"stage.{name}.before")
             output = compute()
+            fault_point(f"stage.{name}.computed")
             # Not sort_keys: a cached output must come back exactly as computed, dict order
             # included (the order of feature columns decides what a model learns).
             blob = json.dumps({"parts": parts, "output": output}, default=str)
@@ -93,6 +96,7 @@ class Runner:
             record = StageRecord(name, "ran", reason, time.perf_counter() - started, key)
         latest = json.dumps({"key": key, "parts": parts}, sort_keys=True, default=str)
         atomic_write(stage_dir / "latest.json", lambda tmp: tmp.write_text(latest))
+        fault_point(f"stage.{name}.done")
         self._record(record)
         return output
 

@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from looml.executors import Job, JobFailure, OnMessage
+from looml.faults import fault_point
 
 __all__ = ["LocalExecutor"]
 
@@ -91,6 +92,7 @@ class LocalExecutor:
         self._slots[i] = worker
         worker.conn.send((key, job))
         worker.key = key
+        fault_point("tune.submitted")  # mid-search: this trial's worker (and the pool) alive
 
     def results(self, timeout: float | None) -> list[tuple[int, Any]]:
         """Finished jobs (a `JobFailure` for a job that raised or lost its worker); questions

@@ -37,7 +37,7 @@ from looml.pipeline.prepare import check_candidates, prepare, split_stage
 from looml.pipeline.record import card_facts, register_model, render_html, report_context
 from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
-from looml.store.artifacts import ArtifactStore, atomic_write
+from looml.store.artifacts import ArtifactStore, atomic_write, sweep_temp
 from looml.store.connect import check_reachable, local_tracking_uri, warm_up
 from looml.store.snapshots import SnapshotCatalog
 from looml.store.tracking import version_state
@@ -105,6 +105,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         spec = load_spec(spec)
     check_candidates(spec)
     home = spec.project_dir / ".looml"
+    sweep_temp(home)  # what a killed run was writing (decision 52)
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)
@@ -226,15 +227,19 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
                 REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8"), CARD_ARTIFACT: card,
                 EXPLANATIONS_ARTIFACT: store.get_bytes(explanations_digest).decode("utf-8")}
 
+    register_config = [spec.registry.model_name, tracking_uri, spec.tracking.experiment]
+    register_inputs = {"pipeline": registered_digest, "snapshot": data_digest, "schema": schema_digest,
+                       "evaluation": digest_of(evaluated), "report": reported["artifacts"]["html"],
+                       "reference": reference_digest, "explanations": explanations_digest}
+    # A version made for this same work by a run killed before `register` was recorded is adopted,
+    # not made twice (decision 52); --force asks for a new one.
+    work_key = None if force else digest_of([register_config, register_inputs])
     registered = runner.run(
         "register", code=[*WIRING, "looml.store.tracking", "looml.store.params"],
-        config=[spec.registry.model_name, tracking_uri, spec.tracking.experiment],
-        inputs={"pipeline": registered_digest, "snapshot": data_digest, "schema": schema_digest,
-                "evaluation": digest_of(evaluated), "report": reported["artifacts"]["html"],
-                "reference": reference_digest, "explanations": explanations_digest},
+        config=register_config, inputs=register_inputs,
         compute=lambda: register_model(spec, tracking_uri, registered_model(), frame(),
                                        store.path(data_digest), data_digest, report, trained, evaluated,
-                                       report_path, schema_digest, documents()),
+                                       report_path, schema_digest, documents(), work_key),
         still_valid=lambda out: version_state(tracking_uri, out["model_name"], out["version"])[0],
     )
     _, champion = version_state(tracking_uri, registered["model_name"], registered["version"])

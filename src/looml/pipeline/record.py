@@ -14,6 +14,7 @@ from looml import __version__
 from looml.data.profile import Profile
 from looml.data.validate import ValidationReport
 from looml.errors import Problem
+from looml.faults import fault_point
 from looml.learn.card import CardFacts
 from looml.runner import StageRecord
 from looml.spec import Spec
@@ -72,7 +73,9 @@ def render_html(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]
     """The report's HTML, stored."""
     from looml.report import render_report
 
-    return {"artifacts": {"html": store.put_bytes(render_report(context).encode("utf-8"))}}
+    html = render_report(context).encode("utf-8")
+    fault_point("report.rendered")
+    return {"artifacts": {"html": store.put_bytes(html)}}
 
 
 def decision_params(fitted: Any) -> dict[str, Any]:
@@ -93,8 +96,9 @@ def decision_params(fitted: Any) -> dict[str, Any]:
 def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, snapshot_path: Path,
                    data_digest: str, report: ValidationReport, trained: dict[str, Any],
                    evaluated: dict[str, Any], report_path: Path, schema_digest: str,
-                   documents: dict[str, str]) -> dict[str, Any]:
-    """The MLflow run (params, metrics, the snapshot, documents) and the new model version."""
+                   documents: dict[str, str], work_key: str | None = None) -> dict[str, Any]:
+    """The MLflow run (params, metrics, the snapshot, documents) and the new model version (or the
+    one an interrupted attempt made for the same `work_key`)."""
     from looml.store.params import settings_params
     from looml.store.tracking import TrackedRun, log_and_register
 
@@ -133,7 +137,7 @@ def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFra
         model_name=spec.registry.model_name, pipeline=fitted, input_example=example,
         snapshot=frame, snapshot_path=snapshot_path, data_digest=data_digest, target=report.target,
         params=params, metrics=metrics, tags=tags, artifacts=[report_path], documents=documents,
-        trials=trained["leaderboard"],
+        trials=trained["leaderboard"], work_key=work_key,
         # named after what it made and from what: the model, the winning candidate, the data
         run_name=f"{spec.registry.model_name}-{trained['best']}-{data_digest[:8]}",
     ))

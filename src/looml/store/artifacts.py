@@ -2,20 +2,26 @@
 
 Each artifact is stored once, under `sha256[:2]/sha256` of its bytes. Writes go to a
 temporary name in the same folder and are renamed into place, so a killed process
-never leaves a half-written artifact under a real name.
+never leaves a half-written artifact under a real name. A temporary name carries the pid of
+its writer, so one left by a killed process is found and removed (`sweep_temp`) without touching
+a live writer's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["ArtifactStore", "atomic_write", "file_digest"]
+from looml.faults import fault_point
+
+__all__ = ["ArtifactStore", "atomic_write", "file_digest", "sweep_temp"]
 
 _CHUNK = 1 << 20
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$|^\.[^.]+-(\d+)-[0-9a-f]+\.db\.tmp$")
 
 
 def file_digest(path: Path) -> str:
@@ -32,15 +38,42 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     gets the mode a plain `open` would give it (0666 less the umask), not mkstemp's private 0600:
     looml.yaml, the schema and the reports are the user's files."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        fault_point("artifacts.before_rename")  # the whole file is under its temporary name
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def sweep_temp(root: Path) -> list[Path]:
+    """Remove the temporary files under `root` that a process killed mid-write left behind
+    (named `.<name>.<pid>.<random>.tmp` by `atomic_write` and `put_file`, and
+    `.mlflow-<pid>-<token>.db.tmp` by the tracking warm-up; the pid no longer alive); return
+    them. A live writer's file is left alone."""
+    removed = []
+    for path in root.rglob(".*.tmp") if root.is_dir() else ():
+        found = _TEMP_NAME.match(path.name)
+        pid = found and (found.group(1) or found.group(2))
+        if not pid or _alive(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _read_umask() -> int:
@@ -76,11 +109,12 @@ class ArtifactStore:
     def put_file(self, write: Callable[[Path], None]) -> str:
         """Store whatever `write(path)` writes to a scratch file; return its digest."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".new.", suffix=".tmp", dir=self.root)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".new.{os.getpid()}.", suffix=".tmp", dir=self.root)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
             write(tmp)
+            fault_point("artifacts.put_file.written")  # a snapshot written, not yet under its digest
             digest = file_digest(tmp)
             target = self.path(digest)
             if target.is_file():

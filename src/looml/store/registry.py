@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from looml.errors import Problem, RegistryError
+from looml.faults import fault_point
 from looml.store.connect import import_mlflow
 from looml.store.tracking import CHAMPION
 
@@ -157,6 +158,7 @@ def record_move(tracking_uri: str, audit: AuditLog, decision: Decision, alias: s
     """Move `alias` to `decision.champion_after`, then record the decision; undo the move if
     the record cannot be written."""
     move_alias(tracking_uri, decision.model_name, alias, decision.champion_after)
+    fault_point("audit.after_move")  # the alias moved, its record not yet written
     try:
         audit.append(decision)
     except OSError:
