@@ -27,7 +27,7 @@ from pathlib import Path
 import polars as pl
 import psutil
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = Path(os.environ.get("LOOML_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 SPEC = ("seed: {seed}\ndata:\n  source: data.parquet\n  target: Private\nsplit:\n  folds: 2\n"
         "models:\n  candidates: [linear]\ntuning:\n  trials: 2\n  time_budget: 600\n"
         "registry:\n  model_name: faulty\n")
@@ -42,9 +42,17 @@ DANGEROUS = ("stage.ingest.before>artifacts.put_file.written", "tune.submitted",
 
 
 def _zygote() -> None:  # pragma: no cover - runs in the zygote process
-    import mlflow
+    # Warm, what `looml run` and its tracking warm-up import and build once per process: the
+    # children register without paying for it again.
+    import mlflow.sklearn
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     import sklearn.linear_model  # noqa: F401
+    import skops.io  # noqa: F401
+    from mlflow.utils import requirements_utils
+
+    import looml.store.pyfunc  # noqa: F401
+
+    requirements_utils._init_packages_to_modules_map()
 
     from looml import faults
     from looml.cli import app
