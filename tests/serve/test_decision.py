@@ -106,6 +106,9 @@ def test_the_pyfunc_model_and_looml_predict_give_the_same_labels(project: Path, 
     run = mlflow.get_run(model.run_id)
     assert float(run.data.params["decision.threshold"]) == pytest.approx(model.threshold, abs=1e-6)
     assert run.data.params["decision.objective"] == "f1"
+    report = next((project.parent / ".looml" / "reports").glob("attrition-*.html")).read_text("utf-8")
+    assert "calibration sigmoid (sigmoid asked" in report
+    assert "on P(Yes): the best f1 on the out-of-fold predictions" in report
 
     source, out = tmp_path / "batch.csv", tmp_path / "scored.parquet"
     rows.to_csv(source, index=False)
