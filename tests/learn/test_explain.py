@@ -107,6 +107,23 @@ def test_a_soft_vote_adds_up_to_its_probability_and_a_vote_of_regressors_to_its_
     np.testing.assert_allclose(value.totals()[:, 0], average.predict(rows), rtol=1e-9)
 
 
+def test_a_calibrated_model_with_a_threshold_is_explained_by_its_inner_model_s_margin() -> None:
+    from looml.learn.decision import DecisionModel
+
+    X, labels, _ = table()
+    pre = build_preprocessor(FEATURES, PreprocessingSpec(), task="classification")
+    inner = make_estimator("lightgbm", "classification", {"n_estimators": 50}, 0, 1)
+    pipeline = Pipeline([*pre.steps, ("model", DecisionModel(inner, calibration="sigmoid", objective="f1"))])
+    pipeline.fit(X, labels)
+    rows = table(30, seed=5)[0]
+
+    found = explainer_for(pipeline).explain(rows)
+
+    margin = pipeline.steps[-1][1].estimator_.predict(pipeline[:-1].transform(rows), raw_score=True)
+    np.testing.assert_allclose(found.totals()[:, 0], margin, atol=1e-9)
+    assert found.outputs == ["log-odds of 'yes' (before calibration)"]
+
+
 def test_linear_coefficients_are_mapped_back_to_their_columns() -> None:
     # No scaling: a numeric column's contribution is its coefficient times its value.
     rng = np.random.default_rng(0)

@@ -127,12 +127,16 @@ def explainer_for(pipeline: Pipeline, threads: int = 0) -> Explainer:
     """
     model = pipeline.steps[-1][1]
     classes = list(getattr(pipeline, "classes_", [])) or None
+    units = ""
+    if type(model).__name__ == "DecisionModel":  # calibration and threshold (learn.decision) around it
+        if getattr(model, "calibration_", "none") != "none":
+            units = " (before calibration)"
+        model = model.estimator_
     if isinstance(model, VotingRegressor) or (isinstance(model, VotingClassifier) and model.voting == "soft"):
-        return _voting(pipeline, model, threads)
+        return _voting(pipeline, model, threads, units)
     if type(model).__name__.startswith(("Voting", "Stacking")):
         raise NoExplanation(f"a {type(model).__name__} has no per-row contributions: its output is not a "
                             "sum of its members' margins (a soft vote averages probabilities)")
-    units = ""
     if isinstance(model, TransformedTargetRegressor):
         units = " (in the transformed target's units)"
         model = model.regressor_
@@ -151,11 +155,12 @@ def explainer_for(pipeline: Pipeline, threads: int = 0) -> Explainer:
     if k == 2 and classes is not None and len(classes) == 2:  # one margin per class: keep the positive one
         contribute = _positive(contribute)
         k = 1
-    outputs = [o + units for o in outputs[-k:]] if classes is None or k == 1 else outputs
+    outputs = [o + units for o in (outputs[-k:] if classes is None or k == 1 else outputs)]
     return Explainer("tree" if _is_tree(model) else "linear", preprocess, columns, outputs, contribute, name)
 
 
-def _voting(pipeline: Pipeline, model: VotingRegressor | VotingClassifier, threads: int) -> Explainer:
+def _voting(pipeline: Pipeline, model: VotingRegressor | VotingClassifier, threads: int,
+            units: str = "") -> Explainer:
     """Each member is a whole pipeline (its own coercion and preprocessing) and explains raw rows.
 
     A soft vote of classifiers averages probabilities: each member's contributions are first
@@ -173,7 +178,7 @@ def _voting(pipeline: Pipeline, model: VotingRegressor | VotingClassifier, threa
     outputs = ["value"]
     if isinstance(model, VotingClassifier):
         classes = [_label(c) for c in model.classes_]  # the members learned encoded labels 0..k-1
-        outputs = _outputs(classes, len(members[0][1].outputs), "probability")
+        outputs = [o + units for o in _outputs(classes, len(members[0][1].outputs), "probability")]
     return Explainer("voting", None, identity, outputs, None, type(model).__name__, members)
 
 
