@@ -275,4 +275,7 @@ def _print_summary(result: Any, spec: Path) -> None:
                   f"make this one champion with: looml models promote {result.model_version} --spec {spec}",
                   soft_wrap=True, highlight=False)
     out.print(f"report  {result.report_path}", soft_wrap=True)
-    out.print(f"mlflow  mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True)
+    if result.tracking_uri.startswith(("http://", "https://")):  # a team's server: its UI is there
+        out.print(f"mlflow  {result.tracking_uri}", soft_wrap=True)
+    else:
+        out.print(f"mlflow  mlflow ui --backend-store-uri {result.tracking_uri}", soft_wrap=True)

@@ -12,7 +12,8 @@ A cycle reads a window of the prediction log and the feedback on it, then:
 4. scores champion and challenger on the fresh rows, which neither trained on, and promotes the
    challenger only if a paired bootstrap shows it better by more than `promotion.margin` at
    `promotion.confidence`; otherwise keeps the champion and records why.
-Every decision is appended to `.looml/audit.jsonl`; the server follows the alias by itself.
+Every decision is appended to `.looml/audit.jsonl` (on a shared tracking store, to the registered
+model's tags: `store.team`); the server follows the alias by itself.
 """
 
 from __future__ import annotations
@@ -38,7 +39,16 @@ from looml.monitor.stats import Outcomes, paired_bootstrap
 from looml.schedule import parse_schedule
 from looml.spec import Spec, load_spec
 from looml.store.connect import local_tracking_uri
-from looml.store.registry import CHALLENGER, AuditLog, Decision, move_alias, record_move, version_info
+from looml.store.registry import (
+    CHALLENGER,
+    AuditLog,
+    Decision,
+    audit_log,
+    move_alias,
+    record_move,
+    version_info,
+)
+from looml.store.team import TagAuditLog
 from looml.store.tracking import champion_version, load_pipeline
 
 __all__ = ["CycleResult", "cycle", "history", "promote", "rollback", "watch"]
@@ -89,8 +99,8 @@ class _Project:
         return self.spec.registry.model_name
 
     @property
-    def audit(self) -> AuditLog:
-        return AuditLog(self.home / "audit.jsonl")
+    def audit(self) -> AuditLog | TagAuditLog:
+        return audit_log(self.tracking_uri, self.home)
 
     def schema(self, version: str) -> Any:
         """The `Schema` logged with a version (read from the registry once per cycle), or None."""

@@ -436,5 +436,25 @@ class RegistrySpec(_Section):
 class TrackingSpec(_Section):
     """The MLflow tracking store. The default is an embedded SQLite file under .looml/."""
 
-    uri: str = Field("sqlite:///.looml/mlflow.db", description="Any MLflow tracking URI.")
+    uri: str = Field("sqlite:///.looml/mlflow.db", description=(
+        "Any MLflow tracking URI; `http(s)://host:port` for a team's `mlflow server` (docs/team.md). "
+        "No credentials in it: they come from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD "
+        "or MLFLOW_TRACKING_TOKEN."))
     experiment: str = Field("looml", min_length=1)
+
+    @model_validator(mode="after")
+    def _no_credentials(self) -> TrackingSpec:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(self.uri)
+            password = parts.password
+        except ValueError:
+            return self
+        if password is not None:
+            shown = self.uri.replace(f":{password}@", ":***@", 1)
+            _field_errors("TrackingSpec", [(
+                ("uri",), "a password in the tracking URI would be stored in the spec, the logs and MLflow",
+                shown, "remove 'user:password@' from the URI and set MLFLOW_TRACKING_USERNAME and "
+                       "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment")])
+        return self

@@ -1,7 +1,8 @@
 """Registry moves with an audit trail: promote, keep, rollback, and the history that shows them.
 
 Every decision `looml loop` or `looml models` takes is one JSON line appended to
-`.looml/audit.jsonl` (written with one `write` call and fsynced, so a line is whole or absent).
+`.looml/audit.jsonl` (written with one `write` call and fsynced, so a line is whole or absent);
+on a shared tracking store, one tag of the registered model instead (`store.team`).
 An alias moves in one MLflow call, after the decision is known and before it is recorded;
 if the record cannot be written the alias is moved back, so the trail never misses a move.
 """
@@ -16,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from looml.errors import Problem, RegistryError
-from looml.faults import fault_point
 from looml.store.connect import import_mlflow
+from looml.store.team import TagAuditLog, champion_lease, is_shared
 from looml.store.tracking import CHAMPION
 
-__all__ = ["CHALLENGER", "AuditLog", "Decision", "VersionInfo", "move_alias", "record_move", "version_info",
-           "versions"]
+__all__ = ["CHALLENGER", "AuditLog", "Decision", "VersionInfo", "audit_log", "move_alias", "record_move",
+           "version_info", "versions"]
 
 CHALLENGER = "challenger"
 
@@ -154,11 +155,40 @@ def move_alias(tracking_uri: str, name: str, alias: str, version: str | None) ->
                                     fix="check the tracking URI and the version")) from exc
 
 
-def record_move(tracking_uri: str, audit: AuditLog, decision: Decision, alias: str = CHAMPION) -> None:
+def audit_log(tracking_uri: str, home: Path) -> AuditLog | TagAuditLog:
+    """Where a project's decisions are kept: `home/audit.jsonl` for a local store, the registered
+    model's tags on a shared one (so every project folder using it reads the same history)."""
+    return TagAuditLog(tracking_uri) if is_shared(tracking_uri) else AuditLog(home / "audit.jsonl")
+
+
+def record_move(tracking_uri: str, audit: AuditLog | TagAuditLog, decision: Decision,
+                alias: str = CHAMPION) -> None:
+    """Move `alias` to `decision.champion_after` and record the decision (see `_move_and_record`).
+
+    On a shared store this happens under the champion lease, after checking that the champion is
+    still `decision.champion_before`: a decision taken on a champion another process has moved
+    meanwhile is refused (`RegistryError`), not applied over the other move."""
+    if not is_shared(tracking_uri):
+        _move_and_record(tracking_uri, audit, decision, alias)
+        return
+    from looml.store.tracking import champion_version
+
+    with champion_lease(_client(tracking_uri), decision.model_name):
+        now = champion_version(tracking_uri, decision.model_name)
+        if alias == CHAMPION and now != decision.champion_before:
+            raise RegistryError(Problem(
+                loc="champion", value=f"{decision.model_name} v{now}",
+                message=f"the champion moved while this decision was taken (it was "
+                        f"v{decision.champion_before}); nothing was changed",
+                fix="see `looml models history`, then decide again"))
+        _move_and_record(tracking_uri, audit, decision, alias)
+
+
+def _move_and_record(tracking_uri: str, audit: AuditLog | TagAuditLog, decision: Decision,
+                     alias: str = CHAMPION) -> None:
     """Move `alias` to `decision.champion_after`, then record the decision; undo the move if
     the record cannot be written."""
     move_alias(tracking_uri, decision.model_name, alias, decision.champion_after)
-    fault_point("audit.after_move")  # the alias moved, its record not yet written
     try:
         audit.append(decision)
     except OSError:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from looml.errors import Problem, RegistryError
-from looml.faults import fault_point
 from looml.store.connect import import_mlflow, sqlite_db
 from looml.store.params import param_value
 from looml.store.trusted import load_skops_model
@@ -84,7 +83,6 @@ class TrackedRun:
     documents: dict[str, str]  # artifact path -> text (the schema and the reference profile)
     trials: list[dict[str, Any]] = field(default_factory=list)  # leaderboard rows, logged as child runs
     run_name: str | None = None  # None: MLflow's random name
-    work_key: str | None = None  # what this registration is of; a version made for it is adopted
 
 
 def _requirements(pipeline: Pipeline) -> list[str]:
@@ -121,17 +119,8 @@ def _log_and_register(run: TrackedRun) -> Registration:
     mlflow.set_tracking_uri(run.tracking_uri)
     client = MlflowClient(run.tracking_uri)
     registered: tuple[str, str] | None = None
-    adopted = _adopt(client, run) if run.work_key else None
-    if adopted is not None:
-        return adopted
     try:
-        experiment = client.get_experiment_by_name(run.experiment)
-        if experiment is None:
-            db = sqlite_db(run.tracking_uri)
-            location = (db.parent / "mlartifacts").as_uri() if db else None
-            experiment_id = client.create_experiment(run.experiment, artifact_location=location)
-        else:
-            experiment_id = experiment.experiment_id
+        experiment_id = _experiment_id(client, run)
         trusted = type_names(run.pipeline)
         signature = _signature(run.pipeline, run.input_example)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run.run_name) as active:
@@ -159,18 +148,13 @@ def _log_and_register(run: TrackedRun) -> Registration:
                     info = _log_model(mlflow, run, signature, get_untrusted_types(data=dumps(run.pipeline)))
             run_id = active.info.run_id
             _log_trials(client, experiment_id, run_id, run.trials)
-            if not _exists(client, run.model_name):
-                client.create_registered_model(run.model_name)
+            _ensure_registered(client, run.model_name)
             version = client.create_model_version(
                 run.model_name, source=info.model_uri, run_id=run_id, model_id=info.model_id,
                 tags={"looml.data_digest": run.data_digest, "looml.spec_hash": run.tags.get(
-                    "looml.spec_hash", ""), **({WORK_KEY: run.work_key} if run.work_key else {})})
+                    "looml.spec_hash", "")})
             registered = (run.model_name, str(version.version))
-            fault_point("register.after_version")  # a version made, no alias, no manifest yet
-            champion = _champion(client, run.model_name) is None
-            if champion:
-                client.set_registered_model_alias(run.model_name, CHAMPION, str(version.version))
-                fault_point("register.after_alias")
+            champion = _take_champion_if_free(client, run.tracking_uri, run.model_name, registered[1])
     except (MlflowException, OSError) as exc:
         if registered is not None:
             _unregister(client, *registered)
@@ -288,50 +272,6 @@ def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[di
         client.set_terminated(child.info.run_id, status=status)
 
 
-WORK_KEY = "looml.work_key"
-
-
-def _adopt(client: Any, run: TrackedRun) -> Registration | None:
-    """The version an earlier attempt at the same work created, if it was killed before its
-    result was recorded (decision 52): made champion if there is none, its MLflow run closed.
-    A version whose model files are gone is deleted and None returned, so it is made again."""
-    from mlflow.artifacts import list_artifacts
-    from mlflow.exceptions import MlflowException
-
-    if not _exists(client, run.model_name):
-        return None
-    try:
-        found = client.search_model_versions(
-            f"name = '{run.model_name}' and tags.`{WORK_KEY}` = '{run.work_key}'")
-    except MlflowException:
-        return None
-    for version in sorted(found, key=lambda v: int(v.version)):
-        try:
-            where = client.get_model_version_download_uri(run.model_name, str(version.version))
-            source_ok = any(f.path.endswith("MLmodel") for f in list_artifacts(artifact_uri=where))
-        except (MlflowException, OSError):
-            source_ok = False
-        if not source_ok:
-            _unregister(client, run.model_name, str(version.version))
-            continue
-        champion = _champion(client, run.model_name) is None
-        if champion:
-            client.set_registered_model_alias(run.model_name, CHAMPION, str(version.version))
-            fault_point("register.after_alias")
-        if client.get_run(version.run_id).info.status == "RUNNING":
-            client.set_terminated(version.run_id, status="FINISHED")
-        return Registration(model_name=run.model_name, version=str(version.version), run_id=version.run_id,
-                            model_uri=f"models:/{run.model_name}/{version.version}",
-                            champion=champion or _is_champion(client, run.model_name, str(version.version)),
-                            tracking_uri=run.tracking_uri)
-    return None
-
-
-def _is_champion(client: Any, name: str, version: str) -> bool:
-    current = _champion(client, name)
-    return current is not None and str(current.version) == version
-
-
 def _exists(client: Any, name: str) -> bool:
     from mlflow.exceptions import MlflowException
 
@@ -361,14 +301,18 @@ def _experiment_id(client: Any, run: TrackedRun) -> str:
         return experiment.experiment_id
 
 
-def _exists(client: Any, name: str) -> bool:
+def _ensure_registered(client: Any, name: str) -> None:
+    """Create the registered model unless it exists; another run creating it at the same moment
+    (two `looml run`s against one server) is not an error."""
     from mlflow.exceptions import MlflowException
 
+    if _exists(client, name):
+        return
     try:
-        client.get_registered_model(name)
-    except MlflowException:
-        return False
-    return True
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
 
 
 def _champion(client: Any, name: str) -> Any:
@@ -378,6 +322,20 @@ def _champion(client: Any, name: str) -> Any:
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+
+
+def _take_champion_if_free(client: Any, tracking_uri: str, name: str, version: str) -> bool:
+    """Make `version` the champion if the model has none; whether it did. On a shared store the
+    check and the move happen under the champion lease (`store.team`), so two runs registering
+    at once cannot both see no champion and both take the alias."""
+    from looml.store.team import champion_lease, is_shared
+
+    lease = champion_lease(client, name) if is_shared(tracking_uri) else contextlib.nullcontext()
+    with lease:
+        if _champion(client, name) is not None:
+            return False
+        client.set_registered_model_alias(name, CHAMPION, version)
+    return True
 
 
 def _unregister(client: Any, name: str, version: str) -> None:
