@@ -148,3 +148,21 @@ def test_a_threshold_on_three_classes_is_refused_before_training(make_project) -
 def test_the_default_is_no_calibration_and_no_threshold() -> None:
     spec = Spec.model_validate({"data": {"source": "d.csv", "target": "y"}, "registry": {"model_name": "m"}})
     assert spec.evaluation.calibration == "none" and spec.evaluation.threshold is None
+
+
+def test_a_chosen_model_without_probabilities_cannot_be_thresholded() -> None:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import LinearSVC
+
+    from looml.learn.train import decide_on
+
+    X, y = pd.DataFrame({"a": np.arange(40.0)}), np.array([0, 1] * 20)
+    template = Pipeline([("id", "passthrough"), ("model", LinearSVC())])
+    spec = Spec.model_validate({"data": {"source": "d.csv", "target": "y"}, "registry": {"model_name": "m"},
+                                "evaluation": {"threshold": {"optimize": "f1"}}})
+
+    with pytest.raises(SpecError, match=r"evaluation\.threshold: the chosen model gives no class "
+                                        r"probabilities \(predict_proba\) to calibrate or threshold "
+                                        r"\(got 'LinearSVC'\)"):
+        decide_on(template.fit(X, y), template, X, y, spec, "classification", 3)

@@ -99,6 +99,14 @@ def decide_on(pipeline: Pipeline, template: Pipeline | None, X: pd.DataFrame, y:
     model = wrap_decision(inner, spec.evaluation, len(classes), _plain(positive), folds, spec.seed)
     if model is inner:
         return pipeline, template, None
+    if not hasattr(pipeline, "predict_proba"):
+        from looml.errors import Problem, SpecError
+
+        loc = "evaluation.calibration" if spec.evaluation.calibration != "none" else "evaluation.threshold"
+        raise SpecError(Problem(loc=loc, value=type(inner).__name__,
+                                message="the chosen model gives no class probabilities (predict_proba) to "
+                                        "calibrate or threshold",
+                                fix="remove the setting, or list only candidates with predict_proba"))
     features = pipeline[:-1]
     weighted = sample_weight is not None and not isinstance(inner, _ENSEMBLES) and takes_sample_weight(inner)
     with threadpool_limits(limits=threads_for(len(X), spec.models.n_jobs)), warnings.catch_warnings():
