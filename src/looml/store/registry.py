@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from looml.errors import Problem, RegistryError
+from looml.faults import fault_point
 from looml.store.connect import import_mlflow
 from looml.store.team import TagAuditLog, champion_lease, is_shared
 from looml.store.tracking import CHAMPION
@@ -189,6 +190,7 @@ def _move_and_record(tracking_uri: str, audit: AuditLog | TagAuditLog, decision:
     """Move `alias` to `decision.champion_after`, then record the decision; undo the move if
     the record cannot be written."""
     move_alias(tracking_uri, decision.model_name, alias, decision.champion_after)
+    fault_point("audit.after_move")  # the alias moved, its record not yet written
     try:
         audit.append(decision)
     except OSError:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from looml.errors import Problem, RegistryError
+from looml.faults import fault_point
 from looml.store.connect import import_mlflow, sqlite_db
 from looml.store.params import param_value
 from looml.store.trusted import load_skops_model
@@ -83,6 +84,7 @@ class TrackedRun:
     documents: dict[str, str]  # artifact path -> text (the schema and the reference profile)
     trials: list[dict[str, Any]] = field(default_factory=list)  # leaderboard rows, logged as child runs
     run_name: str | None = None  # None: MLflow's random name
+    work_key: str | None = None  # what this registration is of; a version made for it is adopted
 
 
 def _requirements(pipeline: Pipeline) -> list[str]:
@@ -119,6 +121,9 @@ def _log_and_register(run: TrackedRun) -> Registration:
     mlflow.set_tracking_uri(run.tracking_uri)
     client = MlflowClient(run.tracking_uri)
     registered: tuple[str, str] | None = None
+    adopted = _adopt(client, run) if run.work_key else None
+    if adopted is not None:
+        return adopted
     try:
         experiment_id = _experiment_id(client, run)
         trusted = type_names(run.pipeline)
@@ -152,9 +157,12 @@ def _log_and_register(run: TrackedRun) -> Registration:
             version = client.create_model_version(
                 run.model_name, source=info.model_uri, run_id=run_id, model_id=info.model_id,
                 tags={"looml.data_digest": run.data_digest, "looml.spec_hash": run.tags.get(
-                    "looml.spec_hash", "")})
+                    "looml.spec_hash", ""), **({WORK_KEY: run.work_key} if run.work_key else {})})
             registered = (run.model_name, str(version.version))
+            fault_point("register.after_version")  # a version made, no alias, no manifest yet
             champion = _take_champion_if_free(client, run.tracking_uri, run.model_name, registered[1])
+            if champion:
+                fault_point("register.after_alias")
     except (MlflowException, OSError) as exc:
         if registered is not None:
             _unregister(client, *registered)
@@ -270,6 +278,49 @@ def _log_trials(client: Any, experiment_id: str, parent_id: str, trials: list[di
             tags=[RunTag(k, v) for k, v in tags.items()])
         status = "FINISHED" if row["state"] == "complete" else "KILLED"
         client.set_terminated(child.info.run_id, status=status)
+
+
+WORK_KEY = "looml.work_key"
+
+
+def _adopt(client: Any, run: TrackedRun) -> Registration | None:
+    """The version an earlier attempt at the same work created, if it was killed before its
+    result was recorded (decision 52): made champion if there is none, its MLflow run closed.
+    A version whose model files are gone is deleted and None returned, so it is made again."""
+    from mlflow.artifacts import list_artifacts
+    from mlflow.exceptions import MlflowException
+
+    if not _exists(client, run.model_name):
+        return None
+    try:
+        found = client.search_model_versions(
+            f"name = '{run.model_name}' and tags.`{WORK_KEY}` = '{run.work_key}'")
+    except MlflowException:
+        return None
+    for version in sorted(found, key=lambda v: int(v.version)):
+        try:
+            where = client.get_model_version_download_uri(run.model_name, str(version.version))
+            source_ok = any(f.path.endswith("MLmodel") for f in list_artifacts(artifact_uri=where))
+        except (MlflowException, OSError):
+            source_ok = False
+        if not source_ok:
+            _unregister(client, run.model_name, str(version.version))
+            continue
+        champion = _take_champion_if_free(client, run.tracking_uri, run.model_name, str(version.version))
+        if champion:
+            fault_point("register.after_alias")
+        if client.get_run(version.run_id).info.status == "RUNNING":
+            client.set_terminated(version.run_id, status="FINISHED")
+        return Registration(model_name=run.model_name, version=str(version.version), run_id=version.run_id,
+                            model_uri=f"models:/{run.model_name}/{version.version}",
+                            champion=champion or _is_champion(client, run.model_name, str(version.version)),
+                            tracking_uri=run.tracking_uri)
+    return None
+
+
+def _is_champion(client: Any, name: str, version: str) -> bool:
+    current = _champion(client, name)
+    return current is not None and str(current.version) == version
 
 
 def _exists(client: Any, name: str) -> bool:
