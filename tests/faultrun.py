@@ -179,7 +179,7 @@ def check_invariants(home: Path, killed: int | None, where: str, final: bool = F
     stale = [p for p in home.rglob("*.tmp") if killed is None or not re.search(rf"[.-]{killed}[.-]", p.name)]
     assert not stale, f"{where}: temporary files of an earlier run left behind: {stale}"
     artifacts = home / "artifacts"
-    for path in artifacts.glob("??/*") if artifacts.is_dir() else ():
+    for path in artifacts.glob("??/[!.]*") if artifacts.is_dir() else ():  # real names, not temporaries
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         assert digest == path.name, f"{where}: {path} is not whole (its bytes hash to {digest[:12]})"
     db = home / "mlflow.db"
