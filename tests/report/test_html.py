@@ -331,8 +331,9 @@ def test_chromium_draws_the_report_of_a_real_run(
     assert console == [] and drawn["failures"] == []
     assert drawn["width"] <= 1200  # nothing pushes the page wider than the window
     sections = drawn["sections"]
-    assert list(sections) == ["data", "profile", "leaderboard", "test", "fairness", "slices", "plots", "card",
-                              "stages"]
+    assert list(sections) == ["data", "profile", "leaderboard", "test", "fairness", "slices", "plots",
+                              "explanations", "card", "stages"]
+    assert "Permutation importance" in sections["explanations"]["text"]
     for name, section in sections.items():
         assert min(section["size"]) > 0, name
     assert "linear" in sections["leaderboard"]["text"]
