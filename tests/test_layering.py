@@ -123,3 +123,16 @@ def test_the_check_catches_every_way_of_importing(source: str, module: str,
     names = imported_modules(source, module, is_package=module == "looml")
 
     assert forbidden(names, FORBIDDEN_IN_STAGES) == expected
+
+
+def test_importing_looml_and_its_wiring_loads_no_heavy_library() -> None:
+    # A fully cached `looml run` imports only this much: scikit-learn, pandas, MLflow and SHAP
+    # are imported by the stages that run (a cached run had paid 6 s for one import at the top).
+    import subprocess
+    import sys
+
+    code = ("import sys, looml, looml.pipeline, looml.cli\n"
+            "print(sorted(m for m in ('sklearn', 'pandas', 'mlflow', 'shap', 'lightgbm', 'ray') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -27,7 +27,6 @@ from looml.data.profile import Profile
 from looml.data.validate import ValidationReport
 from looml.errors import GateError
 from looml.learn.card import CARD_ARTIFACT, model_card
-from looml.learn.explanations import EXPLANATIONS_ARTIFACT
 from looml.learn.gate import check_gate
 from looml.monitor.reference import REFERENCE_ARTIFACT
 from looml.pipeline.common import WIRING, digest_of
@@ -223,6 +222,8 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     tracking_ready()
 
     def documents() -> dict[str, str]:  # logged beside the model
+        from looml.learn.explanations import EXPLANATIONS_ARTIFACT  # scikit-learn: only when registering
+
         return {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(data_profile.to_dict()),
                 REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8"), CARD_ARTIFACT: card,
                 EXPLANATIONS_ARTIFACT: store.get_bytes(explanations_digest).decode("utf-8")}
