@@ -20,6 +20,16 @@ ESTIMATORS = [
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+def expected_failures(estimator: object) -> dict[str, str]:
+    """Row choices read the rows themselves: a row given twice is a duplicate to drop, an extra
+    inlier for the forest, a row to resample, never the same as one row of weight 2."""
+    if isinstance(estimator, TrainingRows) and (estimator.drop_duplicates or estimator.resample != "none"
+                                                or estimator.outlier_rows != "none"):
+        return {"check_sample_weight_equivalence_on_dense_data":
+                "choosing rows by their values is not invariant to repeating a row"}
+    return {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failures)
 def test_sklearn_estimator_contract(estimator, check) -> None:
     check(estimator)

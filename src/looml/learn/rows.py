@@ -22,7 +22,7 @@ from sklearn.preprocessing import PowerTransformer
 from sklearn.utils import get_tags
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, has_fit_parameter, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, has_fit_parameter, validate_data
 
 from looml.errors import Problem, SpecError
 from looml.spec import PreprocessingSpec
@@ -135,7 +135,7 @@ class TrainingRows(MetaEstimatorMixin, BaseEstimator):
             rows = inliers if len(inliers) else rows
         if self.resample != "none":
             rows = _resample(rows, y, self.resample, np.random.default_rng(self.random_state))
-        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)[rows]
+        weights = None if sample_weight is None else _check_sample_weight(sample_weight, X)[rows]
         if self.balanced_weights:
             balanced = compute_sample_weight("balanced", y[rows])
             weights = balanced if weights is None else weights * balanced
