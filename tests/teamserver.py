@@ -20,6 +20,7 @@ migrations of the empty database).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -138,6 +139,7 @@ def running_team_server(*, start_timeout: float = 90) -> Iterator[TeamServer]:
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log, one line a request
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     try:

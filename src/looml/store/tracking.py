@@ -137,7 +137,7 @@ def _log_and_register(run: TrackedRun) -> Registration:
             dataset = mlflow.data.from_polars(snapshot, source=str(run.snapshot_path),
                                               targets=run.target, name="snapshot",
                                               digest=run.data_digest[:16])
-            mlflow.log_input(dataset, context="training")
+            _log_input(mlflow, dataset)
             for path in run.artifacts:
                 mlflow.log_artifact(str(path))
             for artifact_path, text in run.documents.items():
@@ -350,6 +350,22 @@ def _experiment_id(client: Any, run: TrackedRun) -> str:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS" or experiment is None:
             raise
         return experiment.experiment_id
+
+
+def _log_input(mlflow: Any, dataset: Any, attempts: int = 3) -> None:
+    """Log the snapshot as the run's training input. MLflow's SQL store checks whether the
+    dataset exists and then inserts it, so two runs logging the same snapshot at once against one
+    server can meet its unique key (`dataset_pk`); the retry finds the other's row and links it."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context="training")
+            return
+        except MlflowException as exc:
+            if "dataset_pk" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _ensure_registered(client: Any, name: str) -> None:
