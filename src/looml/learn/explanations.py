@@ -94,6 +94,8 @@ def _dependence(values: pd.Series, found: Contributions, column: str, kind: str)
 def _coefficients(pipeline: Any, explainer: Explainer, outputs: list[str]) -> dict[str, Any]:
     """Per user column, each of its encoded features' coefficient (one per output)."""
     model = pipeline.steps[-1][1]
+    if type(model).__name__ == "DecisionModel":  # calibration and threshold around the linear model
+        model = model.estimator_
     model = getattr(model, "regressor_", model)
     coef = np.atleast_2d(np.asarray(model.coef_, dtype=np.float64))[-len(outputs):]
     table: dict[str, list[dict[str, Any]]] = {}

@@ -161,7 +161,8 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         if explanations:  # the report's Explanations section (report/templates/explanations.html)
             context["explanations"] = json.loads(store.get_bytes(explanations))
         reported = runner.run(
-            "report", code=[*WIRING, "looml.report.html", "looml.report:templates/report.html",
+            "report", code=[*WIRING, "looml.report.html", "looml.report.charts", "looml.report.text",
+                            "looml.report:templates/report.html",
                             "looml.report:templates/explanations.html",
                             "looml.learn.card"],
             config=spec.spec_hash,
@@ -234,7 +235,10 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
                        "reference": reference_digest, "explanations": explanations_digest}
     # A version made for this same work by a run killed before `register` was recorded is adopted,
     # not made twice (decision 52); --force asks for a new one.
-    work_key = None if force else digest_of([register_config, register_inputs])
+    # This project's own interrupted attempt at this very work is adopted, never another folder's
+    # run of the same data and spec against a shared registry (that is a version of its own).
+    work_key = None if force else digest_of([register_config, register_inputs,
+                                             str(spec.project_dir.resolve())])
     registered = runner.run(
         "register", code=[*WIRING, "looml.store.tracking", "looml.store.params"],
         config=register_config, inputs=register_inputs,
