@@ -129,6 +129,8 @@ def test_probabilities_on_request_one_column_per_class(champion) -> None:
     assert params.to_dict() == [{"name": "predict_method", "type": "string", "default": "predict",
                                  "shape": None}]
     assert model.metadata.flavors["python_function"]["loader_module"] == "looml.store.pyfunc"
+    # The tracking URI is process-wide: another module's test may have moved it since the fixture.
+    mlflow.set_tracking_uri(f"sqlite:///{(folder / '.looml' / 'mlflow.db').resolve()}")
     assert mlflow.sklearn.load_model("models:/contract@champion").predict(rows).tolist() == \
         list(pipeline.predict(rows))  # the sklearn flavor is unchanged
 
