@@ -34,8 +34,8 @@ from sklearn.model_selection import cross_validate
 from threadpoolctl import threadpool_limits
 
 from looml.learn.metrics import scorers
-from looml.learn.trial import fold_indices
-from looml.learn.tune import candidate_pipeline, tune
+from looml.learn.trial import candidate_pipeline, fold_indices
+from looml.learn.tune import tune
 from looml.learn.zoo import make_estimator
 from looml.spec import Spec
 

@@ -12,8 +12,9 @@ import pytest
 from sklearn.datasets import load_digits, make_friedman1
 from sklearn.ensemble import VotingClassifier, VotingRegressor
 
-from looml.learn.ensemble import pool
-from looml.learn.tune import TrialRow, Tuned, tune
+from looml.learn.leaderboard import TrialRow
+from looml.learn.tune import Tuned, tune
+from looml.learn.vote import pool
 from looml.spec import Spec
 
 

@@ -15,16 +15,10 @@ from sklearn.datasets import load_breast_cancer, make_regression
 from sklearn.pipeline import Pipeline
 
 from looml.errors import DataError, SpecError
-from looml.learn.tune import (
-    _SCORE_MARGIN,
-    TrialRow,
-    Tuned,
-    candidate_pipeline,
-    check_budget,
-    estimate_mb,
-    parallelism,
-    tune,
-)
+from looml.learn.budget import _SCORE_MARGIN, check_budget, estimate_mb
+from looml.learn.leaderboard import TrialRow
+from looml.learn.trial import candidate_pipeline
+from looml.learn.tune import Tuned, parallelism, tune
 from looml.learn.zoo import make_estimator
 from looml.spec import Spec
 
@@ -254,10 +248,10 @@ def test_memory_estimate_grows_with_forest_size() -> None:
 def test_the_pruner_compares_a_trial_only_with_its_own_family() -> None:
     import optuna
 
-    from looml.learn.tune import _FamilyMedianPruner
+    from looml.learn.search import FamilyMedianPruner
 
     families = optuna.distributions.CategoricalDistribution(["forest", "linear"])
-    study = optuna.create_study(direction="maximize", pruner=_FamilyMedianPruner(startup=3))
+    study = optuna.create_study(direction="maximize", pruner=FamilyMedianPruner(startup=3))
     for value in (0.90, 0.80, 0.85):  # three finished forests, fold-1 scores as their values
         study.add_trial(optuna.trial.create_trial(
             params={"model": "forest"}, distributions={"model": families}, value=value,

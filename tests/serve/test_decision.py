@@ -121,7 +121,8 @@ def test_a_calibrated_vote_of_member_pipelines_is_fitted_on_the_coercer_s_frame_
 
     from looml.learn.ensemble import make_ensemble
     from looml.learn.train import decide_on
-    from looml.learn.tune import candidate_pipeline, refit
+    from looml.learn.trial import candidate_pipeline
+    from looml.learn.tune import refit
     from looml.serve.compiled import compile_or_reason
     from looml.spec import Spec
 

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from looml.learn.leaderboard import TrialRow
 from looml.learn.metrics import primary_metric, scoring_for
 from looml.learn.spaces import check_search
-from looml.learn.tune import TrialRow, tune
+from looml.learn.tune import tune
 from looml.spec import Spec
 
 __all__ = ["Trained", "decide_on", "train"]
@@ -87,9 +88,9 @@ def decide_on(pipeline: Pipeline, template: Pipeline | None, X: pd.DataFrame, y:
     from threadpoolctl import threadpool_limits
 
     from looml.learn.decision import decision_of, wrap_decision
+    from looml.learn.ensemble import ENSEMBLES
     from looml.learn.metrics import positive_index
     from looml.learn.rows import takes_sample_weight
-    from looml.learn.tune import _ENSEMBLES
     from looml.learn.zoo import threads_for
 
     classes = np.unique(y)
@@ -108,7 +109,7 @@ def decide_on(pipeline: Pipeline, template: Pipeline | None, X: pd.DataFrame, y:
                                         "calibrate or threshold",
                                 fix="remove the setting, or list only candidates with predict_proba"))
     features = pipeline[:-1]
-    weighted = sample_weight is not None and not isinstance(inner, _ENSEMBLES) and takes_sample_weight(inner)
+    weighted = sample_weight is not None and not isinstance(inner, ENSEMBLES) and takes_sample_weight(inner)
     with threadpool_limits(limits=threads_for(len(X), spec.models.n_jobs)), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fitted = clone(model).fit(features.transform(X), y,

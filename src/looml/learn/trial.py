@@ -23,10 +23,14 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from looml.data.split import cv_folds
+from looml.learn.features import build_preprocessor
 from looml.learn.metrics import Scoring, score, stable
-from looml.learn.rows import takes_sample_weight
+from looml.learn.rows import takes_sample_weight, wrap_model
+from looml.learn.spaces import apply_choices
+from looml.spec import Spec
 
-__all__ = ["TrialData", "TrialJob", "fold_indices", "fold_summary", "release_fold_features", "run_trial"]
+__all__ = ["TrialData", "TrialJob", "candidate_pipeline", "fold_indices", "fold_summary",
+           "release_fold_features", "run_trial"]
 
 LATENCY_ROWS = 1_000
 _FEATURE_CACHE_BYTES = 1 << 30  # transformed fold rows kept per search (see `_FoldFeatures`)
@@ -58,6 +62,15 @@ class TrialJob:
 
     pipeline: Pipeline
     prune: bool = False
+
+
+def candidate_pipeline(features: dict[str, str], spec: Spec, task: str, estimator: Any,
+                       choices: dict[str, Any] | None = None) -> Pipeline:
+    """The candidate pipeline: the feature steps (with a trial's choices applied), then the model
+    with its training-only row work."""
+    applied = apply_choices(spec, choices or {})
+    steps = build_preprocessor(features, applied.preprocessing, applied.features, task, spec.seed).steps
+    return Pipeline([*steps, ("model", wrap_model(estimator, applied.preprocessing, task, spec.seed))])
 
 
 def fold_indices(y: np.ndarray, task: str, folds: int, seed: int, kind: str | None = None,

@@ -125,6 +125,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         code=[*WIRING, "looml.learn.train", "looml.learn.features", "looml.learn.transformers",
               "looml.learn.expressions", "looml.learn.selection", "looml.learn.rows", "looml.learn.zoo",
               "looml.learn.metrics", "looml.learn.tune", "looml.learn.spaces", "looml.learn.trial",
+              "looml.learn.search", "looml.learn.budget", "looml.learn.leaderboard", "looml.learn.vote",
               "looml.learn.ensemble", "looml.learn.xgb", "looml.learn.decision", "looml.executors.local",
               "looml.executors.inline", "looml.data.split"],
         config=[spec.section_hash("preprocessing", "features", "models", "tuning", "seed"), spec.split.folds,
@@ -186,7 +187,7 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
         # Every row teaches the registered model; the holdout metrics above are those of the
         # same configuration fitted on the training split (decision 39).
         registered_digest = runner.run(
-            "refit", code=[*WIRING, "looml.learn.tune", "looml.learn.rows"],
+            "refit", code=[*WIRING, "looml.learn.tune", "looml.learn.search", "looml.learn.rows"],
             config=[spec.seed, spec.data.sample_weight],
             inputs={"snapshot": data_digest, "split": split_digest, "template": template_digest,
                     "validation": validation_digest},
