@@ -146,7 +146,8 @@ def test_history_is_shared_by_both_folders_and_rollback_uses_it(pair: Pair, team
 
 def test_a_promotion_on_a_champion_moved_meanwhile_is_refused(pair: Pair, team: TeamServer) -> None:
     from looml.errors import RegistryError
-    from looml.store.registry import Decision, audit_log, record_move
+    from looml.store.audit import Decision, audit_log
+    from looml.store.registry import record_move
     from looml.store.tracking import champion_version
 
     now = champion_version(team.url, MODEL)

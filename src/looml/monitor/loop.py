@@ -38,17 +38,9 @@ from looml.monitor.performance import live_performance, watched_metric
 from looml.monitor.stats import Outcomes, paired_bootstrap
 from looml.schedule import parse_schedule
 from looml.spec import Spec, load_spec
+from looml.store.audit import AuditLog, Decision, TagAuditLog, audit_log
 from looml.store.connect import local_tracking_uri
-from looml.store.registry import (
-    CHALLENGER,
-    AuditLog,
-    Decision,
-    audit_log,
-    move_alias,
-    record_move,
-    version_info,
-)
-from looml.store.team import TagAuditLog
+from looml.store.registry import CHALLENGER, move_alias, record_move, version_info
 from looml.store.tracking import champion_version, load_pipeline
 
 __all__ = ["CycleResult", "cycle", "history", "promote", "rollback", "watch"]

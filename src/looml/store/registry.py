@@ -1,83 +1,26 @@
-"""Registry moves with an audit trail: promote, keep, rollback, and the history that shows them.
+"""Registry moves with an audit trail: promote, keep, rollback, and the versions they name.
 
-Every decision `looml loop` or `looml models` takes is one JSON line appended to
-`.looml/audit.jsonl` (written with one `write` call and fsynced, so a line is whole or absent);
-on a shared tracking store, one tag of the registered model instead (`store.team`).
-An alias moves in one MLflow call, after the decision is known and before it is recorded;
-if the record cannot be written the alias is moved back, so the trail never misses a move.
+Every decision is recorded in the audit trail (`store.audit`). An alias moves in one MLflow
+call, after the decision is known and before it is recorded; if the record cannot be written
+the alias is moved back, so the trail never misses a move.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from looml.errors import Problem, RegistryError
 from looml.faults import fault_point
+from looml.store.audit import AuditLog, Decision, TagAuditLog
 from looml.store.connect import import_mlflow
-from looml.store.team import TagAuditLog, champion_lease, is_shared
+from looml.store.team import champion_lease, is_shared
 from looml.store.tracking import CHAMPION
 
-__all__ = ["CHALLENGER", "AuditLog", "Decision", "VersionInfo", "audit_log", "move_alias", "record_move",
-           "version_info", "versions"]
+__all__ = ["CHALLENGER", "VersionInfo", "move_alias", "record_move", "version_info", "versions"]
 
 CHALLENGER = "challenger"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One registry decision: what was done, to which versions, on what evidence, and why."""
-
-    action: str  # promote | keep | rollback | retrain_failed
-    model_name: str
-    champion_before: str | None
-    champion_after: str | None
-    challenger: str | None = None
-    reason: str = ""
-    triggers: list[str] = field(default_factory=list)
-    evidence: dict[str, Any] = field(default_factory=dict)  # metrics, the test, drift and performance
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    by: str = "looml loop"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form."""
-        return asdict(self)
-
-
-class AuditLog:
-    """The append-only decision log of one project."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def append(self, decision: Decision) -> None:
-        """Append one decision as one line, durably."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(decision.to_dict(), default=str, sort_keys=True) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def records(self, model_name: str | None = None) -> list[Decision]:
-        """Every decision, oldest first (a torn last line from a crash is skipped)."""
-        if not self.path.is_file():
-            return []
-        found = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if model_name is None or raw.get("model_name") == model_name:
-                found.append(Decision(**raw))
-        return found
 
 
 @dataclass(frozen=True)
@@ -154,12 +97,6 @@ def move_alias(tracking_uri: str, name: str, alias: str, version: str | None) ->
         raise RegistryError(Problem(loc="registry", value=f"{name}@{alias} -> {version}",
                                     message=f"MLflow refused to move the alias: {exc}",
                                     fix="check the tracking URI and the version")) from exc
-
-
-def audit_log(tracking_uri: str, home: Path) -> AuditLog | TagAuditLog:
-    """Where a project's decisions are kept: `home/audit.jsonl` for a local store, the registered
-    model's tags on a shared one (so every project folder using it reads the same history)."""
-    return TagAuditLog(tracking_uri) if is_shared(tracking_uri) else AuditLog(home / "audit.jsonl")
 
 
 def record_move(tracking_uri: str, audit: AuditLog | TagAuditLog, decision: Decision,

@@ -1,8 +1,8 @@
 """Team mode: what changes when the tracking store is shared (an `mlflow server`, a database).
 
 * The audit trail is kept in the registry itself, as tags of the registered model (one tag per
-  decision, `looml.audit.<ms>.<id>` -> the decision as JSON), so every project folder pointing
-  at the server reads the same `looml models history` (decision 51).
+  decision, `AUDIT_PREFIX<ms>.<id>` -> the decision as JSON; `store.audit.TagAuditLog`), so
+  every project folder pointing at the server reads the same `looml models history` (decision 51).
 * The champion alias moves under a lease: a registered model named `<name>.looml-lock`, created
   to take the lease and deleted to give it back. Creating a registered model is an insert under
   a unique name in MLflow's store, so of two runs that try at once exactly one gets it; the other
@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import socket
@@ -23,7 +22,7 @@ from typing import Any
 
 from looml.errors import Problem, RegistryError
 
-__all__ = ["AUDIT_PREFIX", "LEASE_SECONDS", "LOCK_SUFFIX", "TagAuditLog", "champion_lease", "is_shared"]
+__all__ = ["AUDIT_PREFIX", "LEASE_SECONDS", "LOCK_SUFFIX", "champion_lease", "is_shared"]
 
 AUDIT_PREFIX = "looml.audit."
 LOCK_SUFFIX = ".looml-lock"
@@ -36,50 +35,6 @@ def is_shared(tracking_uri: str) -> bool:
     """Whether the tracking store is one a team shares: anything but a local SQLite file or folder."""
     local = ("sqlite:", "file:", "/", ".")
     return not tracking_uri.startswith(local) and "://" in tracking_uri
-
-
-class TagAuditLog:
-    """The decision log of a model kept as tags of its registered model (same interface as
-    `registry.AuditLog`). Each decision is its own tag, set in one call: appends from two
-    machines never overwrite each other, and a record is whole or absent."""
-
-    def __init__(self, tracking_uri: str) -> None:
-        self.tracking_uri = tracking_uri
-
-    def _client(self) -> Any:
-        from looml.store.connect import import_mlflow
-
-        return import_mlflow().MlflowClient(self.tracking_uri)
-
-    def append(self, decision: Any) -> None:
-        """Record one decision as a tag of `decision.model_name` (`OSError` if the server refuses,
-        as the file log raises, so `record_move` undoes the alias move)."""
-        from mlflow.exceptions import MlflowException
-
-        key = f"{AUDIT_PREFIX}{time.time_ns() // 1_000_000:015d}.{uuid.uuid4().hex[:8]}"
-        value = json.dumps(decision.to_dict(), default=str, sort_keys=True)
-        try:
-            self._client().set_registered_model_tag(decision.model_name, key, value)
-        except MlflowException as exc:
-            raise OSError(f"the tracking server refused the audit record: {exc}") from exc
-
-    def records(self, model_name: str | None = None) -> list[Any]:
-        """Every decision about `model_name`, oldest first (none if the model is not registered)."""
-        from mlflow.exceptions import MlflowException
-
-        from looml.store.registry import Decision
-
-        if model_name is None:
-            return []
-        try:
-            tags = self._client().get_registered_model(model_name).tags or {}
-        except MlflowException:
-            return []
-        found = []
-        for key in sorted(k for k in tags if k.startswith(AUDIT_PREFIX)):
-            with contextlib.suppress(json.JSONDecodeError, TypeError):
-                found.append(Decision(**json.loads(tags[key])))
-        return found
 
 
 def _owner() -> str:
