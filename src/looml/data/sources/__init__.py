@@ -90,10 +90,9 @@ def describe(source: Source) -> str:
     if isinstance(source, FileSource):
         return source.path
     if isinstance(source, SqlSource):
-        from looml.data.sources.sql import redact_url
+        from looml.data.sources.sql import describe_sql
 
-        what = f"table {source.table}" if source.table else f"query {' '.join(source.query.split())[:200]}"
-        return f"{redact_url(source.url)} {what}"
+        return describe_sql(source)
     if isinstance(source, HttpSource):
         return f"{source.method} {source.url}"
     return f"python {source.function}"

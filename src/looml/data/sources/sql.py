@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from sqlalchemy.engine import URL
 
-__all__ = ["CONNECT_TIMEOUT_S", "fetch_sql", "redact_url"]
+__all__ = ["CONNECT_TIMEOUT_S", "describe_sql", "fetch_sql", "redact_url"]
 
 CONNECT_TIMEOUT_S = 10
 # engine: auto's order per dialect (fastest first; see the module docstring), and what each engine reads.
@@ -91,11 +91,15 @@ def redact_url(url: str) -> str:
     return _SECRET_PARAM.sub(r"\g<key>***", redacted)
 
 
+def describe_sql(source: SqlSource) -> str:
+    """The source in one line, its credentials redacted: the URL and the table or query."""
+    what = f"table {source.table}" if source.table else f"query {' '.join(source.query.split())[:200]}"
+    return f"{redact_url(source.url)} {what}"
+
+
 def fetch_sql(source: SqlSource, env: Mapping[str, str]) -> tuple[pl.DataFrame, list[str]]:
     """All rows of the source's table or query, types normalised, and notes (fallbacks, conversions)."""
-    from looml.data.sources import describe
-
-    where = describe(source)
+    where = describe_sql(source)
     url, secrets = _resolve_url(source, env)
     backend = url.get_backend_name()
     sql = _select(source, url)
