@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from datetime import datetime as _datetime
 from pathlib import Path as _Path
 from typing import TYPE_CHECKING as _TYPE_CHECKING
@@ -19,6 +17,7 @@ from looml import monitor as _monitor_package  # noqa: F401
 from looml.errors import DataError, GateError, LoomlError, RegistryError, SpecError
 from looml.pipeline import DataCheck, RunResult, check, run
 from looml.spec import Spec, load_spec
+from looml.version import __version__
 
 if _TYPE_CHECKING:
     from looml.monitor.api import MonitorResult

@@ -33,7 +33,7 @@ EXIT = {SpecError: 2, DataError: 3, RequestError: 3, GateError: 4, RegistryError
 
 def _version(value: bool) -> None:
     if value:
-        from looml import __version__
+        from looml.version import __version__
 
         typer.echo(f"looml {__version__}")
         raise typer.Exit()

@@ -10,7 +10,6 @@ from typing import Any
 
 import polars as pl
 
-from looml import __version__
 from looml.data.profile import Profile
 from looml.data.validate import ValidationReport
 from looml.errors import Problem
@@ -19,6 +18,7 @@ from looml.learn.card import CardFacts
 from looml.runner import StageRecord
 from looml.spec import Spec
 from looml.store.artifacts import ArtifactStore
+from looml.version import __version__
 
 
 def report_context(spec: Spec, report: ValidationReport, data_profile: Profile, data_digest: str,

@@ -23,7 +23,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from looml import __version__
 from looml.errors import RequestError
 from looml.serve.asgi import FastLane, Observe
 from looml.serve.explain import explain_schemas, explaining
@@ -36,6 +35,7 @@ from looml.spec import Spec
 from looml.store.connect import local_tracking_uri
 from looml.store.feedback import FeedbackStore
 from looml.store.predictions import PredictionLog
+from looml.version import __version__
 
 __all__ = ["ModelHolder", "create_app"]
 

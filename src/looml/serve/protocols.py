@@ -490,7 +490,7 @@ def _label_datatype(model: ServedModel) -> str:
 
 def server_metadata() -> dict[str, Any]:
     """The server metadata object."""
-    from looml import __version__
+    from looml.version import __version__
 
     return {"name": "looml", "version": __version__, "extensions": ["binary_tensor_data"]}
 
