@@ -18,7 +18,7 @@ over `--repeats`:
   `--chunk-rows` rows `pl.scan_parquet(file).slice(start, chunk).collect()` and
   `pipeline.predict_proba(chunk.to_pandas())` (which is what `predict` computes for a
   classifier), nothing written;
-- looml: `looml.batchpredict.predict(spec, file, out.parquet, chunk_rows=...)`, timed whole:
+- looml: `looml.batch.predict(spec, file, out.parquet, chunk_rows=...)`, timed whole:
   model loading, reading, validating every row, scoring and writing the Parquet output.
 The ratio is looml rows/s over baseline rows/s (best of each side); target >= 0.8.
 
@@ -126,7 +126,7 @@ def child(side: str, spec: Path, data: Path, chunk_rows: int, out: Path) -> dict
         model = load_model(f"sqlite:///{spec.parent / '.looml' / 'mlflow.db'}", "bench_batch")
         seconds, rows, scorer = time.perf_counter() - started, 0, model.scorer.name
     elif side in ("looml", "reference"):
-        from looml.batchpredict import predict
+        from looml.batch import predict
 
         if side == "reference":  # the fast path off: looml's own overhead around the plain pipeline
             import looml.serve.compiled

@@ -248,7 +248,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataF
 
 def test_batch_scoring_in_ray_tasks_writes_what_the_local_path_writes(
         cluster: Cluster, registered: tuple[Path, pl.DataFrame], tmp_path: Path) -> None:
-    from looml.batchpredict import predict
+    from looml.batch import predict
 
     spec, rows = registered
     rows.write_csv(tmp_path / "rows.csv")

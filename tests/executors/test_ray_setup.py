@@ -84,7 +84,7 @@ def test_a_wrong_executor_is_a_spec_error_at_its_line(tmp_path: Path, written: s
 
 
 def test_predict_names_an_unknown_executor_before_any_work(tmp_path: Path) -> None:
-    from looml.batchpredict import predict
+    from looml.batch import predict
 
     (tmp_path / "looml.yaml").write_text(SPEC % "local", encoding="utf-8")
     with pytest.raises(SpecError, match=r"--executor: unknown executor \(got 'rey'\)\n\s+fix: did you mean "

@@ -16,7 +16,7 @@ import pytest
 
 import looml
 from liveserver import LiveServer
-from looml.batchpredict import predict
+from looml.batch import predict
 from looml.serve.model import PipelineScorer, ServedModel, load_model
 
 CORPUS = Path(os.environ.get("LOOML_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus"))

@@ -41,7 +41,7 @@ def predict(
     spec = chosen_spec(spec, spec_option)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from looml.batchpredict import predict as predict_batch
+    from looml.batch import predict as predict_batch
 
     bar = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
                    TimeElapsedColumn(), console=console, transient=True, disable=as_json)

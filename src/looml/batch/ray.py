@@ -4,7 +4,7 @@
 
 The input is read here chunk by chunk, exactly as the local path reads it (so any source
 works and the nodes need not see the input file); each chunk goes into the object store and a
-Ray task checks and scores it with the same `_Scoring` as the local path, the model loaded
+Ray task checks and scores it with the same `ChunkScorer` as the local path, the model loaded
 once per worker process from the registry (the tracking store must be reachable from the
 nodes). At most `2 x CPUs` chunks are in flight, and results are taken oldest first, so the
 output is written in input order and the driver holds at most that many chunks: memory per
@@ -33,13 +33,13 @@ def _score(load: tuple[str, str, str], settings: dict[str, Any], frame: pl.DataF
            keys: list[str]) -> tuple[Any, ...]:
     """One chunk in a Ray task: ('ok', scored, rejected, the chunk's counts) or ('error', class,
     problems): an exception's problems travel, so that it is raised as the local path raises it."""
-    from looml.batchpredict import _Scoring
+    from looml.batch.chunks import ChunkScorer
     from looml.serve.model import load_model
 
     if load not in _MODELS:
         _MODELS.clear()
         _MODELS[load] = load_model(*load)
-    scoring = _Scoring(_MODELS[load], **settings)
+    scoring = ChunkScorer(_MODELS[load], **settings)
     scoring.rows, scoring.keys = start, keys
     try:
         scored, rejected = scoring.chunk(frame)
@@ -52,9 +52,9 @@ def _score(load: tuple[str, str, str], settings: dict[str, Any], frame: pl.DataF
 def score_on_ray(chunks: Iterator[pl.DataFrame], cluster: RayCluster, load: tuple[str, str, str],
                  settings: dict[str, Any],
                  merge: Callable[[Any], None]) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    """(scored, rejected) per chunk, in input order; `merge` gets each chunk's `_Scoring` (its
+    """(scored, rejected) per chunk, in input order; `merge` gets each chunk's `ChunkScorer` (its
     rows, rejected count and warnings) as it is taken. `load` is (tracking URI, model name,
-    version); `settings` the `_Scoring` arguments but the model."""
+    version); `settings` the `ChunkScorer` arguments but the model."""
     import ray
 
     task = ray.remote(_score).options(num_cpus=1, max_retries=0)

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import looml
-from looml.batchpredict import predict
+from looml.batch import predict
 from looml.cli import app
 from looml.errors import DataError, RegistryError, SpecError
 from looml.serve.model import ServedModel, load_model
@@ -368,7 +368,7 @@ def test_cli_prints_a_summary(project: Path, batch: pl.DataFrame, tmp_path: Path
 def test_dates_whose_day_and_month_can_be_swapped_stay_text_for_validation_to_name() -> None:
     """Polars reads a date column by its first value's order; with 01/02/2023 in it the column stays
     text, so the server's check refuses those rows instead of reading them one way silently."""
-    from looml.batchpredict import _batch
+    from looml.batch.chunks import _batch
 
     frame = pl.DataFrame({"iso": ["2024-01-02", None], "swappable": ["01/02/2023", "31/12/2023"],
                           "one_reading": ["31/12/2023", "25/01/2024"]})
