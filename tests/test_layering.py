@@ -107,6 +107,52 @@ def test_the_server_modules_import_one_way(module: str, above: tuple[str, ...]) 
     assert forbidden(imports_of(SRC / "serve" / f"{module}.py"), above) == set()
 
 
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of `graph` (module -> modules it imports): each strongly connected set of
+    two or more modules, sorted (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph.get(node, ())):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            part = [stack.pop()]
+            while part[-1] != node:
+                part.append(stack.pop())
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def test_no_module_sits_in_an_import_circle() -> None:
+    # A circle, even through an import inside a function or under TYPE_CHECKING, means two modules
+    # are one concept split wrong; the fix is to move what both need into a module of its own.
+    modules = {module_name(p): p for p in SRC.rglob("*.py")}
+    graph = {name: {n for n in imports_of(path) if n in modules and n != name}
+             for name, path in modules.items()}
+
+    assert circles(graph) == []
+
+
+def test_the_circle_check_finds_a_circle_through_any_number_of_modules() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e"}, "f": {"g"}, "g": {"f"}}
+
+    assert circles(graph) == [["a", "b", "c"], ["f", "g"]]
+
+
 @pytest.mark.parametrize(("source", "module", "expected"), [
     ("import looml.store.tracking", "looml.data.x", {"looml.store.tracking"}),
     ("def f():\n    from looml.cli import app\n", "looml.learn.x", {"looml.cli", "looml.cli.app"}),
