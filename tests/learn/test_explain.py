@@ -172,3 +172,80 @@ def test_a_model_without_contributions_says_why() -> None:
     logged = summarise_explanations(fitted("knn", "classification"), table(50)[0], FEATURES, {"plan": 1.0}, 0)
     assert logged["method"] is None and "KNeighborsClassifier" in logged["reason"]
     assert logged["permutation_importance"] == {"plan": 1.0}
+
+
+def forest(trees: int, rows: int = 2000) -> tuple[Pipeline, pd.DataFrame]:
+    X, labels, _ = table(rows, seed=5)
+    pre = build_preprocessor(FEATURES, PreprocessingSpec(), task="classification")
+    estimator = make_estimator("random_forest", "classification", {"n_estimators": trees}, 0, 2)
+    return Pipeline([*pre.steps, ("model", estimator)]).fit(X, labels), X
+
+
+def test_the_cost_of_treeshap_is_read_from_the_trees_and_grows_with_them() -> None:
+    from looml.learn.treecost import SECONDS_PER_STEP, shap_seconds
+
+    small, big = forest(10, 500)[0].steps[-1][1], forest(40, 2000)[0].steps[-1][1]
+
+    def leaf_depths(tree: object, node: int = 0, depth: int = 0) -> list[int]:  # the tree walked
+        left, right = tree.children_left[node], tree.children_right[node]
+        if left < 0:
+            return [depth]
+        return leaf_depths(tree, left, depth + 1) + leaf_depths(tree, right, depth + 1)
+
+    steps = sum((d + 1) ** 2 for t in big.estimators_ for d in leaf_depths(t.tree_))
+
+    assert shap_seconds(big) == pytest.approx(steps * SECONDS_PER_STEP)
+    assert shap_seconds(big) > 4 * shap_seconds(small) > 0
+    assert explainer_for(forest(40, 2000)[0]).seconds_per_row == pytest.approx(shap_seconds(big))
+
+
+def test_a_forest_too_slow_to_explain_is_explained_by_its_first_trees_close_to_all_of_them() -> None:
+    pipeline, X = forest(120)
+    full = explainer_for(pipeline)
+    cut = explainer_for(pipeline, max_seconds_per_row=full.seconds_per_row / 4)
+
+    kept = int(cut.note.split("first ")[1].split(" of")[0])
+    assert 24 <= kept <= 36 and "of 120 trees" in cut.note and full.note == ""
+    assert cut.seconds_per_row <= full.seconds_per_row / 4
+    rows = X.iloc[:200]
+    exact, estimate = full.explain(rows), cut.explain(rows)
+    # the mean |SHAP| per column, what the report shows, within 15 % of the whole forest's
+    np.testing.assert_allclose(np.abs(estimate.values).mean(axis=(0, 1)),
+                               np.abs(exact.values).mean(axis=(0, 1)), rtol=0.15)
+    # still exact in sum for the trees it explains
+    cut_forest = pipeline.steps[-1][1].estimators_[:kept]
+    Z = pipeline[:-1].transform(rows)
+    proba = np.mean([t.predict_proba(Z)[:, 1] for t in cut_forest], axis=0)
+    np.testing.assert_allclose(estimate.totals()[:, 0], proba, atol=1e-6)
+
+
+def test_the_logged_explanations_of_a_slow_model_fit_their_time_and_say_how(monkeypatch: pytest.MonkeyPatch
+                                                                            ) -> None:
+    import looml.learn.explanations as explanations
+
+    pipeline, X = forest(60)
+    seconds = explainer_for(pipeline).seconds_per_row
+    monkeypatch.setattr(explanations, "_SECONDS", seconds * 100)  # 100 rows of the whole forest
+
+    logged = summarise_explanations(pipeline, X, FEATURES, {}, 0)
+
+    assert logged["shap"]["rows"] == 200  # no fewer than _MIN_ROWS before the trees are cut
+    assert "of 60 trees" in logged["note"] and "200 of the 2,000 holdout rows" in logged["note"]
+
+    monkeypatch.setattr(explanations, "_SECONDS", seconds * 5000)  # time enough: every row, every tree
+    logged = summarise_explanations(pipeline, X, FEATURES, {}, 0)
+    assert logged["shap"]["rows"] == 2000 and "note" not in logged
+
+
+def test_a_vote_shares_the_time_among_its_members() -> None:
+    pipeline, X = forest(80)
+    _, labels, _ = table(2000, seed=5)
+    members = [(f"m{i}", Pipeline([*pipeline.steps[:-1], ("model", make_estimator(
+        "random_forest", "classification", {"n_estimators": 80}, i, 2))])) for i in range(2)]
+    vote = Pipeline([pipeline.steps[0], ("model", VotingClassifier(members, voting="soft"))]).fit(X, labels)
+    whole = explainer_for(vote).seconds_per_row
+
+    cut = explainer_for(vote, max_seconds_per_row=whole / 4)
+
+    assert cut.seconds_per_row <= whole / 4 * 1.2
+    assert cut.note.count("of 80 trees") == 2  # each member cut to its share

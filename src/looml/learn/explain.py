@@ -22,7 +22,9 @@ left out by a selection step contributes nothing). The sum is exact, so for ever
 
 Everything else (k-NN, SVMs, MLPs, stacking, soft votes of classifiers, whose averaged
 probabilities are not a sum of the members' margins, and PCA, which mixes the columns) has none.
-An explainer is built once per fitted pipeline and is cheap to call on one row.
+An explainer is built once per fitted pipeline. `seconds_per_row` is what it costs (from the
+model's structure, `learn.treecost`); with `max_seconds_per_row` a bagged forest that would cost
+more is explained by its first trees, an unbiased estimate of the forest's values (`note` says so).
 """
 
 from __future__ import annotations
@@ -38,9 +40,12 @@ from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import VotingClassifier, VotingRegressor
 from sklearn.pipeline import Pipeline
 
+from looml.learn.treecost import fewer_trees, is_bagged_forest, shap_seconds, trees_within
+
 __all__ = ["Contributions", "Explainer", "NoExplanation", "encoded_columns", "explainer_for"]
 
 _TREE_MODULES = ("lightgbm", "xgboost", "catboost", "sklearn.ensemble", "sklearn.tree")
+_MIN_TREES = 10  # a forest cut to fit a time keeps at least this many trees
 
 
 class NoExplanation(ValueError):
@@ -74,8 +79,8 @@ class Explainer:
     """Contributions of one fitted pipeline: its preprocessing, the model's explainer, the column map."""
 
     def __init__(self, kind: str, preprocess: Pipeline | None, columns: ColumnMap, outputs: list[str],
-                 contribute: Any, model_name: str, members: list[tuple[float, Explainer]] | None = None
-                 ) -> None:
+                 contribute: Any, model_name: str, members: list[tuple[float, Explainer]] | None = None,
+                 seconds_per_row: float = 0.0, note: str = "") -> None:
         self.kind = kind  # tree | linear | voting
         self.preprocess = preprocess
         self.map = columns
@@ -83,6 +88,8 @@ class Explainer:
         self._contribute = contribute  # encoded rows -> (base (k,), values (n, k, features))
         self.model_name = model_name
         self._members = members or []
+        self.seconds_per_row = seconds_per_row + sum(m.seconds_per_row for _, m in self._members)
+        self.note = "; ".join(n for n in (note, *(m.note for _, m in self._members)) if n)
 
     @property
     def columns(self) -> list[str]:
@@ -120,10 +127,13 @@ def _align(c: Contributions, columns: list[str]) -> np.ndarray:
     return out
 
 
-def explainer_for(pipeline: Pipeline, threads: int = 0) -> Explainer:
+def explainer_for(pipeline: Pipeline, threads: int = 0,
+                  max_seconds_per_row: float | None = None) -> Explainer:
     """The explainer of a fitted looml pipeline (raw rows in); `NoExplanation` says why there is none.
 
     `threads`: LightGBM's threads per call (0: its default; a server explaining one row takes 1).
+    `max_seconds_per_row`: a bagged forest (of a vote's member, too) that would take longer is
+    explained by its first trees, at least `_MIN_TREES`.
     """
     model = pipeline.steps[-1][1]
     classes = list(getattr(pipeline, "classes_", [])) or None
@@ -133,7 +143,7 @@ def explainer_for(pipeline: Pipeline, threads: int = 0) -> Explainer:
             units = " (before calibration)"
         model = model.estimator_
     if isinstance(model, VotingRegressor) or (isinstance(model, VotingClassifier) and model.voting == "soft"):
-        return _voting(pipeline, model, threads, units)
+        return _voting(pipeline, model, threads, units, max_seconds_per_row)
     if type(model).__name__.startswith(("Voting", "Stacking")):
         raise NoExplanation(f"a {type(model).__name__} has no per-row contributions: its output is not a "
                             "sum of its members' margins (a soft vote averages probabilities)")
@@ -143,6 +153,7 @@ def explainer_for(pipeline: Pipeline, threads: int = 0) -> Explainer:
     preprocess = Pipeline(pipeline.steps[:-1]) if len(pipeline.steps) > 1 else None
     columns = encoded_columns(pipeline)
     name = type(model).__name__
+    model, note = _within(model, max_seconds_per_row)
     if _is_tree(model):
         contribute, k = _lightgbm(model, threads) if hasattr(model, "booster_") else _tree(model)
         outputs = _outputs(classes, k, "probability" if _is_forest_classifier(model) else "log-odds")
@@ -156,22 +167,38 @@ def explainer_for(pipeline: Pipeline, threads: int = 0) -> Explainer:
         contribute = _positive(contribute)
         k = 1
     outputs = [o + units for o in (outputs[-k:] if classes is None or k == 1 else outputs)]
-    return Explainer("tree" if _is_tree(model) else "linear", preprocess, columns, outputs, contribute, name)
+    return Explainer("tree" if _is_tree(model) else "linear", preprocess, columns, outputs, contribute, name,
+                     seconds_per_row=shap_seconds(model), note=note)
+
+
+def _within(model: Any, max_seconds: float | None) -> tuple[Any, str]:
+    """`model`, or a bagged forest cut to the trees that fit `max_seconds` a row, and a note."""
+    seconds = shap_seconds(model)
+    if max_seconds is None or seconds <= max_seconds or not is_bagged_forest(model):
+        return model, ""
+    total = len(model.estimators_)
+    keep = max(_MIN_TREES, trees_within(model, max_seconds))
+    if keep >= total:
+        return model, ""
+    return fewer_trees(model, keep), (f"the {type(model).__name__}'s SHAP values are those of its first "
+                                      f"{keep} of {total} trees (an unbiased estimate: its trees are "
+                                      f"independent draws; all {total} would take {seconds:.2f} s a row)")
 
 
 def _voting(pipeline: Pipeline, model: VotingRegressor | VotingClassifier, threads: int,
-            units: str = "") -> Explainer:
+            units: str = "", max_seconds_per_row: float | None = None) -> Explainer:
     """Each member is a whole pipeline (its own coercion and preprocessing) and explains raw rows.
 
     A soft vote of classifiers averages probabilities: each member's contributions are first
     taken to its probability (`_as_probability`), so the vote's still add up to its output."""
     weights = model.weights or [1.0] * len(model.estimators_)
+    share = None if max_seconds_per_row is None else max_seconds_per_row / len(model.estimators_)
     members = []
     for (label, _), fitted, w in zip(model.estimators, model.estimators_, weights, strict=True):
         if not isinstance(fitted, Pipeline) or isinstance(fitted.steps[-1][1], TransformedTargetRegressor):
             raise NoExplanation(f"the vote's member {label!r} is not a plain pipeline or transforms the "
                                 "target, so the vote is not a sum of its members' contributions")
-        members.append((float(w), explainer_for(fitted, threads)))
+        members.append((float(w), explainer_for(fitted, threads, share)))
     names = list(getattr(pipeline.steps[0][1], "columns_", None) or [])
     names += [c for _, m in members for c in m.columns if c not in names]
     identity = ColumnMap(names, names, np.eye(len(names)))

@@ -6,8 +6,10 @@
   holdout, through the whole pipeline. It is the drift reference's (`monitor.reference`), passed
   in, not computed a second time.
 - `shap` (tree models and votes of them) or `contributions` (linear models): on up to 2,000
-  holdout rows, each user column's mean |contribution| (encoded parts summed back to their
-  column, `learn.explain`), and for the top columns their dependence: the mean contribution per
+  holdout rows (fewer, down to 50, where TreeSHAP of the model would take over `_SECONDS`; a
+  bagged forest that still would is explained by its first trees, and `note` says so), each
+  user column's mean |contribution| (encoded parts summed back to their column, `learn.explain`),
+  and for the top columns their dependence: the mean contribution per
   value (categories) or per quantile bin (numbers), with the bin's mean value and row count, so
   no holdout row is stored.
 - `coefficients` (linear models): each user column's coefficients by encoded feature.
@@ -27,6 +29,9 @@ __all__ = ["EXPLANATIONS_ARTIFACT", "summarise_explanations"]
 
 EXPLANATIONS_ARTIFACT = "explain/explanations.json"
 _ROWS = 2000  # holdout rows explained
+_MIN_ROWS = 200  # rows kept before a forest is cut to fewer trees
+_FLOOR_ROWS = 50  # rows explained at least
+_SECONDS = 10.0  # what explaining a model version may take, estimated from its trees (`learn.treecost`)
 _TOP = 5  # columns with dependence data
 _BINS = 10  # quantile bins of a numeric column's dependence
 _CATEGORIES = 12  # most frequent categories of a categorical column's dependence
@@ -38,11 +43,12 @@ def summarise_explanations(pipeline: Any, X: pd.DataFrame, features: dict[str, s
     out: dict[str, Any] = {"model": type(pipeline.steps[-1][1]).__name__,
                            "permutation_importance": _ranked(importance or {})}
     try:
-        explainer = explainer_for(pipeline)
+        explainer, rows = _within_time(pipeline, len(X))
     except NoExplanation as exc:
         return {**out, "method": None, "reason": str(exc)}
-    if len(X) > _ROWS:
-        X = X.iloc[np.sort(np.random.default_rng(seed).choice(len(X), _ROWS, replace=False))]
+    available = len(X)
+    if len(X) > rows:
+        X = X.iloc[np.sort(np.random.default_rng(seed).choice(len(X), rows, replace=False))]
     X = X.reset_index(drop=True)
     found = explainer.explain(X)
     magnitude = np.abs(found.values).mean(axis=(0, 1))  # over rows and outputs
@@ -53,9 +59,34 @@ def summarise_explanations(pipeline: Any, X: pd.DataFrame, features: dict[str, s
     method = "tree_shap" if explainer.kind in ("tree", "voting") else "linear"
     out = {**out, "method": method, "output": found.outputs, "reason": None,
            ("shap" if method == "tree_shap" else "contributions"): summary}
+    note = "; ".join(n for n in (_fewer_rows(len(X), available), explainer.note) if n)
+    if note:
+        out["note"] = note[0].upper() + note[1:]
     if explainer.kind == "linear":
         out["coefficients"] = _coefficients(pipeline, explainer, found.outputs)
     return out
+
+
+def _within_time(pipeline: Any, available: int) -> tuple[Explainer, int]:
+    """The explainer and the rows to explain so that it takes about `_SECONDS` at most: all rows up
+    to `_ROWS`, fewer rows down to `_MIN_ROWS`, then a forest's first trees, then down to `_FLOOR_ROWS`."""
+    explainer = explainer_for(pipeline)
+    rows = min(available, _ROWS)
+    if explainer.seconds_per_row * rows <= _SECONDS:
+        return explainer, rows
+    rows = min(rows, max(_MIN_ROWS, int(_SECONDS / explainer.seconds_per_row)))
+    if explainer.seconds_per_row * rows > _SECONDS:
+        explainer = explainer_for(pipeline, max_seconds_per_row=_SECONDS / rows)
+    if explainer.seconds_per_row * rows > _SECONDS:
+        rows = max(min(rows, _FLOOR_ROWS), int(_SECONDS / explainer.seconds_per_row))
+    return explainer, rows
+
+
+def _fewer_rows(rows: int, available: int) -> str:
+    if rows >= min(available, _ROWS):
+        return ""
+    return (f"explained on {rows:,} of the {available:,} holdout rows, to keep TreeSHAP of this model "
+            f"near {_SECONDS:g} s")
 
 
 def _ranked(values: dict[str, float], share: bool = True) -> dict[str, float]:

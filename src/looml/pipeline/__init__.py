@@ -211,7 +211,8 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     # with the reference's permutation importance (not computed twice).
     explanations_digest = runner.run(
         "explain",
-        code=[*WIRING, "looml.pipeline.explain", "looml.learn.explain", "looml.learn.explanations"],
+        code=[*WIRING, "looml.pipeline.explain", "looml.learn.explain", "looml.learn.explanations",
+              "looml.learn.treecost"],
         config=spec.seed,
         inputs={"snapshot": data_digest, "split": split_digest, "pipeline": registered_digest,
                 "reference": reference_digest, "validation": validation_digest},
