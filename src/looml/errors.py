@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BusyError",
     "DataError",
     "GateError",
     "LoomlError",
@@ -115,6 +116,13 @@ class RegistryError(LoomlError):
 
     code = "registry"
     title = "registry error"
+
+
+class BusyError(LoomlError):
+    """Another looml process is changing the project (`store.lock`): nothing was changed."""
+
+    code = "busy"
+    title = "project busy"
 
 
 class ServeError(LoomlError):

@@ -17,7 +17,16 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from looml.errors import DataError, GateError, LoomlError, RegistryError, RequestError, ServeError, SpecError
+from looml.errors import (
+    BusyError,
+    DataError,
+    GateError,
+    LoomlError,
+    RegistryError,
+    RequestError,
+    ServeError,
+    SpecError,
+)
 
 __all__ = ["EXIT", "SPEC_OPTION", "app", "chosen_spec", "console", "exit_promptly_on_interrupt", "fail",
            "stdout"]
@@ -28,7 +37,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="looml: declarative, cached, reproducible ML pipelines for tabular data.")
 console = Console(stderr=True)
 # a RequestError outside the server is bad input a command read (feedback rows): invalid data
-EXIT = {SpecError: 2, DataError: 3, RequestError: 3, GateError: 4, RegistryError: 5, ServeError: 8}
+EXIT = {SpecError: 2, DataError: 3, RequestError: 3, GateError: 4, RegistryError: 5, BusyError: 7,
+        ServeError: 8}
 
 
 def _version(value: bool) -> None:

@@ -40,12 +40,14 @@ from looml.schedule import parse_schedule
 from looml.spec import Spec, load_spec
 from looml.store.audit import AuditLog, Decision, TagAuditLog, audit_log
 from looml.store.connect import local_tracking_uri
+from looml.store.lock import project_lock
 from looml.store.registry import CHALLENGER, move_alias, record_move, version_info
 from looml.store.tracking import champion_version, load_pipeline
 
 __all__ = ["CycleResult", "cycle", "history", "promote", "rollback", "watch"]
 
 log = logging.getLogger("looml.loop")
+_LOCK_WAIT_SECONDS = 60.0  # a loop cycle or a hand promotion waits this long for a run to finish
 
 
 @dataclass(frozen=True)
@@ -127,14 +129,20 @@ def _champion(project: _Project) -> str:
 
 
 def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool = False) -> CycleResult:
-    """Run one check-and-act cycle; `retrain=True` retrains whatever the triggers say."""
+    """Run one check-and-act cycle; `retrain=True` retrains whatever the triggers say. The cycle
+    holds the project's lock (`store.lock`), waiting up to `_LOCK_WAIT_SECONDS` for a run that
+    has it; `BusyError` after that (`watch` logs it and tries again at the next interval)."""
+    project = _project(spec)
+    with project_lock(project.home, "looml loop", wait=_LOCK_WAIT_SECONDS):
+        return _cycle(project, now or datetime.now(UTC), retrain)
+
+
+def _cycle(project: _Project, now: datetime, retrain: bool) -> CycleResult:
     from looml.store.feedback import join_feedback, read_feedback
     from looml.store.logfiles import compact_logs
     from looml.store.predictions import feature_frame, read_predictions
 
-    project = _project(spec)
     spec = project.spec
-    now = now or datetime.now(UTC)
     alerter = Alerter(spec.alerts, project.home / "alerts")
     alerter.check()
     champion = _champion(project)
@@ -449,10 +457,11 @@ def promote(spec: Spec | str | Path, version: str, *, by: str = "looml models pr
     """Make `version` the champion (by hand), recorded in the audit trail."""
     project = _project(spec)
     version_info(project.tracking_uri, project.name, version)  # raises if there is no such version
-    before = champion_version(project.tracking_uri, project.name)
-    decision = Decision(action="promote", model_name=project.name, champion_before=before,
-                        champion_after=version, challenger=version, reason=reason, by=by)
-    record_move(project.tracking_uri, project.audit, decision)
+    with project_lock(project.home, by, wait=_LOCK_WAIT_SECONDS):
+        before = champion_version(project.tracking_uri, project.name)
+        decision = Decision(action="promote", model_name=project.name, champion_before=before,
+                            champion_after=version, challenger=version, reason=reason, by=by)
+        record_move(project.tracking_uri, project.audit, decision)
     return decision
 
 
@@ -460,6 +469,11 @@ def rollback(spec: Spec | str | Path, *, by: str = "looml models rollback") -> D
     """Restore the champion that the latest promotion not yet rolled back replaced: rollbacks walk
     back through the promotions (v3 -> v2 -> v1), they do not undo each other."""
     project = _project(spec)
+    with project_lock(project.home, by, wait=_LOCK_WAIT_SECONDS):
+        return _rollback(project, by)
+
+
+def _rollback(project: _Project, by: str) -> Decision:
     current = _champion(project)
     moves: list[Decision] = []  # promotions not rolled back, oldest first
     for d in project.audit.records(project.name):

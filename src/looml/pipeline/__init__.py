@@ -38,6 +38,7 @@ from looml.runner import Runner, StageRecord
 from looml.spec import Spec, load_spec
 from looml.store.artifacts import ArtifactStore, atomic_write, sweep_temp
 from looml.store.connect import check_reachable, local_tracking_uri, warm_up
+from looml.store.lock import project_lock
 from looml.store.snapshots import SnapshotCatalog
 from looml.store.tracking import version_state
 
@@ -98,12 +99,20 @@ def run(spec: Spec | str | Path, *, force: bool = False, snapshot: str | None = 
     `snapshot` (a digest or its prefix, see `looml data`) re-runs on a stored data snapshot
     instead of reading the source. Raises `SpecError`, `DataError`, `GateError` or
     `RegistryError`; the registry is changed only at the very end of a run that passed its gate.
+    `BusyError` when another looml process is changing the project (`store.lock`).
     """
     started = time.monotonic()  # `tuning.time_budget` is the whole run's wall clock
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     check_candidates(spec)
     home = spec.project_dir / ".looml"
+    with project_lock(home, "looml run"):  # one writer per project (store.lock)
+        return _run(spec, home, started, force, snapshot, on_start, on_finish)
+
+
+def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | None,
+         on_start: Callable[[str], None] | None,
+         on_finish: Callable[[StageRecord], None] | None) -> RunResult:
     sweep_temp(home)  # what a killed run was writing (decision 52)
     store = ArtifactStore(home / "artifacts")
     runner = Runner(home / "cache", store, force=force, on_start=on_start, on_finish=on_finish)
