@@ -30,7 +30,8 @@ from typer.testing import CliRunner
 import looml
 from liveserver import LiveServer
 from looml.cli import app
-from looml.monitor.loop import cycle, history, promote, rollback, watch
+from looml.monitor.loop import cycle, watch
+from looml.monitor.moves import history, promote, rollback
 from looml.spec import load_spec
 from looml.store.connect import local_tracking_uri
 from looml.store.predictions import read_predictions

@@ -12,7 +12,8 @@ import polars as pl
 import pytest
 
 import looml
-from looml.monitor.loop import cycle, history
+from looml.monitor.loop import cycle
+from looml.monitor.moves import history
 from looml.serve.model import Prediction
 from looml.spec import PredictionLogSpec, load_spec
 from looml.store.connect import local_tracking_uri

@@ -10,7 +10,7 @@ import pytest
 
 import looml
 from looml.errors import RegistryError
-from looml.monitor.loop import history, promote, rollback
+from looml.monitor.moves import history, promote, rollback
 from looml.spec import load_spec
 from looml.store.connect import local_tracking_uri
 from looml.store.tracking import champion_version

@@ -126,7 +126,7 @@ def test_credentials_from_the_environment_appear_nowhere(pair: Pair, team: TeamS
 
 
 def test_history_is_shared_by_both_folders_and_rollback_uses_it(pair: Pair, team: TeamServer) -> None:
-    from looml.monitor.loop import history
+    from looml.monitor.moves import history
 
     first, second = pair.folders
     other = "2" if pair.champion == "1" else "1"
@@ -160,7 +160,7 @@ def test_a_promotion_on_a_champion_moved_meanwhile_is_refused(pair: Pair, team: 
 
 def test_serve_predict_monitor_and_loop_follow_the_remote_registry(pair: Pair, team: TeamServer) -> None:
     from liveserver import LiveServer
-    from looml.monitor.loop import promote
+    from looml.monitor.moves import promote
     from looml.store.tracking import champion_version
 
     folder = pair.folders[0]

@@ -75,7 +75,7 @@ def models_promote(
     reason: str = typer.Option("promoted by hand", "--reason", help="Why, for the history."),
 ) -> None:
     """Make a version the champion now (recorded in the history; a server follows)."""
-    from looml.monitor.loop import promote
+    from looml.monitor.moves import promote
 
     try:
         decision = promote(spec, version, reason=reason)
@@ -91,7 +91,7 @@ def models_rollback(
 ) -> None:
     """Restore the champion that the latest promotion replaced."""
     spec = chosen_spec(spec, spec_option)
-    from looml.monitor.loop import rollback
+    from looml.monitor.moves import rollback
 
     try:
         decision = rollback(spec)
@@ -109,7 +109,7 @@ def models_history(
 ) -> None:
     """Every promote / keep / rollback decision, oldest first, with its reason and evidence."""
     spec = chosen_spec(spec, spec_option)
-    from looml.monitor.loop import history
+    from looml.monitor.moves import history
 
     try:
         decisions = history(spec)

@@ -1,5 +1,5 @@
-"""`looml loop`: one check-and-act cycle over the served champion, and the registry verbs
-(`promote`, `rollback`, `history`) that share its audit trail.
+"""`looml loop`: one check-and-act cycle over the served champion (the registry verbs by hand,
+which share its audit trail, are `monitor.moves`).
 
 A cycle reads a window of the prediction log and the feedback on it, then:
 1. measures drift against the champion's training reference and live performance against
@@ -35,19 +35,18 @@ from looml.data.split_checks import class_index
 from looml.errors import DataError, GateError, LoomlError, Problem, RegistryError
 from looml.monitor.alerts import Alert, Alerter, alerts_for
 from looml.monitor.performance import live_performance, watched_metric
+from looml.monitor.project import LOCK_WAIT_SECONDS, Project, champion_of, project_of
 from looml.monitor.stats import Outcomes, paired_bootstrap
 from looml.schedule import parse_schedule
-from looml.spec import Spec, load_spec
-from looml.store.audit import AuditLog, Decision, TagAuditLog, audit_log
-from looml.store.connect import local_tracking_uri
+from looml.spec import Spec
+from looml.store.audit import Decision
 from looml.store.lock import project_lock
 from looml.store.registry import CHALLENGER, move_alias, record_move, version_info
-from looml.store.tracking import champion_version, load_pipeline
+from looml.store.tracking import load_pipeline
 
-__all__ = ["CycleResult", "cycle", "history", "promote", "rollback", "watch"]
+__all__ = ["CycleResult", "cycle", "watch"]
 
 log = logging.getLogger("looml.loop")
-_LOCK_WAIT_SECONDS = 60.0  # a loop cycle or a hand promotion waits this long for a run to finish
 
 
 @dataclass(frozen=True)
@@ -81,63 +80,19 @@ class CycleResult:
         return asdict(self)
 
 
-@dataclass
-class _Project:
-    spec: Spec
-    tracking_uri: str
-    home: Path
-    _schemas: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.spec.registry.model_name
-
-    @property
-    def audit(self) -> AuditLog | TagAuditLog:
-        return audit_log(self.tracking_uri, self.home)
-
-    def schema(self, version: str) -> Any:
-        """The `Schema` logged with a version (read from the registry once per cycle), or None."""
-        if version not in self._schemas:
-            import yaml
-
-            from looml.data.schema import Schema
-            from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
-
-            _, documents = model_documents(self.tracking_uri, self.name, version)
-            text = documents.get(SCHEMA_ARTIFACT)
-            self._schemas[version] = None if text is None else Schema.model_validate(yaml.safe_load(text))
-        return self._schemas[version]
-
-
-def _project(spec: Spec | str | Path) -> _Project:
-    spec = spec if isinstance(spec, Spec) else load_spec(spec)
-    return _Project(spec, local_tracking_uri(spec.tracking.uri, spec.project_dir),
-                    spec.project_dir / ".looml")
-
-
-def _champion(project: _Project) -> str:
-    version = champion_version(project.tracking_uri, project.name)
-    if version is None:
-        raise RegistryError(Problem(loc="registry.model_name", value=project.name,
-                                    message="the registered model has no champion",
-                                    fix="run `looml run` until a model passes the gate"))
-    return version
-
-
 # --- the cycle -------------------------------------------------------------------------------
 
 
 def cycle(spec: Spec | str | Path, *, now: datetime | None = None, retrain: bool = False) -> CycleResult:
     """Run one check-and-act cycle; `retrain=True` retrains whatever the triggers say. The cycle
-    holds the project's lock (`store.lock`), waiting up to `_LOCK_WAIT_SECONDS` for a run that
+    holds the project's lock (`store.lock`), waiting up to `LOCK_WAIT_SECONDS` for a run that
     has it; `BusyError` after that (`watch` logs it and tries again at the next interval)."""
-    project = _project(spec)
-    with project_lock(project.home, "looml loop", wait=_LOCK_WAIT_SECONDS):
+    project = project_of(spec)
+    with project_lock(project.home, "looml loop", wait=LOCK_WAIT_SECONDS):
         return _cycle(project, now or datetime.now(UTC), retrain)
 
 
-def _cycle(project: _Project, now: datetime, retrain: bool) -> CycleResult:
+def _cycle(project: Project, now: datetime, retrain: bool) -> CycleResult:
     from looml.store.feedback import join_feedback, read_feedback
     from looml.store.logfiles import compact_logs
     from looml.store.predictions import feature_frame, read_predictions
@@ -145,7 +100,7 @@ def _cycle(project: _Project, now: datetime, retrain: bool) -> CycleResult:
     spec = project.spec
     alerter = Alerter(spec.alerts, project.home / "alerts")
     alerter.check()
-    champion = _champion(project)
+    champion = champion_of(project)
     logs = project.home / "logs"
     compact_logs(logs)
     window = read_predictions(logs, since=now - timedelta(seconds=spec.loop.window), until=now)
@@ -191,7 +146,7 @@ def watch(spec: Spec | str | Path, *, cycles: int | None = None,
           sleep: Callable[[float], None] = time.sleep) -> None:
     """Run cycles every `loop.interval` seconds (forever, or `cycles` times); a cycle that fails
     with a looml error is logged and the watch goes on."""
-    project = _project(spec)
+    project = project_of(spec)
     done = 0
     while cycles is None or done < cycles:
         started = time.monotonic()
@@ -207,7 +162,7 @@ def watch(spec: Spec | str | Path, *, cycles: int | None = None,
             sleep(max(0.0, project.spec.loop.interval - (time.monotonic() - started)))
 
 
-def _drift(project: _Project, champion: str, window: pl.DataFrame) -> dict[str, Any] | None:
+def _drift(project: Project, champion: str, window: pl.DataFrame) -> dict[str, Any] | None:
     """Drift of the window's features and of the model's outputs against the champion's reference."""
     from looml.monitor.drift import detect
     from looml.monitor.reference import load_reference
@@ -219,7 +174,7 @@ def _drift(project: _Project, champion: str, window: pl.DataFrame) -> dict[str, 
     return detect(reference, own_names(window, reference.columns), project.spec.monitor.drift).to_dict()
 
 
-def _validation_errors(project: _Project, champion: str, current: pl.DataFrame) -> list[str]:
+def _validation_errors(project: Project, champion: str, current: pl.DataFrame) -> list[str]:
     from looml.data.anomalies import check_batch
     from looml.data.schema import Schema
 
@@ -276,7 +231,7 @@ def _triggers(spec: Spec, drift: dict[str, Any] | None, performance: Any, state:
 # --- retrain and decide ----------------------------------------------------------------------
 
 
-def _retrain_and_decide(project: _Project, champion: str, metric_name: str, joined: pl.DataFrame,
+def _retrain_and_decide(project: Project, champion: str, metric_name: str, joined: pl.DataFrame,
                         triggers: list[str], now: datetime) -> Decision:
     spec = project.spec
     promotion = spec.loop.promotion
@@ -315,13 +270,13 @@ def _retrain_and_decide(project: _Project, champion: str, metric_name: str, join
                         f"confidence: {verdict}")
 
 
-def _keep(project: _Project, **fields: Any) -> Decision:
+def _keep(project: Project, **fields: Any) -> Decision:
     decision = Decision(action="keep", champion_after=fields["champion_before"], **fields)
     project.audit.append(decision)
     return decision
 
 
-def _train_challenger(project: _Project, traffic: pl.DataFrame, champion: str,
+def _train_challenger(project: Project, traffic: pl.DataFrame, champion: str,
                       now: datetime) -> tuple[str, list[str]]:
     """Train the same pipeline on the retraining data; return the version it registered and the
     drift-like findings of the data against the champion's schema.
@@ -341,7 +296,7 @@ def _train_challenger(project: _Project, traffic: pl.DataFrame, champion: str,
         raise DataError(Problem(loc="loop.retrain_data", value=spec.loop.retrain_data,
                                 message="no labelled served rows to train on outside the fresh share",
                                 fix="wait for more feedback, or retrain from the source"))
-    drifted = _check_against_champion(project, champion, frame)
+    drifted = _check_againstchampion_of(project, champion, frame)
     store = ArtifactStore(project.home / "artifacts")
     digest = store.put_file(lambda path: frame.write_parquet(path, statistics=False))
     SnapshotCatalog(project.home / "snapshots").record(
@@ -356,7 +311,7 @@ def _train_challenger(project: _Project, traffic: pl.DataFrame, champion: str,
 _DRIFT_CHECKS = ("out_of_range", "new_category", "missing_rate")
 
 
-def _check_against_champion(project: _Project, champion: str, frame: pl.DataFrame) -> list[str]:
+def _check_againstchampion_of(project: Project, champion: str, frame: pl.DataFrame) -> list[str]:
     """Check the retraining rows against the schema: the project's schema file when there is one
     (the file an error's fix names: an edit there must count), else the champion's logged copy.
     Only the columns a model reads and the target are checked: ids and ignored columns are not
@@ -421,7 +376,7 @@ def _aligned(frame: pl.DataFrame, like: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(columns)
 
 
-def _compare(project: _Project, champion: str, challenger: str, metric_name: str,
+def _compare(project: Project, champion: str, challenger: str, metric_name: str,
              fresh: pl.DataFrame) -> Any:
     from looml.store.predictions import feature_frame
 
@@ -450,53 +405,3 @@ def _outcomes(pipeline: Any, X: Any, labels: pl.Series, positive_class: Any = No
 
 
 # --- registry verbs --------------------------------------------------------------------------
-
-
-def promote(spec: Spec | str | Path, version: str, *, by: str = "looml models promote",
-            reason: str = "promoted by hand") -> Decision:
-    """Make `version` the champion (by hand), recorded in the audit trail."""
-    project = _project(spec)
-    version_info(project.tracking_uri, project.name, version)  # raises if there is no such version
-    with project_lock(project.home, by, wait=_LOCK_WAIT_SECONDS):
-        before = champion_version(project.tracking_uri, project.name)
-        decision = Decision(action="promote", model_name=project.name, champion_before=before,
-                            champion_after=version, challenger=version, reason=reason, by=by)
-        record_move(project.tracking_uri, project.audit, decision)
-    return decision
-
-
-def rollback(spec: Spec | str | Path, *, by: str = "looml models rollback") -> Decision:
-    """Restore the champion that the latest promotion not yet rolled back replaced: rollbacks walk
-    back through the promotions (v3 -> v2 -> v1), they do not undo each other."""
-    project = _project(spec)
-    with project_lock(project.home, by, wait=_LOCK_WAIT_SECONDS):
-        return _rollback(project, by)
-
-
-def _rollback(project: _Project, by: str) -> Decision:
-    current = _champion(project)
-    moves: list[Decision] = []  # promotions not rolled back, oldest first
-    for d in project.audit.records(project.name):
-        if d.action == "promote" and d.champion_before not in (None, d.champion_after):
-            moves.append(d)
-        elif d.action == "rollback" and moves:
-            moves.pop()
-    while moves and moves[-1].champion_before == current:  # the alias was moved outside looml
-        moves.pop()
-    if not moves:
-        raise RegistryError(Problem(loc="champion", value=f"{project.name} v{current}",
-                                    message="no recorded promotion made this version champion",
-                                    fix="see `looml models history`; promote a version by hand with "
-                                        "`looml models promote VERSION`"))
-    previous = moves[-1].champion_before
-    decision = Decision(action="rollback", model_name=project.name, champion_before=current,
-                        champion_after=previous, reason=f"rolled back to v{previous} (champion before "
-                        f"the {moves[-1].action} of {moves[-1].at})", by=by)
-    record_move(project.tracking_uri, project.audit, decision)
-    return decision
-
-
-def history(spec: Spec | str | Path) -> list[Decision]:
-    """Every recorded decision about the spec's model, oldest first."""
-    project = _project(spec)
-    return project.audit.records(project.name)
