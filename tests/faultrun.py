@@ -27,6 +27,8 @@ from pathlib import Path
 import polars as pl
 import psutil
 
+from looml.store.audit import AuditLog, settle
+
 CORPUS = Path(os.environ.get("LOOML_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus"))
 SPEC = ("seed: {seed}\ndata:\n  source: data.parquet\n  target: Private\nsplit:\n  folds: 2\n"
         "models:\n  candidates: [linear]\ntuning:\n  trials: 2\n  time_budget: 600\n"
@@ -201,12 +203,10 @@ def check_invariants(home: Path, killed: int | None, where: str, final: bool = F
         assert champion in versions, f"{where}: the champion alias points at missing version {champion}"
         model = Path(versions[champion].removeprefix("file://")) / "MLmodel"
         assert model.is_file(), f"{where}: the champion's model files are missing ({model})"
-    audit = home / "audit.jsonl"
-    if audit.is_file():
-        lines = [json.loads(line) for line in audit.read_text().splitlines() if line.strip()]
-        last = lines[-1]["champion_after"] if lines else None
-        now = str(alias[0]) if alias else None
-        assert not lines or last == now, f"{where}: the audit trail ends at {last}, the alias is at {now}"
+    now = str(alias[0]) if alias else None
+    moves = [d for d in settle(AuditLog(home / "audit.jsonl").records(), now) if d.state == "done"]
+    last = moves[-1].champion_after if moves else None
+    assert not moves or last == now, f"{where}: the audit trail ends at {last}, the alias is at {now}"
 
 
 def _orphans(session: int, wait: float = 15.0) -> list[str]:

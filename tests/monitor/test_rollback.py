@@ -37,3 +37,38 @@ def test_rollbacks_walk_back_v3_v2_v1_then_say_there_is_nothing_left(tmp_path: P
     assert [d.action for d in history(spec)] == ["promote", "promote", "rollback", "rollback"]
     promote(spec, "3")  # a promotion after rollbacks is walked back like any other
     assert rollback(spec).champion_after == "1"
+
+
+def test_a_promotion_killed_before_or_after_its_alias_move_leaves_a_trail_that_agrees(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=300)
+    pl.DataFrame({"x": x, "y": x * 2 + rng.normal(size=300)}).write_csv(tmp_path / "d.csv")
+    spec = tmp_path / "looml.yaml"
+    for alpha in (1.0, 2.0):
+        spec.write_text("data: {source: d.csv, target: y}\nsplit: {folds: 2}\nregistry: {model_name: k}\n"
+                        f"models: {{candidates: [{{name: linear, params: {{alpha: {alpha}}}}}]}}\n")
+        looml.run(spec)
+    uri = local_tracking_uri(load_spec(spec).tracking.uri, tmp_path)
+    cli = [str(Path(sys.executable).with_name("looml")), "models", "promote", "2", "-s", str(spec)]
+
+    def killed_at(point: str) -> None:
+        out = subprocess.run(cli, env={**os.environ, "LOOML_FAULT": point}, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == -9, out.stderr  # SIGKILL at the point
+
+    killed_at("audit.after_pending")  # recorded as pending; the alias never moved
+    assert champion_version(uri, "k") == "1"
+    assert [(d.action, d.state) for d in history(spec)] == [("promote", "interrupted")]
+
+    killed_at("audit.after_move")  # the alias moved; its done record never written
+    assert champion_version(uri, "k") == "2"
+    assert [(d.action, d.state, d.champion_after) for d in history(spec)] == [
+        ("promote", "interrupted", "2"), ("promote", "done", "2")]
+
+    assert rollback(spec).champion_after == "1"  # the settled promotion is walked back
+    assert champion_version(uri, "k") == "1"
+    assert [d.state for d in history(spec)] == ["interrupted", "done", "done"]

@@ -124,6 +124,7 @@ def models_history(
     for d in decisions:
         champion = (f"v{d.champion_before} -> v{d.champion_after}" if d.champion_before != d.champion_after
                     else f"v{d.champion_after}")
-        table.add_row(d.at.replace("T", " "), d.action, champion, f"v{d.challenger}" if d.challenger else "-",
+        action = d.action if d.state == "done" else f"{d.action} ({d.state}: the alias did not move)"
+        table.add_row(d.at.replace("T", " "), action, champion, f"v{d.challenger}" if d.challenger else "-",
                       ", ".join(d.triggers) or "-", d.by, escape(d.reason))
     stdout().print(table)

@@ -41,7 +41,7 @@ def rollback(spec: Spec | str | Path, *, by: str = "looml models rollback") -> D
 def _rollback(project: Project, by: str) -> Decision:
     current = champion_of(project)
     moves: list[Decision] = []  # promotions not rolled back, oldest first
-    for d in project.audit.records(project.name):
+    for d in (d for d in project.decisions() if d.state == "done"):
         if d.action == "promote" and d.champion_before not in (None, d.champion_after):
             moves.append(d)
         elif d.action == "rollback" and moves:
@@ -64,4 +64,4 @@ def _rollback(project: Project, by: str) -> Decision:
 def history(spec: Spec | str | Path) -> list[Decision]:
     """Every recorded decision about the spec's model, oldest first."""
     project = project_of(spec)
-    return project.audit.records(project.name)
+    return project.decisions()

@@ -12,7 +12,7 @@ from typing import Any
 
 from looml.errors import Problem, RegistryError
 from looml.spec import Spec, load_spec
-from looml.store.audit import AuditLog, TagAuditLog, audit_log
+from looml.store.audit import AuditLog, Decision, TagAuditLog, audit_log, settle
 from looml.store.connect import local_tracking_uri
 from looml.store.tracking import champion_version
 
@@ -35,6 +35,11 @@ class Project:
     @property
     def audit(self) -> AuditLog | TagAuditLog:
         return audit_log(self.tracking_uri, self.home)
+
+    def decisions(self) -> list[Decision]:
+        """The model's recorded decisions, oldest first, an interrupted move settled against
+        the registry (`store.audit.settle`)."""
+        return settle(self.audit.records(self.name), champion_version(self.tracking_uri, self.name))
 
     def schema(self, version: str) -> Any:
         """The `Schema` logged with a version (read from the registry once per cycle), or None."""

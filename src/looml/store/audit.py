@@ -7,6 +7,11 @@ On a local store, one JSON line per decision appended to `.looml/audit.jsonl` (w
 one `write` call and fsynced, so a line is whole or absent); on a shared tracking store, one
 tag of the registered model per decision (team mode, decision 51), so every project folder
 pointing at the server reads the same history.
+
+A decision that moves an alias is recorded twice: `pending` before the move, then `done` (same
+`id`). A process killed between the two leaves a pending record, which `settle` resolves against
+the registry: applied if the alias went where it says (or the next decision starts from there),
+else `interrupted`. So the trail never misses a move that happened, nor claims one that did not.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,7 @@ from typing import Any
 from looml.store.connect import import_mlflow
 from looml.store.team import AUDIT_PREFIX, is_shared
 
-__all__ = ["AuditLog", "Decision", "TagAuditLog", "audit_log"]
+__all__ = ["AuditLog", "Decision", "TagAuditLog", "audit_log", "settle"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class Decision:
     evidence: dict[str, Any] = field(default_factory=dict)  # metrics, the test, drift and performance
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     by: str = "looml loop"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    state: str = "done"  # pending: recorded before its alias move (see `settle`)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form."""
@@ -76,7 +83,7 @@ class AuditLog:
                 continue
             if model_name is None or raw.get("model_name") == model_name:
                 found.append(Decision(**raw))
-        return found
+        return _collapse(found)
 
 
 class TagAuditLog:
@@ -116,10 +123,30 @@ class TagAuditLog:
         for key in sorted(k for k in tags if k.startswith(AUDIT_PREFIX)):
             with contextlib.suppress(json.JSONDecodeError, TypeError):
                 found.append(Decision(**json.loads(tags[key])))
-        return found
+        return _collapse(found)
 
 
 def audit_log(tracking_uri: str, home: Path) -> AuditLog | TagAuditLog:
     """Where a project's decisions are kept: `home/audit.jsonl` for a local store, the registered
     model's tags on a shared one (so every project folder using it reads the same history)."""
     return TagAuditLog(tracking_uri) if is_shared(tracking_uri) else AuditLog(home / "audit.jsonl")
+
+
+def _collapse(records: list[Decision]) -> list[Decision]:
+    """One record per decision: a pending one is dropped where its `done` record follows."""
+    done = {r.id for r in records if r.state != "pending"}
+    return [r for r in records if not (r.state == "pending" and r.id in done)]
+
+
+def settle(records: list[Decision], champion: str | None) -> list[Decision]:
+    """The records with each pending one resolved: `done` if its move happened (the next
+    decision starts from its `champion_after`, or, being the last, the alias is there now),
+    else `interrupted` (its process died before the move)."""
+    out = []
+    for i, record in enumerate(records):
+        if record.state == "pending":
+            later = records[i + 1] if i + 1 < len(records) else None
+            now = later.champion_before if later is not None else champion
+            record = replace(record, state="done" if now == record.champion_after else "interrupted")
+        out.append(record)
+    return out

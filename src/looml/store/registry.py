@@ -1,13 +1,14 @@
 """Registry moves with an audit trail: promote, keep, rollback, and the versions they name.
 
 Every decision is recorded in the audit trail (`store.audit`). An alias moves in one MLflow
-call, after the decision is known and before it is recorded; if the record cannot be written
-the alias is moved back, so the trail never misses a move.
+call, between the decision's pending record and its done record, so the trail never misses a
+move, even when the process is killed in between (`store.audit.settle`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import contextlib
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -124,12 +125,17 @@ def record_move(tracking_uri: str, audit: AuditLog | TagAuditLog, decision: Deci
 
 def _move_and_record(tracking_uri: str, audit: AuditLog | TagAuditLog, decision: Decision,
                      alias: str = CHAMPION) -> None:
-    """Move `alias` to `decision.champion_after`, then record the decision; undo the move if
-    the record cannot be written."""
-    move_alias(tracking_uri, decision.model_name, alias, decision.champion_after)
-    fault_point("audit.after_move")  # the alias moved, its record not yet written
+    """Record the decision as pending, move `alias` to `decision.champion_after`, then record it
+    done. If the pending record cannot be written nothing moves; if the move fails, the record
+    says it was interrupted; a kill between them is settled on reading (`store.audit.settle`)."""
+    audit.append(replace(decision, state="pending"))
+    fault_point("audit.after_pending")  # recorded as pending, the alias not moved yet
     try:
-        audit.append(decision)
-    except OSError:
-        move_alias(tracking_uri, decision.model_name, alias, decision.champion_before)
+        move_alias(tracking_uri, decision.model_name, alias, decision.champion_after)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            audit.append(replace(decision, state="interrupted"))
         raise
+    fault_point("audit.after_move")  # the alias moved, its done record not yet written
+    with contextlib.suppress(OSError):  # the pending record already settles as done
+        audit.append(decision)
