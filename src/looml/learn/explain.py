@@ -177,7 +177,7 @@ def _within(model: Any, max_seconds: float | None) -> tuple[Any, str]:
     if max_seconds is None or seconds <= max_seconds or not is_bagged_forest(model):
         return model, ""
     total = len(model.estimators_)
-    keep = max(_MIN_TREES, trees_within(model, max_seconds))
+    keep = max(_MIN_TREES, trees_within(model, max_seconds) // _MIN_TREES * _MIN_TREES)  # whole tens: stable
     if keep >= total:
         return model, ""
     return fewer_trees(model, keep), (f"the {type(model).__name__}'s SHAP values are those of its first "

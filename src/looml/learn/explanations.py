@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,9 @@ _ROWS = 2000  # holdout rows explained
 _MIN_ROWS = 200  # rows kept before a forest is cut to fewer trees
 _FLOOR_ROWS = 50  # rows explained at least
 _SECONDS = 10.0  # what explaining a model version may take, estimated from its trees (`learn.treecost`)
+_PROBE_ROWS = 4  # rows timed at least to correct the estimate, where it comes near `_SECONDS`
+_PROBE_SECONDS = 0.3  # ... for about this long
+_ROW_STEPS = (2000, 1500, 1000, 750, 500, 300, 200, 100, 50)  # row counts a plan rounds down to
 _TOP = 5  # columns with dependence data
 _BINS = 10  # quantile bins of a numeric column's dependence
 _CATEGORIES = 12  # most frequent categories of a categorical column's dependence
@@ -43,13 +47,14 @@ def summarise_explanations(pipeline: Any, X: pd.DataFrame, features: dict[str, s
     out: dict[str, Any] = {"model": type(pipeline.steps[-1][1]).__name__,
                            "permutation_importance": _ranked(importance or {})}
     try:
-        explainer, rows = _within_time(pipeline, len(X))
+        explainer = explainer_for(pipeline)
     except NoExplanation as exc:
         return {**out, "method": None, "reason": str(exc)}
     available = len(X)
-    if len(X) > rows:
-        X = X.iloc[np.sort(np.random.default_rng(seed).choice(len(X), rows, replace=False))]
-    X = X.reset_index(drop=True)
+    order = np.random.default_rng(seed).permutation(len(X))  # any head of it is a random sample
+    scale = _scale(explainer, X.iloc[order], min(available, _ROWS))
+    explainer, rows = _within_time(pipeline, explainer, available, scale)
+    X = X.iloc[np.sort(order[:rows])].reset_index(drop=True)
     found = explainer.explain(X)
     magnitude = np.abs(found.values).mean(axis=(0, 1))  # over rows and outputs
     summary = {"rows": len(X), "outputs": found.outputs, "base": found.base.round(6).tolist(),
@@ -67,19 +72,41 @@ def summarise_explanations(pipeline: Any, X: pd.DataFrame, features: dict[str, s
     return out
 
 
-def _within_time(pipeline: Any, available: int) -> tuple[Explainer, int]:
+def _within_time(pipeline: Any, explainer: Explainer, available: int, scale: float) -> tuple[Explainer, int]:
     """The explainer and the rows to explain so that it takes about `_SECONDS` at most: all rows up
-    to `_ROWS`, fewer rows down to `_MIN_ROWS`, then a forest's first trees, then down to `_FLOOR_ROWS`."""
-    explainer = explainer_for(pipeline)
+    to `_ROWS`, fewer rows down to `_MIN_ROWS`, then a forest's first trees, then down to `_FLOOR_ROWS`.
+    `scale`: the measured cost over the trees' estimate (`_scale`); row counts are rounded down to
+    `_ROW_STEPS`, so a plan moves only when the cost moves by a step."""
     rows = min(available, _ROWS)
-    if explainer.seconds_per_row * rows <= _SECONDS:
+    rate = explainer.seconds_per_row * scale
+    if rate * rows <= _SECONDS:
         return explainer, rows
-    rows = min(rows, max(_MIN_ROWS, int(_SECONDS / explainer.seconds_per_row)))
-    if explainer.seconds_per_row * rows > _SECONDS:
-        explainer = explainer_for(pipeline, max_seconds_per_row=_SECONDS / rows)
-    if explainer.seconds_per_row * rows > _SECONDS:
-        rows = max(min(rows, _FLOOR_ROWS), int(_SECONDS / explainer.seconds_per_row))
+    rows = min(rows, max(_MIN_ROWS, _step(_SECONDS / rate)))
+    if rate * rows > _SECONDS:
+        explainer = explainer_for(pipeline, max_seconds_per_row=_SECONDS / rows / scale)
+        rate = explainer.seconds_per_row * scale
+    if rate * rows > _SECONDS:
+        rows = max(min(rows, _FLOOR_ROWS), _step(_SECONDS / rate))
     return explainer, rows
+
+
+def _scale(explainer: Explainer, X: pd.DataFrame, rows: int) -> float:
+    """The measured cost of explaining a few of `X`'s first rows over the trees' estimate
+    (`learn.treecost`, within about 3x either way: repeated features along the paths and the
+    outputs per leaf move it); 1 without measuring where the estimate for `rows` is far below
+    `_SECONDS`. The probe is about `_PROBE_SECONDS` of rows, so the fixed cost of a call counts little."""
+    rate = explainer.seconds_per_row
+    if rate <= 0 or rate * rows <= _SECONDS / 4:
+        return 1.0
+    probe = X.iloc[:int(np.clip(_PROBE_SECONDS / rate, _PROBE_ROWS, 64))].reset_index(drop=True)
+    started = time.perf_counter()
+    explainer.explain(probe)
+    return max(time.perf_counter() - started, 1e-9) / (rate * len(probe))
+
+
+def _step(rows: float) -> int:
+    """`rows` rounded down to the nearest of `_ROW_STEPS` (below the last, itself)."""
+    return next((s for s in _ROW_STEPS if s <= rows), int(rows))
 
 
 def _fewer_rows(rows: int, available: int) -> str:
