@@ -39,7 +39,7 @@ from looml.spec import PredictionLogSpec, load_spec
 from looml.store.connect import local_tracking_uri
 from looml.store.feedback import FeedbackStore, join_feedback, read_feedback
 from looml.store.predictions import PredictionLog, RowsToLog, read_predictions
-from looml.store.tracking import load_pipeline
+from looml.store.versions import load_pipeline
 from serve_inprocess import make_frame
 
 OUT = Path(__file__).resolve().parent / "out" / "loop"

@@ -19,7 +19,7 @@ import looml
 from looml.datasets import snapshots, validate_batch
 from looml.errors import DataError, RegistryError
 from looml.store.connect import local_tracking_uri
-from looml.store.tracking import model_documents
+from looml.store.versions import model_documents
 
 LOOML = [sys.executable, "-m", "looml"]
 

@@ -23,7 +23,7 @@ from looml.errors import DataError, Problem, RegistryError, SpecError
 from looml.spec import DataSpec, Spec, load_spec
 from looml.store.connect import local_tracking_uri
 from looml.store.snapshots import SnapshotCatalog, SnapshotEntry
-from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
+from looml.store.versions import SCHEMA_ARTIFACT, model_documents
 
 __all__ = ["BatchCheck", "parse_source", "snapshots", "validate_batch"]
 

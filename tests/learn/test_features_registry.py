@@ -13,7 +13,8 @@ import pytest
 from skops.io import dumps, get_untrusted_types
 
 import looml
-from looml.store.tracking import load_pipeline, type_names
+from looml.store.tracking import type_names
+from looml.store.versions import load_pipeline
 
 WORDS = ["late", "early", "refund", "broken", "great", "slow", "fast", "price", "support", "delivery"]
 

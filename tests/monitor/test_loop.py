@@ -35,7 +35,7 @@ from looml.monitor.moves import history, promote, rollback
 from looml.spec import load_spec
 from looml.store.connect import local_tracking_uri
 from looml.store.predictions import read_predictions
-from looml.store.tracking import champion_version
+from looml.store.versions import champion_version
 
 SPEC = """seed: 5
 data:

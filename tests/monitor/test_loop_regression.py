@@ -19,7 +19,7 @@ from looml.spec import PredictionLogSpec, load_spec
 from looml.store.connect import local_tracking_uri
 from looml.store.feedback import FeedbackStore
 from looml.store.predictions import PredictionLog, RowsToLog
-from looml.store.tracking import load_pipeline
+from looml.store.versions import load_pipeline
 
 SPEC = """seed: 2
 data: {source: sales.csv, target: amount}

@@ -19,7 +19,7 @@ from looml.serve.model import Prediction
 from looml.spec import PredictionLogSpec
 from looml.store.connect import local_tracking_uri
 from looml.store.predictions import PredictionLog, RowsToLog
-from looml.store.tracking import load_pipeline
+from looml.store.versions import load_pipeline
 
 FEATURES = {"tenure": "numeric", "plan": "categorical", "charges": "numeric"}
 PLANS = ["basic", "pro", "<i>team</i>"]

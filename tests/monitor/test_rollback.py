@@ -13,7 +13,7 @@ from looml.errors import RegistryError
 from looml.monitor.moves import history, promote, rollback
 from looml.spec import load_spec
 from looml.store.connect import local_tracking_uri
-from looml.store.tracking import champion_version
+from looml.store.versions import champion_version
 
 
 def test_rollbacks_walk_back_v3_v2_v1_then_say_there_is_nothing_left(tmp_path: Path) -> None:

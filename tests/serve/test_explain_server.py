@@ -14,7 +14,7 @@ import pytest
 import looml
 from liveserver import LiveServer
 from looml.learn.explanations import EXPLANATIONS_ARTIFACT
-from looml.store.tracking import model_documents
+from looml.store.versions import model_documents
 from serve.test_app import ROW, churn
 
 TOKEN = "explain-token"

@@ -95,7 +95,7 @@ def pair(team: TeamServer, tmp_path_factory: pytest.TempPathFactory) -> Pair:
 def test_two_runs_at_once_make_two_complete_versions_and_one_champion(pair: Pair, team: TeamServer) -> None:
     from mlflow import MlflowClient
 
-    from looml.store.tracking import load_pipeline
+    from looml.store.versions import load_pipeline
 
     for o in pair.outputs:
         print(o.returncode, o.stdout, o.stderr[-3000:])  # shown when the assertion fails
@@ -148,7 +148,7 @@ def test_a_promotion_on_a_champion_moved_meanwhile_is_refused(pair: Pair, team: 
     from looml.errors import RegistryError
     from looml.store.audit import Decision, audit_log
     from looml.store.registry import record_move
-    from looml.store.tracking import champion_version
+    from looml.store.versions import champion_version
 
     now = champion_version(team.url, MODEL)
     stale = "2" if now == "1" else "1"
@@ -161,7 +161,7 @@ def test_a_promotion_on_a_champion_moved_meanwhile_is_refused(pair: Pair, team: 
 def test_serve_predict_monitor_and_loop_follow_the_remote_registry(pair: Pair, team: TeamServer) -> None:
     from liveserver import LiveServer
     from looml.monitor.moves import promote
-    from looml.store.tracking import champion_version
+    from looml.store.versions import champion_version
 
     folder = pair.folders[0]
     spec = folder / "looml.yaml"

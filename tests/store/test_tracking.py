@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import looml
-from looml.store import tracking
+from looml.store import tracking, versions
 from looml.store.params import settings_params
 
 
@@ -29,7 +29,7 @@ def _project(folder: Path) -> Path:
 def test_a_type_the_walk_misses_falls_back_to_skops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tracking, "type_names", lambda obj: [])  # nothing trusted: skops refuses
     result = looml.run(_project(tmp_path))
-    pipeline, _ = tracking.load_pipeline(result.tracking_uri, "m", result.model_version)
+    pipeline, _ = versions.load_pipeline(result.tracking_uri, "m", result.model_version)
     assert result.model_version == "1" and result.champion
     assert set(pipeline.predict(pd.DataFrame({"x": [1.0, -1.0], "c": ["a", "b"]}))) <= {"p", "n"}
 

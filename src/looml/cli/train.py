@@ -268,7 +268,7 @@ def _print_summary(result: Any, spec: Path) -> None:
     out.print(f"model   [bold]{result.model_name}[/] version {result.model_version}{alias}  "
               f"{result.model_uri}")
     if not result.champion:
-        from looml.store.tracking import champion_version
+        from looml.store.versions import champion_version
 
         held = champion_version(result.tracking_uri, result.model_name)
         out.print(f"        v{held} stays champion (a new version never takes the alias by itself); "

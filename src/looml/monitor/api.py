@@ -128,7 +128,7 @@ def _from_source(data: str, reference: Reference, settings: DriftSpec, tracking_
     features = list(reference.columns)
     wanted = settings.prediction and reference.predictions and "prediction" not in frame.columns
     if wanted and all(f in frame.columns for f in features):
-        from looml.store.tracking import load_pipeline
+        from looml.store.versions import load_pipeline
 
         pipeline, _ = load_pipeline(tracking_uri, name, reference.model_version)
         task = "classification" if reference.predictions["prediction"].kind == "categorical" else "regression"

@@ -42,7 +42,7 @@ from looml.spec import Spec
 from looml.store.audit import Decision
 from looml.store.lock import project_lock
 from looml.store.registry import CHALLENGER, move_alias, record_move, version_info
-from looml.store.tracking import load_pipeline
+from looml.store.versions import load_pipeline
 
 __all__ = ["CycleResult", "cycle", "watch"]
 

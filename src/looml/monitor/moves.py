@@ -12,7 +12,7 @@ from looml.spec import Spec
 from looml.store.audit import Decision
 from looml.store.lock import project_lock
 from looml.store.registry import record_move, version_info
-from looml.store.tracking import champion_version
+from looml.store.versions import champion_version
 
 __all__ = ["history", "promote", "rollback"]
 

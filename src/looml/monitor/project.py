@@ -14,7 +14,7 @@ from looml.errors import Problem, RegistryError
 from looml.spec import Spec, load_spec
 from looml.store.audit import AuditLog, Decision, TagAuditLog, audit_log, settle
 from looml.store.connect import local_tracking_uri
-from looml.store.tracking import champion_version
+from looml.store.versions import champion_version
 
 __all__ = ["LOCK_WAIT_SECONDS", "Project", "champion_of", "project_of"]
 
@@ -47,7 +47,7 @@ class Project:
             import yaml
 
             from looml.data.schema import Schema
-            from looml.store.tracking import SCHEMA_ARTIFACT, model_documents
+            from looml.store.versions import SCHEMA_ARTIFACT, model_documents
 
             _, documents = model_documents(self.tracking_uri, self.name, version)
             text = documents.get(SCHEMA_ARTIFACT)

@@ -252,7 +252,7 @@ def load_reference(tracking_uri: str, model_name: str, version: str | None = Non
     """The reference logged with a registered model version (default: the champion), or None when
     the version was registered before references were logged. Raises `RegistryError` when there
     is no such version."""
-    from looml.store.tracking import model_documents
+    from looml.store.versions import model_documents
 
     found, documents = model_documents(tracking_uri, model_name, version, paths=(REFERENCE_ARTIFACT,))
     if REFERENCE_ARTIFACT not in documents:

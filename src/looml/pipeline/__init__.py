@@ -40,7 +40,7 @@ from looml.store.artifacts import ArtifactStore, atomic_write, sweep_temp
 from looml.store.connect import check_reachable, local_tracking_uri, warm_up
 from looml.store.lock import project_lock
 from looml.store.snapshots import SnapshotCatalog
-from looml.store.tracking import version_state
+from looml.store.versions import version_state
 
 __all__ = ["DataCheck", "RunResult", "check", "run"]
 
@@ -251,7 +251,7 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
     work_key = None if force else digest_of([register_config, register_inputs,
                                              str(spec.project_dir.resolve())])
     registered = runner.run(
-        "register", code=[*WIRING, "looml.store.tracking", "looml.store.params"],
+        "register", code=[*WIRING, "looml.store.tracking", "looml.store.versions", "looml.store.params"],
         config=register_config, inputs=register_inputs,
         compute=lambda: register_model(spec, tracking_uri, registered_model(), frame(),
                                        store.path(data_digest), data_digest, report, trained, evaluated,

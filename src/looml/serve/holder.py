@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from looml.serve.model import ServedModel, load_model
-from looml.store.tracking import champion_version
+from looml.store.versions import champion_version
 
 __all__ = ["ModelHolder"]
 

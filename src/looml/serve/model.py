@@ -59,7 +59,7 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> Serv
 
     from looml.learn.decision import decision_of
     from looml.serve.compiled import compile_or_reason
-    from looml.store.tracking import PROFILE_ARTIFACT, SCHEMA_ARTIFACT, load_pipeline, model_documents
+    from looml.store.versions import PROFILE_ARTIFACT, SCHEMA_ARTIFACT, load_pipeline, model_documents
 
     found, documents = model_documents(tracking_uri, name, version)
     pipeline, run_id = load_pipeline(tracking_uri, name, found)

@@ -63,7 +63,7 @@ def check_servable(spec_path: str | Path, version: str | None = None) -> None:
     """Raise `SpecError` / `RegistryError` now, before a port is bound, if there is nothing to serve."""
     from looml.errors import Problem, RegistryError
     from looml.store.connect import local_tracking_uri
-    from looml.store.tracking import champion_version, model_documents
+    from looml.store.versions import champion_version, model_documents
 
     spec = load_spec(spec_path)
     tracking_uri = local_tracking_uri(spec.tracking.uri, spec.project_dir)

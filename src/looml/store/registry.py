@@ -17,7 +17,7 @@ from looml.faults import fault_point
 from looml.store.audit import AuditLog, Decision, TagAuditLog
 from looml.store.connect import import_mlflow
 from looml.store.team import champion_lease, is_shared
-from looml.store.tracking import CHAMPION
+from looml.store.versions import CHAMPION
 
 __all__ = ["CHALLENGER", "VersionInfo", "move_alias", "record_move", "version_info", "versions"]
 
@@ -110,7 +110,7 @@ def record_move(tracking_uri: str, audit: AuditLog | TagAuditLog, decision: Deci
     if not is_shared(tracking_uri):
         _move_and_record(tracking_uri, audit, decision, alias)
         return
-    from looml.store.tracking import champion_version
+    from looml.store.versions import champion_version
 
     with champion_lease(_client(tracking_uri), decision.model_name):
         now = champion_version(tracking_uri, decision.model_name)

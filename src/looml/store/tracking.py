@@ -8,8 +8,6 @@ so the registry never holds a half-made version or a dangling alias.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-import tempfile
 import threading
 import time
 import types
@@ -23,30 +21,14 @@ from looml.errors import Problem, RegistryError
 from looml.faults import fault_point
 from looml.store.connect import import_mlflow, sqlite_db
 from looml.store.params import param_value
-from looml.store.trusted import load_skops_model
+from looml.store.versions import CHAMPION, champion_model_version
 
 if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
     import pandas as pd
     import polars as pl
     from sklearn.pipeline import Pipeline
 
-__all__ = [
-    "PROFILE_ARTIFACT",
-    "SCHEMA_ARTIFACT",
-    "Registration",
-    "TrackedRun",
-    "champion_version",
-    "load_pipeline",
-    "log_and_register",
-    "model_documents",
-    "version_state",
-]
-
-CHAMPION = "champion"
-
-SCHEMA_ARTIFACT = "data/schema.yaml"
-PROFILE_ARTIFACT = "data/profile.json"
-
+__all__ = ["Registration", "TrackedRun", "log_and_register"]
 
 @dataclass(frozen=True)
 class Registration:
@@ -313,13 +295,13 @@ def _adopt(client: Any, run: TrackedRun) -> Registration | None:
             client.set_terminated(version.run_id, status="FINISHED")
         return Registration(model_name=run.model_name, version=str(version.version), run_id=version.run_id,
                             model_uri=f"models:/{run.model_name}/{version.version}",
-                            champion=champion or _is_champion(client, run.model_name, str(version.version)),
+                            champion=champion or _ischampion(client, run.model_name, str(version.version)),
                             tracking_uri=run.tracking_uri)
     return None
 
 
-def _is_champion(client: Any, name: str, version: str) -> bool:
-    current = _champion(client, name)
+def _ischampion(client: Any, name: str, version: str) -> bool:
+    current = champion_model_version(client, name)
     return current is not None and str(current.version) == version
 
 
@@ -382,15 +364,6 @@ def _ensure_registered(client: Any, name: str) -> None:
             raise
 
 
-def _champion(client: Any, name: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-
-
 def _take_champion_if_free(client: Any, tracking_uri: str, name: str, version: str) -> bool:
     """Make `version` the champion if the model has none; whether it did. On a shared store the
     check and the move happen under the champion lease (`store.team`), so two runs registering
@@ -399,7 +372,7 @@ def _take_champion_if_free(client: Any, tracking_uri: str, name: str, version: s
 
     lease = champion_lease(client, name) if is_shared(tracking_uri) else contextlib.nullcontext()
     with lease:
-        if _champion(client, name) is not None:
+        if champion_model_version(client, name) is not None:
             return False
         client.set_registered_model_alias(name, CHAMPION, version)
     return True
@@ -411,104 +384,3 @@ def _unregister(client: Any, name: str, version: str) -> None:
 
     with contextlib.suppress(MlflowException):
         client.delete_model_version(name, version)
-
-
-def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, bool]:
-    """Whether a model version still exists, and whether it is the champion now.
-
-    On the embedded SQLite store this reads the registry tables directly (milliseconds,
-    no MLflow import), so a fully cached run stays fast; anywhere else, or if that schema
-    ever differs, it asks MLflow.
-    """
-    db = sqlite_db(tracking_uri)
-    if db is not None:
-        if not db.is_file():
-            return False, False
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-                exists = conn.execute(
-                    "SELECT 1 FROM model_versions WHERE name = ? AND version = ? "
-                    "AND current_stage != 'Deleted_Internal'", (name, int(version))).fetchone()
-                alias = conn.execute(
-                    "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                    (name, CHAMPION)).fetchone()
-            return exists is not None, alias is not None and str(alias[0]) == version
-        except sqlite3.Error:
-            pass
-    mlflow = import_mlflow()
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient(tracking_uri)
-    try:
-        client.get_model_version(name, version)
-    except MlflowException:
-        return False, False
-    champion = _champion(client, name)
-    return True, champion is not None and str(champion.version) == version
-
-
-def model_documents(tracking_uri: str, name: str, version: str | None = None,
-                    paths: tuple[str, ...] = (SCHEMA_ARTIFACT, PROFILE_ARTIFACT),
-                    ) -> tuple[str, dict[str, str]]:
-    """The version (default: the champion) of a registered model and the documents logged with it
-    (`paths`: by default `data/schema.yaml` and `data/profile.json`), by artifact path.
-
-    Raises `RegistryError` naming the model when there is no such version or no champion.
-    """
-    mlflow = import_mlflow()
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient(tracking_uri)
-    try:
-        found = (client.get_model_version(name, version) if version is not None
-                 else client.get_model_version_by_alias(name, CHAMPION))
-    except MlflowException as exc:
-        what = f"version {version}" if version is not None else f"a {CHAMPION!r} alias"
-        raise RegistryError(Problem(
-            loc="registry.model_name", value=name, message=f"the registered model has no {what}",
-            fix="run `looml run` until a model passes the gate, or pass an existing version")) from exc
-    documents: dict[str, str] = {}
-    with tempfile.TemporaryDirectory(prefix="looml-") as tmp:
-        for artifact_path in paths:
-            with contextlib.suppress(MlflowException, OSError):
-                local = mlflow.artifacts.download_artifacts(
-                    run_id=found.run_id, artifact_path=artifact_path, dst_path=tmp, tracking_uri=tracking_uri)
-                documents[artifact_path] = Path(local).read_text(encoding="utf-8")
-    return str(found.version), documents
-
-
-def load_pipeline(tracking_uri: str, name: str, version: str) -> tuple[Any, str]:
-    """The fitted pipeline of a registered model version (read from its skops file, with the
-    trusted types it was saved with) and the id of the run that made it."""
-    mlflow = import_mlflow()
-    from mlflow.exceptions import MlflowException
-
-    mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient(tracking_uri)
-    try:
-        found = client.get_model_version(name, version)
-        folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
-    except (MlflowException, OSError) as exc:
-        raise RegistryError(Problem(loc="registry.model_name", value=f"{name} v{version}",
-                                    message=f"cannot load the model: {exc}",
-                                    fix="check the tracking URI and that the version exists")) from exc
-    return load_skops_model(folder, f"{name} v{version}"), found.run_id
-
-
-def champion_version(tracking_uri: str, name: str) -> str | None:
-    """The version the champion alias points at now, or None; milliseconds on SQLite.
-
-    The server polls this to follow the alias, so it avoids MLflow where it can.
-    """
-    db = sqlite_db(tracking_uri)
-    if db is not None and db.is_file():
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-                row = conn.execute("SELECT version FROM registered_model_aliases "
-                                   "WHERE name = ? AND alias = ?", (name, CHAMPION)).fetchone()
-            return str(row[0]) if row else None
-        except sqlite3.Error:
-            pass
-    mlflow = import_mlflow()
-    champion = _champion(mlflow.MlflowClient(tracking_uri), name)
-    return str(champion.version) if champion is not None else None

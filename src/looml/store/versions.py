@@ -1,0 +1,149 @@
+"""A registered model version, read: whether it exists and leads, its documents, its pipeline.
+
+    version_state(uri, name, version) -> (exists, is champion)
+    champion_version(uri, name) -> the version the champion alias points at, or None
+    model_documents(uri, name, version=None) -> (version, {artifact path: text})
+    load_pipeline(uri, name, version) -> (the fitted pipeline, its run id)
+
+On the embedded SQLite store the first two read the registry tables directly (milliseconds, no
+MLflow import): a cached run and a server following the alias stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from looml.errors import Problem, RegistryError
+from looml.store.connect import import_mlflow, sqlite_db
+from looml.store.trusted import load_skops_model
+
+__all__ = [
+    "CHAMPION",
+    "PROFILE_ARTIFACT",
+    "SCHEMA_ARTIFACT",
+    "champion_model_version",
+    "champion_version",
+    "load_pipeline",
+    "model_documents",
+    "version_state",
+]
+
+CHAMPION = "champion"
+
+SCHEMA_ARTIFACT = "data/schema.yaml"
+PROFILE_ARTIFACT = "data/profile.json"
+
+
+def champion_model_version(client: Any, name: str) -> Any:
+    """The champion alias's model version through an MLflow client, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, bool]:
+    """Whether a model version still exists, and whether it is the champion now.
+
+    On the embedded SQLite store this reads the registry tables directly (milliseconds,
+    no MLflow import), so a fully cached run stays fast; anywhere else, or if that schema
+    ever differs, it asks MLflow.
+    """
+    db = sqlite_db(tracking_uri)
+    if db is not None:
+        if not db.is_file():
+            return False, False
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                exists = conn.execute(
+                    "SELECT 1 FROM model_versions WHERE name = ? AND version = ? "
+                    "AND current_stage != 'Deleted_Internal'", (name, int(version))).fetchone()
+                alias = conn.execute(
+                    "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                    (name, CHAMPION)).fetchone()
+            return exists is not None, alias is not None and str(alias[0]) == version
+        except sqlite3.Error:
+            pass
+    mlflow = import_mlflow()
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        return False, False
+    champion = champion_model_version(client, name)
+    return True, champion is not None and str(champion.version) == version
+
+
+def model_documents(tracking_uri: str, name: str, version: str | None = None,
+                    paths: tuple[str, ...] = (SCHEMA_ARTIFACT, PROFILE_ARTIFACT),
+                    ) -> tuple[str, dict[str, str]]:
+    """The version (default: the champion) of a registered model and the documents logged with it
+    (`paths`: by default `data/schema.yaml` and `data/profile.json`), by artifact path.
+
+    Raises `RegistryError` naming the model when there is no such version or no champion.
+    """
+    mlflow = import_mlflow()
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        found = (client.get_model_version(name, version) if version is not None
+                 else client.get_model_version_by_alias(name, CHAMPION))
+    except MlflowException as exc:
+        what = f"version {version}" if version is not None else f"a {CHAMPION!r} alias"
+        raise RegistryError(Problem(
+            loc="registry.model_name", value=name, message=f"the registered model has no {what}",
+            fix="run `looml run` until a model passes the gate, or pass an existing version")) from exc
+    documents: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="looml-") as tmp:
+        for artifact_path in paths:
+            with contextlib.suppress(MlflowException, OSError):
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=found.run_id, artifact_path=artifact_path, dst_path=tmp, tracking_uri=tracking_uri)
+                documents[artifact_path] = Path(local).read_text(encoding="utf-8")
+    return str(found.version), documents
+
+
+def load_pipeline(tracking_uri: str, name: str, version: str) -> tuple[Any, str]:
+    """The fitted pipeline of a registered model version (read from its skops file, with the
+    trusted types it was saved with) and the id of the run that made it."""
+    mlflow = import_mlflow()
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri)
+    try:
+        found = client.get_model_version(name, version)
+        folder = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(Problem(loc="registry.model_name", value=f"{name} v{version}",
+                                    message=f"cannot load the model: {exc}",
+                                    fix="check the tracking URI and that the version exists")) from exc
+    return load_skops_model(folder, f"{name} v{version}"), found.run_id
+
+
+def champion_version(tracking_uri: str, name: str) -> str | None:
+    """The version the champion alias points at now, or None; milliseconds on SQLite.
+
+    The server polls this to follow the alias, so it avoids MLflow where it can.
+    """
+    db = sqlite_db(tracking_uri)
+    if db is not None and db.is_file():
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+                row = conn.execute("SELECT version FROM registered_model_aliases "
+                                   "WHERE name = ? AND alias = ?", (name, CHAMPION)).fetchone()
+            return str(row[0]) if row else None
+        except sqlite3.Error:
+            pass
+    mlflow = import_mlflow()
+    champion = champion_model_version(mlflow.MlflowClient(tracking_uri), name)
+    return str(champion.version) if champion is not None else None
