@@ -34,6 +34,27 @@ def test_a_type_the_walk_misses_falls_back_to_skops(tmp_path: Path, monkeypatch:
     assert set(pipeline.predict(pd.DataFrame({"x": [1.0, -1.0], "c": ["a", "b"]}))) <= {"p", "n"}
 
 
+def test_a_model_that_cannot_answer_its_input_example_is_not_registered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow import MlflowClient
+
+    from looml.errors import RegistryError
+    from looml.store import pyfunc
+
+    def refuse(self: object, data: pd.DataFrame, params: dict | None = None) -> None:
+        raise ValueError(f"cannot read column 'x' of {len(data)} rows")
+
+    monkeypatch.setattr(pyfunc._Pyfunc, "predict", refuse)
+    with pytest.raises(RegistryError) as caught:
+        looml.run(_project(tmp_path))
+
+    problem = caught.value.problems[0]
+    assert problem.value == "m" and "input example" in problem.message and "cannot read column 'x'" in problem.message
+    client = MlflowClient(f"sqlite:///{tmp_path / '.looml' / 'mlflow.db'}")
+    assert client.search_model_versions("name = 'm'") == []
+    assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+
+
 def test_type_names_follow_state_made_on_the_fly_and_default_factories() -> None:
     from collections import OrderedDict, defaultdict
 

@@ -110,6 +110,7 @@ def _log_and_register(run: TrackedRun) -> Registration:
         experiment_id = _experiment_id(client, run)
         trusted = type_names(run.pipeline)
         signature = _signature(run.pipeline, run.input_example)
+        _serves_its_example(run, signature)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run.run_name) as active:
             mlflow.log_params({k: param_value(v) for k, v in run.params.items()})
             mlflow.log_metrics(run.metrics)
@@ -170,7 +171,21 @@ def _log_model(mlflow: Any, run: TrackedRun, signature: Any, trusted: list[str])
     return Model.log(
         artifact_path=None, name="model", flavor=pyfunc, sk_model=run.pipeline, signature=signature,
         input_example=run.input_example, serialization_format="skops", skops_trusted_types=trusted,
-        pip_requirements=_requirements(run.pipeline))
+        pip_requirements=_requirements(run.pipeline), validate_serving_input=False)  # checked before
+
+
+def _serves_its_example(run: TrackedRun, signature: Any) -> None:
+    """The model answers its input example as a scoring server would pass it, or nothing is logged."""
+    from looml.store.pyfunc import check_serving_example
+
+    try:
+        check_serving_example(run.pipeline, signature, run.input_example)
+    except Exception as exc:  # the signature's or the model's refusal, whatever its type
+        raise RegistryError(Problem(
+            loc="registry.model_name", value=run.model_name,
+            message=f"the model does not answer its own input example as a server would pass it: {exc}",
+            fix="report this with the table's column types; `looml --verbose run` shows the libraries' "
+                "warnings")) from exc
 
 
 def type_names(obj: Any) -> list[str]:
