@@ -49,7 +49,8 @@ def test_a_model_that_cannot_answer_its_input_example_is_not_registered(
         looml.run(_project(tmp_path))
 
     problem = caught.value.problems[0]
-    assert problem.value == "m" and "input example" in problem.message and "cannot read column 'x'" in problem.message
+    assert problem.value == "m" and "input example" in problem.message
+    assert "cannot read column 'x'" in problem.message
     client = MlflowClient(f"sqlite:///{tmp_path / '.looml' / 'mlflow.db'}")
     assert client.search_model_versions("name = 'm'") == []
     assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
