@@ -33,7 +33,7 @@ _ROWS = 2000  # holdout rows explained
 _MIN_ROWS = 200  # rows kept before a forest is cut to fewer trees
 _FLOOR_ROWS = 50  # rows explained at least
 _SECONDS = 10.0  # what explaining a model version may take, estimated from its trees (`learn.treecost`)
-_PROBE_ROWS = 4  # rows timed at least to correct the estimate, where it comes near `_SECONDS`
+_PROBE_ROWS = (4, 64)  # rows timed, at least and at most, to correct the estimate near `_SECONDS`
 _PROBE_SECONDS = 0.3  # ... for about this long
 _ROW_STEPS = (2000, 1500, 1000, 750, 500, 300, 200, 100, 50)  # row counts a plan rounds down to
 _TOP = 5  # columns with dependence data
@@ -52,7 +52,7 @@ def summarise_explanations(pipeline: Any, X: pd.DataFrame, features: dict[str, s
         return {**out, "method": None, "reason": str(exc)}
     available = len(X)
     order = np.random.default_rng(seed).permutation(len(X))  # any head of it is a random sample
-    scale = _scale(explainer, X.iloc[order], min(available, _ROWS))
+    scale = _scale(explainer, X.iloc[order[:_PROBE_ROWS[1]]], min(available, _ROWS))
     explainer, rows = _within_time(pipeline, explainer, available, scale)
     X = X.iloc[np.sort(order[:rows])].reset_index(drop=True)
     found = explainer.explain(X)
@@ -98,7 +98,7 @@ def _scale(explainer: Explainer, X: pd.DataFrame, rows: int) -> float:
     rate = explainer.seconds_per_row
     if rate <= 0 or rate * rows <= _SECONDS / 4:
         return 1.0
-    probe = X.iloc[:int(np.clip(_PROBE_SECONDS / rate, _PROBE_ROWS, 64))].reset_index(drop=True)
+    probe = X.iloc[:int(np.clip(_PROBE_SECONDS / rate, *_PROBE_ROWS))].reset_index(drop=True)
     started = time.perf_counter()
     explainer.explain(probe)
     return max(time.perf_counter() - started, 1e-9) / (rate * len(probe))

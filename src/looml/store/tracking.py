@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
 
 __all__ = ["Registration", "TrackedRun", "log_and_register"]
 
+
 @dataclass(frozen=True)
 class Registration:
     """Where a run's model ended up."""
@@ -310,12 +311,12 @@ def _adopt(client: Any, run: TrackedRun) -> Registration | None:
             client.set_terminated(version.run_id, status="FINISHED")
         return Registration(model_name=run.model_name, version=str(version.version), run_id=version.run_id,
                             model_uri=f"models:/{run.model_name}/{version.version}",
-                            champion=champion or _ischampion(client, run.model_name, str(version.version)),
+                            champion=champion or _is_champion(client, run.model_name, str(version.version)),
                             tracking_uri=run.tracking_uri)
     return None
 
 
-def _ischampion(client: Any, name: str, version: str) -> bool:
+def _is_champion(client: Any, name: str, version: str) -> bool:
     current = champion_model_version(client, name)
     return current is not None and str(current.version) == version
 
