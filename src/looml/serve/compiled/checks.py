@@ -137,3 +137,4 @@ def _as_array(values: list, kind: str) -> np.ndarray:
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     if kind == "datetime":
         return np.array(values, dtype="datetime64[s]")
+    return np.array(["(missing)" if v is None else v for v in values], dtype=str)
