@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,18 @@ import polars as pl
 import pytest
 
 from external_tools import find_chromium, missing_chromium, unavailable
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite keeps looml's per-user cache (and what it remembers) to itself, for the session."""
+    before = os.environ.get("LOOML_CACHE_DIR")
+    os.environ["LOOML_CACHE_DIR"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield
+    if before is None:
+        os.environ.pop("LOOML_CACHE_DIR", None)
+    else:
+        os.environ["LOOML_CACHE_DIR"] = before
 
 
 def _classification_frame(rows: int = 120, seed: int = 0, signal: float = 1.0) -> pl.DataFrame:

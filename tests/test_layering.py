@@ -14,7 +14,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "looml"
 FORBIDDEN_IN_STAGES = ("looml.store", "looml.cli", "looml.serve", "looml.pipeline", "looml.runner")
 STAGE_MODULES = sorted([*(SRC / "data").rglob("*.py"), *(SRC / "learn").rglob("*.py")])
-CORE_MODULES = sorted([*(SRC / "spec").rglob("*.py"), SRC / "errors.py", SRC / "schedule.py"])
+CORE_PACKAGES = ("looml.spec", "looml.errors", "looml.schedule", "looml.usercache")
+CORE_MODULES = sorted([*(SRC / "spec").rglob("*.py"), SRC / "errors.py", SRC / "schedule.py",
+                       SRC / "usercache.py"])
 
 
 def module_name(path: Path) -> str:
@@ -72,14 +74,14 @@ def test_the_core_modules_are_found() -> None:
     names = {module_name(p) for p in CORE_MODULES}
 
     assert {"looml.spec", "looml.spec.data", "looml.spec.operations", "looml.errors",
-            "looml.schedule"} <= names
+            "looml.schedule", "looml.usercache"} <= names
 
 
 @pytest.mark.parametrize("path", CORE_MODULES, ids=module_name)
 def test_the_core_modules_import_only_each_other(path: Path) -> None:
     own = {n for n in imports_of(path) if under(n, ("looml",))}
 
-    assert {n for n in own if not under(n, ("looml.spec", "looml.errors", "looml.schedule"))} == set()
+    assert {n for n in own if not under(n, CORE_PACKAGES)} == set()
 
 
 def test_the_compiled_scorers_depend_on_the_scoring_contract_not_on_the_served_model() -> None:

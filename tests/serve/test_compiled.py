@@ -380,6 +380,23 @@ def test_a_scorer_that_disagrees_with_the_reference_is_not_used(data: tuple[Any,
         in caplog.text
 
 
+def test_the_pipeline_scores_every_validation_batch(data: tuple[Any, ...]) -> None:
+    # Both sides failing a batch counts as agreeing, so a batch the pipeline cannot score checks
+    # nothing: the numpy-arrays batch once had no categorical or text columns at all.
+    from looml.serve.compiled.checks import validation_batches
+
+    _, _, schema, profile = data
+    reference = PipelineScorer(fitted("linear", "binary", data), FEATURES)
+    batches = validation_batches(FEATURES, schema, profile)
+    for label, batch in batches:
+        if label != "absent columns":
+            assert set(batch) == set(FEATURES) and all(v is not None for v in batch.values()), label
+        assert len(reference.predict(batch).labels) == len(next(iter(batch.values()))), label
+    arrays = dict(batches)["numpy arrays"]
+    assert {name: values.dtype.kind for name, values in arrays.items()} == \
+        {"age": "f", "income": "f", "visits": "f", "plan": "U", "region": "U", "joined": "M"}
+
+
 def test_load_model_serves_a_registered_model_through_the_compiled_scorer(
         make_project: Callable[..., Path]) -> None:
     frame, targets = training_frame(rows=240, seed=3)
@@ -394,3 +411,42 @@ def test_load_model_serves_a_registered_model_through_the_compiled_scorer(
     got, want = served.predict(batch), PipelineScorer(served.pipeline, served.features).predict(batch)
     assert list(got.labels) == list(want.labels)
     np.testing.assert_allclose(got.proba, want.proba, rtol=0, atol=TOLERANCE)
+
+
+def test_a_version_checked_once_on_a_machine_is_not_checked_again(
+        make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import looml.serve.compiled as compiled
+    from looml.serve.compiled import remembered
+
+    frame, targets = training_frame(rows=240, seed=5)
+    result = looml.run(make_project(pl.from_pandas(frame.assign(label=targets["binary"])),
+                                    extra="split:\n  folds: 2\n"))
+    checks = []
+    real = compiled.validation_batches
+    monkeypatch.setattr(compiled, "validation_batches", lambda *a: checks.append(1) or real(*a))
+
+    first = load_model(result.tracking_uri, result.model_name)
+    again = load_model(result.tracking_uri, result.model_name)
+    assert (first.scorer.name, again.scorer.name, len(checks)) == ("compiled:linear", "compiled:linear", 1)
+    batch = messy_batch(40, seed=2)
+    assert_same(again.scorer, PipelineScorer(again.pipeline, again.features), batch)
+
+    monkeypatch.setattr(remembered, "_environment", lambda: {"scikit-learn": "another"})
+    assert load_model(result.tracking_uri, result.model_name).scorer.name == "compiled:linear"
+    assert len(checks) == 2  # another library version: checked anew
+
+
+def test_a_remembered_verdict_is_whole_or_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from looml.serve.compiled import remembered
+
+    monkeypatch.setenv("LOOML_CACHE_DIR", str(tmp_path / "cache"))
+    key = remembered.verdict_key("store m 1 run", {"x": "numeric"}, None, {"columns": []})
+    assert remembered.recall(key) is None
+    remembered.remember(key, "compiled:linear disagrees on row 3")
+    assert remembered.recall(key) == (False, "compiled:linear disagrees on row 3")
+    assert remembered.verdict_key("store m 2 run", {"x": "numeric"}, None, {"columns": []}) != key
+    (tmp_path / "cache" / "compiled-checks" / f"{key}.json").write_text("{\"matches\": tru")
+    assert remembered.recall(key) is None  # a torn file is no verdict: checked again
+    monkeypatch.setenv("LOOML_CACHE_DIR", "/proc/looml-cannot-write-here")
+    remembered.remember(key, None)  # an unwritable cache costs only the check
+    assert remembered.recall(key) is None

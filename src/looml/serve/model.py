@@ -70,7 +70,8 @@ def load_model(tracking_uri: str, name: str, version: str | None = None) -> Serv
         if SCHEMA_ARTIFACT in documents else None
     profile = json.loads(documents[PROFILE_ARTIFACT]) if PROFILE_ARTIFACT in documents else None
     reference = PipelineScorer(pipeline, features)
-    compiled, fallback = compile_or_reason(pipeline, features, schema, profile, reference)
+    compiled, fallback = compile_or_reason(pipeline, features, schema, profile, reference,
+                                           identity=f"{tracking_uri} {name} {found} {run_id}")
     return ServedModel(name=name, version=found, run_id=run_id,
                        task="classification" if classes is not None else "regression",
                        features=features, classes=classes, pipeline=pipeline, scorer=compiled or reference,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from looml.errors import Problem, RegistryError
+from looml.usercache import user_cache_dir
 
 __all__ = ["check_reachable", "import_mlflow", "local_tracking_uri", "sqlite_db", "warm_up"]
 
@@ -124,7 +125,7 @@ def warm_up(tracking_uri: str | None = None) -> Callable[[], None]:
 def _new_store(mlflow: Any, path: Path) -> None:
     """An empty MLflow store at `path`: a copy of this machine's empty store of this MLflow version
     (a 0.2 s copy where MLflow's migrations take 1-9 s), made by MLflow the first time."""
-    template = _cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
+    template = user_cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
     if template.is_file():
         shutil.copyfile(template, path)
         # What MLflow would have written here: the Default experiment's artifact folder (under the
@@ -143,13 +144,6 @@ def _new_store(mlflow: Any, path: Path) -> None:
         partial = template.with_name(f".{template.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
         shutil.copyfile(path, partial)
         partial.replace(template)
-
-
-def _cache_dir() -> Path:
-    """looml's per-user cache: $LOOML_CACHE_DIR, else $XDG_CACHE_HOME/looml, else ~/.cache/looml."""
-    if os.environ.get("LOOML_CACHE_DIR"):
-        return Path(os.environ["LOOML_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "looml"
 
 
 def _remove_stale(db: Path) -> None:

@@ -19,13 +19,15 @@ arithmetic on the dense matrix, and a weighted vote blends its members' compiled
   compiled, then the same calibration arrays and the same cut (`decision`).
 
 The compiled scorer is used only when it reproduces the reference on ~1,900 seeded messy rows
-(`checks.validation_batches`); anything unsupported or different gives None and a log line on the
+(`checks.validation_batches`; once per registered version and environment on a machine, see
+`remembered`); anything unsupported or different gives None and a log line on the
 `looml.serve` logger, and the server then scores through the pipeline.
 
 The package: `base` (the scorer), `coerce` (the coercer's rules), `steps` (the ColumnTransformer),
 `reduce` (selection and PCA), `models` (the estimators), `ensemble` (a vote or a stack of member
-pipelines), `decision` (calibration and the threshold) and `checks` (the validation rows); this
-module compiles a pipeline and keeps a compiled scorer only when it matches the pipeline.
+pipelines), `decision` (calibration and the threshold), `checks` (the validation rows) and
+`remembered` (a check's outcome, kept per machine); this module compiles a pipeline and keeps a
+compiled scorer only when it matches the pipeline.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from looml.serve.compiled.decision import CompiledDecision
 from looml.serve.compiled.ensemble import CompiledStack, CompiledVote, compile_stack, compile_vote
 from looml.serve.compiled.models import compile_estimator
 from looml.serve.compiled.reduce import compile_reduction
+from looml.serve.compiled.remembered import recall, remember, verdict_key
 from looml.serve.compiled.steps import compile_branches
 from looml.serve.scoring import Batch, Scorer
 
@@ -61,8 +64,13 @@ def compile_scorer(pipeline: Any, features: dict[str, str], schema: Schema | Non
 
 
 def compile_or_reason(pipeline: Any, features: dict[str, str], schema: Schema | None,
-                      profile: dict[str, Any] | None, reference: Scorer) -> tuple[Scorer | None, str | None]:
-    """`compile_scorer`'s scorer, or None and the reason it is not used (also logged)."""
+                      profile: dict[str, Any] | None, reference: Scorer,
+                      identity: str | None = None) -> tuple[Scorer | None, str | None]:
+    """`compile_scorer`'s scorer, or None and the reason it is not used (also logged).
+
+    With `identity` (the registered version: its store, name, version and run), the check's
+    outcome is remembered on this machine and recalled instead of checking again (`remembered`).
+    """
     try:
         scorer = _compile(pipeline, features)
     except Unsupported as exc:
@@ -72,6 +80,22 @@ def compile_or_reason(pipeline: Any, features: dict[str, str], schema: Schema | 
         log.warning("compiled scorer not built: %s: %s; scoring through the pipeline",
                     type(exc).__name__, exc)
         return None, f"not built: {type(exc).__name__}: {exc}"
+    key = verdict_key(identity, features, schema, profile) if identity is not None else None
+    known = recall(key) if key is not None else None
+    reason = known[1] if known is not None else _check(scorer, reference, features, schema, profile)
+    if key is not None and known is None:
+        remember(key, reason)
+    if reason is not None:
+        log.warning("compiled scorer %s; scoring through the pipeline", reason)
+        return None, reason
+    if known is not None:
+        log.info("compiled scorer %s: checked against the pipeline before, on this machine", scorer.name)
+    return scorer, None
+
+
+def _check(scorer: Scorer, reference: Scorer, features: dict[str, str], schema: Schema | None,
+           profile: dict[str, Any] | None) -> str | None:
+    """Why `scorer` is not the pipeline on the validation batches, or None if it matches on all."""
     from threadpoolctl import threadpool_limits
 
     # One OpenMP thread for the reference too: on a busy 2-core machine its spinning threads
@@ -80,11 +104,9 @@ def compile_or_reason(pipeline: Any, features: dict[str, str], schema: Schema | 
         for label, batch in validation_batches(features, schema, profile):
             difference = _difference(scorer, reference, batch)
             if difference is not None:
-                reason = f"{scorer.name} disagrees with the pipeline on the {label!r} validation batch: " \
-                         f"{difference}"
-                log.warning("compiled scorer %s; scoring through the pipeline", reason)
-                return None, reason
-    return scorer, None
+                return f"{scorer.name} disagrees with the pipeline on the {label!r} validation batch: " \
+                       f"{difference}"
+    return None
 
 
 def _difference(scorer: Scorer, reference: Scorer, batch: Batch) -> str | None:
