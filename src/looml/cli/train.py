@@ -225,6 +225,16 @@ class _StageProgress:
         console.print(f"  {record.name:<9} {mark} {record.seconds:6.2f}s  [dim]{record.reason}[/]")
 
 
+def _comparison_line(compared: dict[str, Any]) -> str:
+    """This run's model against the champion: the paired difference and its interval, or why not."""
+    if compared["status"] != "compared":
+        return f"not compared: {compared['reason']}"
+    low, high = compared["interval"]
+    return (f"{compared['metric']} {compared['challenger_value']:.4f} against "
+            f"{compared['champion_value']:.4f}: improvement {compared['improvement']:+.4f} "
+            f"({compared['confidence']:.0%} interval {low:+.4f} to {high:+.4f}) on {compared['basis']}")
+
+
 def _interval(bounds: list[float | None] | None) -> str:
     if not bounds or bounds[0] is None or bounds[1] is None:
         return "—"
@@ -264,16 +274,22 @@ def _print_summary(result: Any, spec: Path) -> None:
         test.add_row(f"{result.confidence:.0%} interval",
                      *[_interval(bounds.get(m)) for m in result.metrics])
     out.print(test)
+    compared = result.comparison
+    if compared:
+        out.print(f"against v{compared['champion']}  {_comparison_line(compared)}", soft_wrap=True,
+                  highlight=False)
     alias = " (alias: champion)" if result.champion else ""
     out.print(f"model   [bold]{result.model_name}[/] version {result.model_version}{alias}  "
               f"{result.model_uri}")
-    if not result.champion:
+    if compared.get("promoted"):
+        out.print(f"        promoted: {compared['promotion']}", soft_wrap=True, highlight=False)
+    elif not result.champion:
         from looml.store.versions import champion_version
 
         held = champion_version(result.tracking_uri, result.model_name)
-        out.print(f"        v{held} stays champion (a new version never takes the alias by itself); "
-                  f"make this one champion with: looml models promote {result.model_version} --spec {spec}",
-                  soft_wrap=True, highlight=False)
+        why = compared.get("promotion") or (f"v{held} stays champion" if held else "no champion yet")
+        out.print(f"        {why}; make this version champion with: looml models promote "
+                  f"{result.model_version} --spec {spec}", soft_wrap=True, highlight=False)
     out.print(f"report  {result.report_path}", soft_wrap=True)
     if result.tracking_uri.startswith(("http://", "https://")):  # a team's server: its UI is there
         out.print(f"mlflow  {result.tracking_uri}", soft_wrap=True)

@@ -28,15 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
-from looml.data.split_checks import class_index
 from looml.errors import DataError, GateError, LoomlError, Problem, RegistryError
 from looml.monitor.alerts import Alert, Alerter, alerts_for
 from looml.monitor.performance import live_performance, watched_metric
 from looml.monitor.project import LOCK_WAIT_SECONDS, Project, champion_of, project_of
-from looml.monitor.stats import Outcomes, paired_bootstrap
+from looml.monitor.stats import outcomes_of, paired_bootstrap
 from looml.schedule import parse_schedule
 from looml.spec import Spec
 from looml.store.audit import Decision
@@ -296,22 +294,24 @@ def _train_challenger(project: Project, traffic: pl.DataFrame, champion: str,
         raise DataError(Problem(loc="loop.retrain_data", value=spec.loop.retrain_data,
                                 message="no labelled served rows to train on outside the fresh share",
                                 fix="wait for more feedback, or retrain from the source"))
-    drifted = _check_againstchampion_of(project, champion, frame)
+    drifted = _check_against_champion(project, champion, frame)
     store = ArtifactStore(project.home / "artifacts")
     digest = store.put_file(lambda path: frame.write_parquet(path, statistics=False))
     SnapshotCatalog(project.home / "snapshots").record(
         digest, f"looml loop {now.isoformat(timespec='seconds')}: {spec.loop.retrain_data}", frame.height,
         frame.columns)
     schema_file = project.home / "loop" / f"schema-{digest[:12]}.yaml"
-    retrain_spec = spec.model_copy(update={"validation": spec.validation.model_copy(
-        update={"schema_file": str(schema_file)})})
+    # The loop decides on fresh traffic whether the challenger is promoted, not the run's holdout.
+    retrain_spec = spec.model_copy(update={
+        "validation": spec.validation.model_copy(update={"schema_file": str(schema_file)}),
+        "registry": spec.registry.model_copy(update={"promote": "auto"})})
     return run(retrain_spec, snapshot=digest).model_version, drifted
 
 
 _DRIFT_CHECKS = ("out_of_range", "new_category", "missing_rate")
 
 
-def _check_againstchampion_of(project: Project, champion: str, frame: pl.DataFrame) -> list[str]:
+def _check_against_champion(project: Project, champion: str, frame: pl.DataFrame) -> list[str]:
     """Check the retraining rows against the schema: the project's schema file when there is one
     (the file an error's fix names: an edit there must count), else the champion's logged copy.
     Only the columns a model reads and the target are checked: ids and ignored columns are not
@@ -383,25 +383,12 @@ def _compare(project: Project, champion: str, challenger: str, metric_name: str,
     X = feature_frame(fresh).to_pandas()
     y = fresh["label"]
     promotion = project.spec.loop.promotion
-    outcomes = [_outcomes(load_pipeline(project.tracking_uri, project.name, v)[0], X, y,
+    outcomes = [outcomes_of(load_pipeline(project.tracking_uri, project.name, v)[0], X, y,
                           project.spec.data.positive_class)
                 for v in (champion, challenger)]
     return paired_bootstrap(metric_name, *outcomes, margin=promotion.margin,
                             confidence=promotion.confidence, resamples=promotion.resamples,
                             seed=project.spec.seed)
-
-
-def _outcomes(pipeline: Any, X: Any, labels: pl.Series, positive_class: Any = None) -> Outcomes:
-    from looml.store.predictions import label_text
-
-    if not hasattr(pipeline, "predict_proba"):
-        return Outcomes("regression", np.array([]), labels.cast(pl.Float64).to_numpy(),
-                        np.asarray(pipeline.predict(X), dtype=np.float64))
-    proba = pipeline.predict_proba(X)
-    classes = np.array([label_text(c) for c in pipeline.classes_], dtype=object)
-    positive = 1 if positive_class is None else max(0, class_index(list(classes), positive_class))
-    return Outcomes("classification", classes, labels.cast(pl.String).to_numpy(),
-                    classes[np.argmax(proba, axis=1)], proba, positive)
 
 
 # --- registry verbs --------------------------------------------------------------------------

@@ -17,8 +17,13 @@ import numpy as np
 
 from looml.spec import LOWER_IS_BETTER
 
-__all__ = ["Comparison", "Outcomes", "bootstrap_interval", "metric", "paired_bootstrap", "scorer"]
+__all__ = ["COMPARABLE", "Comparison", "Outcomes", "bootstrap_interval", "metric", "outcomes_of",
+           "paired_bootstrap", "scorer"]
 
+# The metrics computed here, by task: what a bootstrap or a comparison can be made on.
+COMPARABLE = {"classification": ("roc_auc", "average_precision", "log_loss", "accuracy", "precision",
+                                 "recall", "f1"),
+              "regression": ("rmse", "mae", "mape", "rmsle", "r2")}
 _EPS = 1e-15
 _DRAWS = 20_000_000  # row draws per bootstrap at most (see _affordable)
 _MIN_RESAMPLES = 200
@@ -34,6 +39,32 @@ class Outcomes:
     y_pred: np.ndarray
     proba: np.ndarray | None = None
     positive: int = 1  # binary: the index of `data.positive_class` in `classes`
+
+
+def outcomes_of(pipeline: Any, X: Any, labels: Any, positive_class: Any = None) -> Outcomes:
+    """What a fitted pipeline predicts for the rows `X` whose true labels (or values) are `labels`
+    (an array, or a Polars Series of feedback labels).
+
+    Class labels are compared as text on both sides (`store.predictions.label_text`), so a label
+    read back from feedback, a CSV or a registry matches the class the model was fitted on; the
+    predicted label is the pipeline's own (`predict`: its decision threshold included)."""
+    import polars as pl
+
+    from looml.data.split_checks import class_index
+    from looml.store.predictions import label_text
+
+    regression = not hasattr(pipeline, "predict_proba")
+    if isinstance(labels, pl.Series):  # feedback labels are text: a regression target is read as a number
+        labels = labels.cast(pl.Float64 if regression else pl.String).to_numpy()
+    if regression:
+        return Outcomes("regression", np.array([]), np.asarray(labels, dtype=np.float64),
+                        np.asarray(pipeline.predict(X), dtype=np.float64))
+    proba = pipeline.predict_proba(X)
+    classes = np.array([label_text(c) for c in pipeline.classes_], dtype=object)
+    positive = 1 if positive_class is None else max(0, class_index(list(classes), positive_class))
+    as_text = np.frompyfunc(label_text, 1, 1)
+    return Outcomes("classification", classes, as_text(np.asarray(labels, dtype=object)),
+                    as_text(np.asarray(pipeline.predict(X), dtype=object)), proba, positive)
 
 
 def metric(name: str, outcomes: Outcomes, weights: np.ndarray | None = None) -> float:
@@ -229,6 +260,7 @@ class Comparison:
     improvement: float  # in the better direction: champion - challenger for lower-is-better metrics
     lower_bound: float  # one-sided lower confidence bound of the improvement
     confidence: float
+    interval: tuple[float, float]  # the improvement's two-sided interval at `confidence`
     margin: float
     p_value: float  # share of resamples whose improvement is not above the margin
     resamples: int
@@ -257,8 +289,12 @@ def paired_bootstrap(name: str, champion: Outcomes, challenger: Outcomes, *, mar
         diffs[b] = sign * (new(w) - old(w))
     diffs = diffs[diffs == diffs]
     a, c = metric(name, champion), metric(name, challenger)
-    lower = float(np.quantile(diffs, 1 - confidence)) if len(diffs) else float("nan")
+    nan = float("nan")
+    lower = float(np.quantile(diffs, 1 - confidence)) if len(diffs) else nan
+    tail = (1 - confidence) / 2
+    interval = ((float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail))) if len(diffs)
+                else (nan, nan))
     p_value = float(np.mean(diffs <= margin)) if len(diffs) else 1.0
     return Comparison(metric=name, rows=n, champion=a, challenger=c, improvement=sign * (c - a),
-                      lower_bound=lower, confidence=confidence, margin=margin, p_value=p_value,
-                      resamples=resamples)
+                      lower_bound=lower, confidence=confidence, interval=interval, margin=margin,
+                      p_value=p_value, resamples=resamples)

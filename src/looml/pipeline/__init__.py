@@ -1,7 +1,8 @@
 """The lifecycle, wired in one readable place.
 
-ingest -> profile -> validate -> split -> train -> evaluate -> (gate: failed -> report, stop) -> refit
-    -> reference -> explain -> report (with the model card) -> register
+ingest -> profile -> validate -> split -> train -> evaluate -> (gate: failed -> report, stop)
+    -> compare (with the champion, if there is one) -> refit -> reference -> explain
+    -> report (with the model card) -> register -> (registry.promote: the champion alias)
 
 Each stage runs through the `Runner`, which caches its output under a hash of what it
 depends on. Heavy libraries (scikit-learn, MLflow) are imported only by stages that
@@ -30,6 +31,14 @@ from looml.learn.card import CARD_ARTIFACT, model_card
 from looml.learn.gate import check_gate
 from looml.monitor.reference import REFERENCE_ARTIFACT
 from looml.pipeline.common import WIRING, digest_of
+from looml.pipeline.compare import (
+    COMPARISON_ARTIFACT,
+    LINEAGE_ARTIFACT,
+    compare_with_champion,
+    lineage_document,
+    promote_if_better,
+    promotion,
+)
 from looml.pipeline.explain import make_explanations
 from looml.pipeline.model import evaluate_model, make_reference, refit_all, train_deadline, train_model
 from looml.pipeline.prepare import check_candidates, prepare, split_stage
@@ -40,7 +49,7 @@ from looml.store.artifacts import ArtifactStore, atomic_write, sweep_temp
 from looml.store.connect import check_reachable, local_tracking_uri, warm_up
 from looml.store.lock import project_lock
 from looml.store.snapshots import SnapshotCatalog
-from looml.store.versions import version_state
+from looml.store.versions import champion_version, model_documents, version_state
 
 __all__ = ["DataCheck", "RunResult", "check", "run"]
 
@@ -83,6 +92,9 @@ class RunResult:
     search: dict[str, Any] = field(default_factory=dict)  # how the search went: trials, folds, budget
     intervals: dict[str, list[float | None]] = field(default_factory=dict)  # metric -> [low, high]
     confidence: float | None = None  # the intervals' level (None: evaluation.analysis is off)
+    # Against the champion there was when the run began (`pipeline.compare`), and what
+    # `registry.promote` did with it ("promoted", "reason"); empty when there was none.
+    comparison: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (what `looml run --json` prints)."""
@@ -159,6 +171,7 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
     )
     failures = check_gate(evaluated["evaluation"]["metrics"], spec.evaluation.gate,
                           evaluated["evaluation"].get("fairness"))
+    compared: dict[str, Any] = {}  # against the champion: after the gate (`pipeline.compare`)
 
     def write_report(reference: str | None,
                      explanations: str | None = None) -> tuple[dict[str, Any], Path, str]:
@@ -170,15 +183,17 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
                                   evaluated, failures, runner.records, card)
         if explanations:  # the report's Explanations section (report/templates/explanations.html)
             context["explanations"] = json.loads(store.get_bytes(explanations))
+        if compared:  # the report's "Against the champion"
+            context["comparison"] = {**compared, "promotion": promotion(spec.registry.promote, compared)[1]}
         reported = runner.run(
             "report", code=[*WIRING, "looml.report.html", "looml.report.charts", "looml.report.text",
                             "looml.report:templates/report.html",
                             "looml.report:templates/explanations.html",
-                            "looml.learn.card"],
+                            "looml.learn.card", "looml.pipeline.compare"],
             config=spec.spec_hash,
             inputs={"pipeline": pipeline_digest, "evaluation": digest_of(evaluated),
                     "validation": validation_digest, "reference": reference or "",
-                    "explanations": explanations or ""},
+                    "explanations": explanations or "", "comparison": digest_of(compared)},
             compute=lambda: render_html(context, store),
         )
         path = home / "reports" / f"{spec.registry.model_name}-{reported['artifacts']['html'][:12]}.html"
@@ -191,6 +206,11 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
         raise GateError([replace(f, fix=f"{f.fix}; nothing was registered; see the report at {report_path}")
                          for f in failures])
 
+    compared = _compare(spec, runner, store, tracking_uri, data_digest, split_digest, pipeline_digest,
+                        validation_digest, trained["primary_metric"],
+                        lambda champion, lineage: compare_with_champion(
+                            champion, lineage, fitted(), frame(), indices(), report, spec, store,
+                            tracking_uri, split_digest, trained["primary_metric"]))
     registered_digest, template_digest = pipeline_digest, trained["artifacts"]["template"]
     if spec.split.refit_all:
         # Every row teaches the registered model; the holdout metrics above are those of the
@@ -238,7 +258,9 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
 
         return {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(data_profile.to_dict()),
                 REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8"), CARD_ARTIFACT: card,
-                EXPLANATIONS_ARTIFACT: store.get_bytes(explanations_digest).decode("utf-8")}
+                EXPLANATIONS_ARTIFACT: store.get_bytes(explanations_digest).decode("utf-8"),
+                LINEAGE_ARTIFACT: lineage_document(data_digest, split_digest, pipeline_digest),
+                COMPARISON_ARTIFACT: json.dumps(compared, indent=2)}
 
     register_config = [spec.registry.model_name, tracking_uri, spec.tracking.experiment]
     register_inputs = {"pipeline": registered_digest, "snapshot": data_digest, "schema": schema_digest,
@@ -255,9 +277,10 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
         config=register_config, inputs=register_inputs,
         compute=lambda: register_model(spec, tracking_uri, registered_model(), frame(),
                                        store.path(data_digest), data_digest, report, trained, evaluated,
-                                       report_path, schema_digest, documents(), work_key),
+                                       report_path, schema_digest, documents(), work_key, compared),
         still_valid=lambda out: version_state(tracking_uri, out["model_name"], out["version"])[0],
     )
+    promoted, why = promote_if_better(spec, tracking_uri, home, registered["version"], compared)
     _, champion = version_state(tracking_uri, registered["model_name"], registered["version"])
     SnapshotCatalog(home / "snapshots").record_use(data_digest, registered["run_id"],
                                                    registered["model_name"], registered["version"])
@@ -274,7 +297,34 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
                    "predictions": evaluated["artifacts"]["predictions"],
                    "report": reported["artifacts"]["html"]},
         stages=list(runner.records), warnings=report.warnings, search=trained.get("search") or {},
+        comparison={**compared, "promoted": promoted, "promotion": why} if compared else {},
     )
+
+
+def _compare(spec: Spec, runner: Runner, store: ArtifactStore, tracking_uri: str, data_digest: str,
+             split_digest: str, pipeline_digest: str, validation_digest: str, primary: str,
+             compute: Callable[[str, str | None], dict[str, Any]]) -> dict[str, Any]:
+    """The `compare` stage: this run's model against the champion there is now (`pipeline.compare`);
+    {} when there is none."""
+    name = spec.registry.model_name
+    champion = champion_version(tracking_uri, name)
+    if champion is None:
+        return {}
+    documents = model_documents(tracking_uri, name, champion,
+                                paths=(LINEAGE_ARTIFACT, COMPARISON_ARTIFACT))[1]
+    lineage = documents.get(LINEAGE_ARTIFACT)
+    if lineage is not None and json.loads(lineage) == json.loads(lineage_document(data_digest, split_digest,
+                                                                                    pipeline_digest)):
+        # A re-run of the champion's own work: the comparison it was registered with, so the
+        # report, and with it the registered version, stay the same.
+        return json.loads(documents.get(COMPARISON_ARTIFACT) or "{}")
+    return runner.run(
+        "compare", code=[*WIRING, "looml.pipeline.compare", "looml.monitor.stats"],
+        config=[spec.loop.promotion.model_dump(mode="json"), spec.seed, spec.data.positive_class, primary],
+        inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest,
+                "validation": validation_digest, "champion": digest_of([champion, lineage or ""])},
+        compute=lambda: {"comparison": compute(champion, lineage)},
+    )["comparison"]
 
 
 def check(spec: Spec | str | Path, *, snapshot: str | None = None,

@@ -96,9 +96,10 @@ def decision_params(fitted: Any) -> dict[str, Any]:
 def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFrame, snapshot_path: Path,
                    data_digest: str, report: ValidationReport, trained: dict[str, Any],
                    evaluated: dict[str, Any], report_path: Path, schema_digest: str,
-                   documents: dict[str, str], work_key: str | None = None) -> dict[str, Any]:
-    """The MLflow run (params, metrics, the snapshot, documents) and the new model version (or the
-    one an interrupted attempt made for the same `work_key`)."""
+                   documents: dict[str, str], work_key: str | None = None,
+                   compared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The MLflow run (params, metrics, the snapshot, documents, the comparison with the champion)
+    and the new model version (or the one an interrupted attempt made for the same `work_key`)."""
     from looml.store.params import settings_params
     from looml.store.tracking import TrackedRun, log_and_register
 
@@ -120,6 +121,10 @@ def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFra
         for metric, value in row["mean"].items():
             metrics[f"cv_{row['name']}_{metric}_mean"] = value
             metrics[f"cv_{row['name']}_{metric}_std"] = row["std"][metric]
+    if compared and compared["status"] == "compared":  # against the champion, on the same rows
+        metrics |= {f"champion_test_{compared['metric']}": compared["champion_value"],
+                    "vs_champion_improvement": compared["improvement"],
+                    "vs_champion_lower_bound": compared["lower_bound"]}
     params = {f"model.{k}": v for k, v in best["params"].items()}
     params |= {"best_model": trained["best"], "task": report.task, "seed": spec.seed,
                "folds": (trained.get("search") or {}).get("folds", spec.split.folds),
@@ -132,12 +137,14 @@ def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFra
     commit = _git_commit(spec.project_dir)
     if commit:
         tags["looml.git_commit"] = commit
+    if compared:
+        tags["looml.compared_with"] = f"v{compared['champion']}: {compared['status']}"
     registration = log_and_register(TrackedRun(
         tracking_uri=tracking_uri, experiment=spec.tracking.experiment,
         model_name=spec.registry.model_name, pipeline=fitted, input_example=example,
         snapshot=frame, snapshot_path=snapshot_path, data_digest=data_digest, target=report.target,
         params=params, metrics=metrics, tags=tags, artifacts=[report_path], documents=documents,
-        trials=trained["leaderboard"], work_key=work_key,
+        trials=trained["leaderboard"], work_key=work_key, claim_free_alias=spec.registry.promote != "never",
         # named after what it made and from what: the model, the winning candidate, the data
         run_name=f"{spec.registry.model_name}-{trained['best']}-{data_digest[:8]}",
     ))

@@ -428,9 +428,15 @@ class EvaluationSpec(_Section):
 
 
 class RegistrySpec(_Section):
-    """The registered model name in the MLflow registry."""
+    """The registered model name in the MLflow registry, and when `looml run` moves its champion."""
 
     model_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    promote: Literal["auto", "never", "if_better"] = Field("auto", description=(
+        "When `looml run` makes its new version the champion. 'auto': when there is no champion "
+        "yet (a later version is compared with the champion and reported; the alias stays). "
+        "'if_better': also when the paired bootstrap on the holdout shows it better than the "
+        "champion by `loop.promotion.margin` at `loop.promotion.confidence` (the loop's rule). "
+        "'never': the alias is moved only by `looml models promote` or the loop."))
 
 
 class TrackingSpec(_Section):

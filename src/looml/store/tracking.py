@@ -68,6 +68,7 @@ class TrackedRun:
     trials: list[dict[str, Any]] = field(default_factory=list)  # leaderboard rows, logged as child runs
     run_name: str | None = None  # None: MLflow's random name
     work_key: str | None = None  # what this registration is of; a version made for it is adopted
+    claim_free_alias: bool = True  # make the version champion when there is none (registry.promote)
 
 
 def _requirements(pipeline: Pipeline) -> list[str]:
@@ -86,7 +87,8 @@ REGISTERING = threading.Event()
 
 def log_and_register(run: TrackedRun) -> Registration:
     """Log params, metrics, lineage tags, the input dataset, artifacts and the model to one
-    MLflow run, register a new model version, and make it champion if there is none."""
+    MLflow run, register a new model version, and make it champion if there is none (unless
+    `claim_free_alias` is off)."""
     REGISTERING.set()
     try:
         return _log_and_register(run)
@@ -144,7 +146,8 @@ def _log_and_register(run: TrackedRun) -> Registration:
                     "looml.spec_hash", ""), **({WORK_KEY: run.work_key} if run.work_key else {})})
             registered = (run.model_name, str(version.version))
             fault_point("register.after_version")  # a version made, no alias, no manifest yet
-            champion = _take_champion_if_free(client, run.tracking_uri, run.model_name, registered[1])
+            champion = run.claim_free_alias and _take_champion_if_free(
+                client, run.tracking_uri, run.model_name, registered[1])
             if champion:
                 fault_point("register.after_alias")
     except (MlflowException, OSError) as exc:
@@ -304,7 +307,8 @@ def _adopt(client: Any, run: TrackedRun) -> Registration | None:
         if not source_ok:
             _unregister(client, run.model_name, str(version.version))
             continue
-        champion = _take_champion_if_free(client, run.tracking_uri, run.model_name, str(version.version))
+        champion = run.claim_free_alias and _take_champion_if_free(client, run.tracking_uri, run.model_name,
+                                                                   str(version.version))
         if champion:
             fault_point("register.after_alias")
         if client.get_run(version.run_id).info.status == "RUNNING":
