@@ -95,3 +95,33 @@ def test_bad_analysis_columns_stop_before_training(project: Path) -> None:
         ("evaluation.gate.max.mae_difference", "not a fairness measure of a binary task"),
     ]
     assert not (project / "looml.schema.yaml").exists()  # stopped before the schema, let alone training
+
+
+def test_a_multiclass_run_reports_and_logs_each_classs_precision_recall_and_f1(tmp_path: Path) -> None:
+    # Hawks trapped near Iowa City: three species, Cooper's hawk (CH) 8% of the rows.
+    hawks = CORPUS / "hawk_species.parquet"
+    if not hawks.is_file():
+        pytest.fail(f"no corpus table at {hawks} (set LOOML_CORPUS to its folder)")
+    pl.read_parquet(hawks).write_parquet(tmp_path / "data.parquet")
+    spec = tmp_path / "looml.yaml"
+    spec.write_text("seed: 7\ndata: {source: data.parquet, target: Species}\nsplit: {folds: 2}\n"
+                    "tuning: {trials: 1}\nmodels: {candidates: [linear]}\nregistry: {model_name: hawks}\n",
+                    encoding="utf-8")
+    result = looml.run(spec)
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from looml.store.artifacts import ArtifactStore
+
+    predicted = pl.read_parquet(ArtifactStore(tmp_path / ".looml" / "artifacts").path(
+        result.artifacts["predictions"]))
+    truth = pl.read_parquet(tmp_path / "data.parquet")["Species"].to_numpy()[predicted["row"].to_numpy()]
+    classes = ["CH", "RT", "SS"]
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        truth, predicted["prediction"].to_numpy(), labels=classes, zero_division=0)
+    logged = mlflow.MlflowClient(result.tracking_uri).get_run(result.run_id).data.metrics
+    for i, label in enumerate(classes):
+        assert logged[f"test_class_{label}_precision"] == pytest.approx(precision[i])
+        assert logged[f"test_class_{label}_recall"] == pytest.approx(recall[i])
+        assert logged[f"test_class_{label}_f1"] == pytest.approx(f1[i])
+    page = Path(result.report_path).read_text(encoding="utf-8")
+    assert ">Per class<" in page and f"<td>CH</td><td class=\"num\">{precision[0]:.4g}" in page

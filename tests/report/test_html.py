@@ -339,6 +339,8 @@ def test_chromium_draws_the_report_of_a_real_run(
     assert "linear" in sections["leaderboard"]["text"]
     primary = "rmse" if kind == "regression" else "roc_auc"
     assert primary in sections["test"]["text"] and "95% interval" in sections["test"]["text"]
+    # multiclass: precision, recall and f1 of each class
+    assert ("Per class" in sections["test"]["text"]) == (kind == "multiclass")
     fairness = sections["fairness"]["text"]
     assert "g1" in fairness and "g2" in fairness
     assert ("mae_difference" if kind == "regression" else "accuracy_difference") in fairness

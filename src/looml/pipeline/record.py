@@ -46,6 +46,7 @@ def report_context(spec: Spec, report: ValidationReport, data_profile: Profile, 
         "gate": {"passed": not failures, "failures": [f"{f.loc}: {f.message}" for f in failures]},
         "plots": evaluated["evaluation"]["plots"],
         "intervals": evaluated["evaluation"].get("intervals") or {},
+        "per_class": evaluated["evaluation"].get("per_class") or {},
         "confidence": evaluated["evaluation"].get("confidence"),
         "fairness": evaluated["evaluation"].get("fairness"),
         "slices": evaluated["evaluation"].get("slices"),
@@ -152,9 +153,14 @@ def register_model(spec: Spec, tracking_uri: str, fitted: Any, frame: pl.DataFra
 
 
 def analysis_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
-    """The analysis as MLflow metrics: test_<metric>_low / _high (the interval's bounds) and
-    fairness_<column>_<measure> (each disparity); undefined values are left out."""
+    """The analysis as MLflow metrics: test_<metric>_low / _high (the interval's bounds),
+    fairness_<column>_<measure> (each disparity) and, for a multiclass task,
+    test_class_<class>_<precision|recall|f1>; undefined values are left out."""
     out = {}
+    for label, measures in (evaluation.get("per_class") or {}).items():
+        for name in ("precision", "recall", "f1"):
+            if measures.get(name) is not None:
+                out[f"test_class_{_metric_key(label)}_{name}"] = measures[name]
     for metric, bounds in (evaluation.get("intervals") or {}).items():
         for side, value in zip(("low", "high"), bounds, strict=True):
             if value is not None:
