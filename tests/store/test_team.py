@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from external_tools import unavailable
+from filescan import texts_under
 from teamserver import TeamServer, running_team_server, team_unavailable_reason
 
 LOOML = Path(sys.executable).with_name("looml")
@@ -120,8 +121,8 @@ def test_credentials_from_the_environment_appear_nowhere(pair: Pair, team: TeamS
         assert PASSWORD not in output.stdout + output.stderr
         run = client.get_run(json.loads(output.stdout)["run_id"])
         assert PASSWORD not in json.dumps([run.data.params, run.data.tags])
-        for report in (folder / ".looml" / "reports").glob("*.html"):
-            assert PASSWORD not in report.read_text(encoding="utf-8")
+        # every file the runs wrote: the reports, the cache, the snapshots, the audit trail
+        assert [where for where, data in texts_under(folder) if PASSWORD.encode() in data] == []
         assert not (folder / ".looml" / "mlflow.db").exists()  # nothing made locally
 
 
