@@ -257,6 +257,43 @@ def test_other_server_errors_pass_the_message_through(pg: Postgres) -> None:
         fetch_sql(sql(pg.url, query="SELECT nope FROM kinds"), {})
 
 
+@pytest.mark.parametrize("engine", ["auto", "connectorx", "sqlalchemy"])
+def test_a_connection_the_server_drops_mid_query_is_a_clear_error(pg: Postgres, engine: str) -> None:
+    # The server ends the session (an admin's pg_terminate_backend, a failover) while the query
+    # runs: an error naming the server, at once, not a hang and not a traceback.
+    import threading
+    import time
+
+    marker = f"looml_drop_{engine}"
+    query = f"SELECT g AS {marker}, length(pg_sleep(0.01)::text) AS slept FROM generate_series(1, 3000) g"
+    killed: list[bool] = []
+
+    def terminate() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not killed:
+            with pg.connect(superuser=True) as conn:
+                found = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                                     (f"%{marker}%",)).fetchall()
+            if found:
+                killed.append(True)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=terminate)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(DataError) as exc:
+            fetch_sql(sql(pg.url, query=query, engine=engine), {})
+    finally:
+        killed.append(True)
+        thread.join()
+    assert time.monotonic() - started < 25  # stopped when the session ended, not after the 30 s query
+    text = rendered(exc)
+    assert f"the database server at 127.0.0.1:{pg.port} ended the connection during the query" in text, text
+    assert pg.password not in text
+
+
 @pytest.mark.parametrize("table", ["kinds; DROP TABLE kinds", 'kinds"--', "a.b.c.d", "1kinds", "kinds "])
 def test_a_table_name_that_is_not_an_identifier_is_refused(pg: Postgres, table: str) -> None:
     with pytest.raises(DataError, match=r"data\.source\.table: not a table name"):

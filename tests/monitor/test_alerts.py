@@ -106,6 +106,24 @@ def test_an_unreachable_webhook_fails_without_raising(tmp_path: Path) -> None:
     assert sender.send(Alert("retrain_failed", "m", "x")) == "failed"
 
 
+def test_a_webhook_that_never_answers_fails_within_its_timeout(tmp_path: Path) -> None:
+    # A receiver that takes the connection and the request, then says nothing, holds no one.
+    import socket
+    import time
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        sender = alerter(tmp_path, Clock(), webhook_url=url, retries=2, timeout=0.5)
+        started = time.monotonic()
+        assert sender.send(Alert("drift", "m", "x")) == "failed"
+        took = time.monotonic() - started
+    # Three attempts of 0.5 s each (the backoff sleeps are skipped here); without the timeout the
+    # first attempt would wait for ever. The slack is for a loaded machine.
+    assert took < 10
+
+
 def test_without_a_webhook_alerts_are_logged_and_kinds_can_be_turned_off(tmp_path: Path) -> None:
     sender = alerter(tmp_path, Clock(), on=["drift"])
     assert sender.send(Alert("drift", "m", "x")) == "logged"

@@ -68,6 +68,11 @@ _UNREACHABLE = re.compile(r"connection refused|could not translate host name|fai
                           r"name or service not known|network is unreachable|no route to host|"
                           r"timeout expired|timed out|can't connect to (?:mysql|mariadb)|"
                           r"server closed the connection unexpectedly|could not connect to server", re.I)
+# The server ended the session while the query ran (an administrator, a restart, a failover):
+# PostgreSQL's class 57 (operator intervention), and the drivers' words for a connection lost.
+_DROPPED = re.compile(r"terminating connection|connection (?:was )?(?:closed|reset|lost)|"
+                      r"server has gone away|lost connection to|broken pipe|"
+                      r"connection to server .* was lost", re.I)
 _NO_TABLE = re.compile(r"relation \"(?P<pg>[^\"]*)\" does not exist|no such table: ?(?P<lite>[\w.$]+)|"
                        r"table '(?P<my>[^']*)' doesn't exist", re.I)
 _SYNTAX = re.compile(r"syntax error|error in your sql syntax", re.I)
@@ -422,6 +427,12 @@ def _problem(cause: str, sqlstate: str, url: URL, source: SqlSource, where: str,
                        message=f"authentication failed for user {user!r}{given}",
                        fix="check the user in data.source.url and the password: put it in an environment "
                            "variable named by data.source.password_env (or as ${VAR} in the URL)")
+    if _DROPPED.search(cause) or sqlstate.startswith("57"):
+        return Problem(loc="data.source", value=where,
+                       message=f"the database server at {server} ended the connection during the query: "
+                               f"{cause}",
+                       fix="run it again once the server is back; if it keeps happening, ask the database's "
+                           "administrator what stops the query (a statement_timeout, a restart, a failover)")
     if _UNREACHABLE.search(cause) or sqlstate.startswith("08"):
         return Problem(loc="data.source", value=where,
                        message=f"cannot reach the database server at {server}: {cause}",
