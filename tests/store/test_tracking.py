@@ -117,6 +117,54 @@ def test_any_http_answer_counts_as_a_reachable_tracking_server() -> None:
         server.shutdown()
 
 
+def test_a_store_another_process_keeps_locked_stops_the_run_before_any_work(
+        make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import polars as pl
+
+    from looml.errors import RegistryError
+    from looml.pipeline import run
+    from looml.store import connect
+
+    frame = pl.DataFrame({"x": [i % 7 for i in range(60)], "label": ["a", "b"] * 30})
+    spec = make_project(frame)
+    first = run(spec)
+    monkeypatch.setattr(connect, "LOCK_WAIT_S", 0.5)
+    holder = sqlite3.connect(first.tracking_uri.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process mid-write (a script, a database tool)
+    stages: list[str] = []
+    try:
+        with pytest.raises(RegistryError) as caught:
+            run(spec, force=True, on_start=stages.append)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert stages == []  # not even ingest ran
+    problem = caught.value.problems[0]
+    assert problem.loc == "tracking.uri" and problem.value == first.tracking_uri
+    assert "locked by another process" in problem.message and "nothing was changed" in problem.message
+    assert run(spec).model_version == "1"  # once it is free: the cached run, nothing lost
+
+
+def test_mlflows_database_is_locked_names_the_store_and_other_errors_pass() -> None:
+    import sqlalchemy.exc
+
+    from looml.errors import RegistryError
+    from looml.store.connect import names_a_locked_store
+
+    @names_a_locked_store
+    def read(tracking_uri: str, error: Exception) -> None:
+        raise error
+
+    locked = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("database is locked"))
+    with pytest.raises(RegistryError, match="tracking store is locked by another process") as caught:
+        read("sqlite:////p/mlflow.db", locked)
+    assert caught.value.problems[0].value == "sqlite:////p/mlflow.db"
+    with pytest.raises(ValueError, match="something else"):
+        read("sqlite:////p/mlflow.db", ValueError("something else"))
+
+
 def test_the_run_is_named_after_the_model_the_winner_and_the_data_and_logs_every_setting(
         tmp_path: Path) -> None:
     from mlflow import MlflowClient

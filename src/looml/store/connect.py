@@ -1,10 +1,13 @@
-"""Reaching the tracking store: its URI made absolute, a probe of a tracking server, MLflow
-imported quietly, and the warm-up that imports what registering needs while a run trains."""
+"""Reaching the tracking store: its URI made absolute, a probe of a tracking server (or of an
+SQLite store's write lock), MLflow imported quietly, the warm-up that imports what registering
+needs while a run trains, and `names_a_locked_store`, which turns MLflow's "database is locked"
+into an error that names the store."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -15,14 +18,17 @@ import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from looml.errors import Problem, RegistryError
 from looml.usercache import user_cache_dir
 
-__all__ = ["check_reachable", "import_mlflow", "local_tracking_uri", "sqlite_db", "warm_up"]
+__all__ = ["check_reachable", "import_mlflow", "local_tracking_uri", "names_a_locked_store", "sqlite_db",
+           "warm_up"]
 
 _SQLITE = "sqlite:///"
+LOCK_WAIT_S = 5.0  # how long the probe waits for another process's write to an SQLite store (MLflow's too)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def local_tracking_uri(uri: str, project_dir: Path) -> str:
@@ -37,7 +43,12 @@ def local_tracking_uri(uri: str, project_dir: Path) -> str:
 def check_reachable(uri: str, timeout: float = 5.0) -> None:
     """Raise `RegistryError` now if `uri` is a tracking server (http, https) that does not answer
     within `timeout` seconds: MLflow's own client meets it only at registration, after training,
-    and retries for minutes. Any HTTP answer counts as reachable; other stores are not probed."""
+    and retries for minutes. Any HTTP answer counts as reachable. An SQLite store that another
+    process keeps locked for writing is refused the same way (`_check_writable`)."""
+    db = sqlite_db(uri)
+    if db is not None:
+        _check_writable(uri, db)
+        return
     if not uri.startswith(("http://", "https://")):
         return
     import httpx
@@ -50,6 +61,50 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
             message=f"the tracking server does not answer ({type(exc).__name__}: {exc}) within {timeout:g} s",
             fix="start it (mlflow server --host ... --port ...), or point tracking.uri at one that runs; "
                 "looml checks before any work, so nothing was trained")) from exc
+
+
+def _check_writable(uri: str, db: Path) -> None:
+    """Take and give back the SQLite store's write lock, waiting as long as MLflow would."""
+    if not db.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=LOCK_WAIT_S, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise _locked(uri, "; nothing was changed") from None
+        # anything else (a read-only folder, a damaged file) is for MLflow to word, later
+
+
+def names_a_locked_store(function: _F) -> _F:
+    """Decorator for a function whose first argument is a tracking URI (or has `.tracking_uri`):
+    MLflow's "database is locked" (another process held the SQLite store's write lock for longer
+    than SQLite waits) becomes a `RegistryError` naming the store and the fix, not a traceback."""
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except RegistryError:
+            raise
+        except Exception as exc:
+            if "database is locked" not in str(exc):
+                raise
+            first = args[0] if args else ""
+            raise _locked(first if isinstance(first, str) else getattr(first, "tracking_uri", "?")) from None
+
+    return guarded  # type: ignore[return-value]
+
+
+def _locked(uri: str, outcome: str = "") -> RegistryError:
+    return RegistryError(Problem(
+        loc="tracking.uri", value=uri,
+        message=f"the tracking store is locked by another process (SQLite: database is locked for more than "
+                f"{LOCK_WAIT_S:g} s){outcome}",
+        fix="let the other process that writes it finish (another looml command, a script, an open "
+            "transaction in a database tool), then run this again; stores that several processes write "
+            "all the time belong on a tracking server (docs/team.md)"))
 
 
 def sqlite_db(uri: str) -> Path | None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from looml.errors import Problem, RegistryError
 from looml.faults import fault_point
-from looml.store.connect import import_mlflow, sqlite_db
+from looml.store.connect import import_mlflow, names_a_locked_store, sqlite_db
 from looml.store.params import param_value
 from looml.store.versions import CHAMPION, champion_model_version
 
@@ -85,6 +85,7 @@ def _requirements(pipeline: Pipeline) -> list[str]:
 REGISTERING = threading.Event()
 
 
+@names_a_locked_store
 def log_and_register(run: TrackedRun) -> Registration:
     """Log params, metrics, lineage tags, the input dataset, artifacts and the model to one
     MLflow run, register a new model version, and make it champion if there is none (unless
