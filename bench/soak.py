@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from soakrun import run_soak, soak_project
+from soakrun import run_soak, soak_project  # noqa: E402
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from soakrun import CORPUS, TABLE, run_soak, soak_project
 
 
