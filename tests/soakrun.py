@@ -16,7 +16,8 @@ rows, 1 % malformed. Every `swap_every` seconds the champion alias moves to the 
 - every row of every 200 answer is in the prediction log exactly once, under its request id,
   and nothing else is;
 - with `steady`: the last window's p99 of one-row requests is within 1.5x the first's, and the
-  workers' memory grew by less than 5 % after the warm-up (a long run only: 30 s says little).
+  workers' memory grew by less than 5 % after the warm-up, the first window (a long run only:
+  30 s says little).
 """
 
 from __future__ import annotations
@@ -90,8 +91,7 @@ class SoakResult:
     answers: list[Answer]
     swaps: list[tuple[float, str]]  # (when, the version promoted)
     logged: pl.DataFrame  # the prediction log after the load
-    rss_start: int  # the workers' resident memory after the warm-up, bytes
-    rss_end: int
+    memory: list[tuple[float, int]]  # (seconds into the load, the workers' resident bytes), every 5 s
     windows: list[float] = field(default_factory=list)  # the p99 of one-row 200s per window, ms
 
     def problems(self, *, steady: bool) -> list[str]:
@@ -109,10 +109,17 @@ class SoakResult:
         found += self._log_problems()
         if steady and len(self.windows) >= 2 and self.windows[-1] > 1.5 * self.windows[0]:
             found.append(f"p99 grew from {self.windows[0]:.1f} to {self.windows[-1]:.1f} ms")
-        if steady and self.rss_end > 1.05 * self.rss_start:
-            growth = self.rss_end / self.rss_start - 1
-            found.append(f"the workers' memory grew {growth:.1%} after the warm-up")
+        warmed, last = self.memory_after_warmup()
+        if steady and last > 1.05 * warmed:
+            found.append(f"the workers' memory grew {last / warmed - 1:.1%} after the warm-up")
         return found
+
+    def memory_after_warmup(self) -> tuple[int, int]:
+        """The workers' memory at the end of the first window of the load (the warm-up: every
+        kind of request has been served, allocators and caches have grown) and at its end."""
+        warm = self.seconds / max(1, len(self.windows))
+        after = [rss for at, rss in self.memory if at >= warm] or [self.memory[-1][1]]
+        return after[0], self.memory[-1][1]
 
     def _log_problems(self) -> list[str]:
         served = {a.request_id: a.rows for a in self.answers if a.status == 200 and a.request_id}
@@ -144,7 +151,9 @@ class SoakResult:
                 "p50_ms": round(float(np.percentile(one, 50)), 2) if len(one) else None,
                 "p99_ms": round(float(np.percentile(one, 99)), 2) if len(one) else None,
                 "p99_by_window_ms": [round(w, 2) for w in self.windows],
-                "rss_mb": [round(self.rss_start / 2**20, 1), round(self.rss_end / 2**20, 1)]}
+                "memory_mb": {"start": round(self.memory[0][1] / 2**20, 1),
+                              "after_warmup": round(self.memory_after_warmup()[0] / 2**20, 1),
+                              "end": round(self.memory[-1][1] / 2**20, 1)}}
 
 
 def run_soak(spec: Path, *, seconds: float, swap_every: float, concurrency: int = 8, seed: int = 0,
@@ -161,19 +170,22 @@ def run_soak(spec: Path, *, seconds: float, swap_every: float, concurrency: int 
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url, server, folder / "serve.log")
         warm = _warm(url, rows)
-        rss_start = _workers_rss(server.pid)
         swaps: list[tuple[float, str]] = []
+        memory: list[tuple[float, int]] = []
         started = time.monotonic()
         stop = threading.Event()
-        swapper = threading.Thread(target=_swap, args=(folder, swap_every, started, stop, swaps))
-        swapper.start()
+        helpers = [threading.Thread(target=_swap, args=(folder, swap_every, started, stop, swaps)),
+                   threading.Thread(target=_sample, args=(server.pid, started, stop, memory))]
+        for helper in helpers:
+            helper.start()
         try:
             answers = asyncio.run(_load(url, rows, seconds, concurrency, seed, started))
         finally:
             stop.set()
-            swapper.join()
+            for helper in helpers:
+                helper.join()
         took = time.monotonic() - started
-        rss_end = _workers_rss(server.pid)
+        memory.append((took, _workers_rss(server.pid)))
     finally:
         _stop(server)
         log.close()
@@ -183,8 +195,7 @@ def run_soak(spec: Path, *, seconds: float, swap_every: float, concurrency: int 
     p99s = [float(np.percentile([a.seconds for a in ok if lo <= a.at < hi], 99)) * 1000
             for lo, hi in itertools.pairwise(bounds)
             if any(lo <= a.at < hi for a in ok)]
-    return SoakResult(seconds=took, answers=answers, swaps=swaps, logged=logged, rss_start=rss_start,
-                      rss_end=rss_end, windows=p99s)
+    return SoakResult(seconds=took, answers=answers, swaps=swaps, logged=logged, memory=memory, windows=p99s)
 
 
 def _bodies(rows: pl.DataFrame, n: int, rng: random.Random) -> dict[str, Any]:
@@ -307,6 +318,13 @@ def _wait_ready(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("looml serve was not ready within 120 s")
+
+
+def _sample(parent: int, started: float, stop: threading.Event, memory: list[tuple[float, int]]) -> None:
+    while True:
+        memory.append((time.monotonic() - started, _workers_rss(parent)))
+        if stop.wait(5.0):
+            return
 
 
 def _workers_rss(parent: int) -> int:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import looml
 from looml.cli import app
-from looml.monitor.moves import history, rollback
+from looml.monitor.moves import history, promote, rollback
 from looml.pipeline.compare import LINEAGE_ARTIFACT
 from looml.store.versions import champion_version, model_documents
 
@@ -112,6 +112,13 @@ def test_auto_compares_and_keeps_the_alias_and_never_takes_even_a_free_one(
     assert "0 of the 120 holdout rows are new to v2" in third.comparison["reason"]
     assert not third.champion
     assert third.comparison["promotion"] == "v2 stays champion: registry.promote is 'auto'"
+    # The champion moves by hand; the same run again is a re-run: the comparison it made, the
+    # same version, and nothing done on a comparison with a champion that is gone.
+    promote(spec, "1")
+    again = looml.run(spec)
+    assert again.model_version == "3" and {s.name: s.status for s in again.stages}["register"] == "cached"
+    assert again.comparison["champion"] == "2"
+    assert "the champion is now v1, not v2" in again.comparison["promotion"]
 
 
 def test_new_rows_compare_the_registered_champion_on_the_rows_it_never_saw(

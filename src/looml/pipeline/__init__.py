@@ -304,8 +304,13 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
 def _compare(spec: Spec, runner: Runner, store: ArtifactStore, tracking_uri: str, data_digest: str,
              split_digest: str, pipeline_digest: str, validation_digest: str, primary: str,
              compute: Callable[[str, str | None], dict[str, Any]]) -> dict[str, Any]:
-    """The `compare` stage: this run's model against the champion there is now (`pipeline.compare`);
-    {} when there is none."""
+    """The `compare` stage: this run's model against the champion (`pipeline.compare`); {} when
+    there is none.
+
+    Its cache key is this run's work, not the champion: the comparison is made once, against
+    the champion of the first run that made it, so a re-run after the champion moved stays a
+    re-run (the same report, the same version, not a new one), and `promote_if_better` refuses
+    to act on a comparison with a champion that is no longer there."""
     name = spec.registry.model_name
     champion = champion_version(tracking_uri, name)
     if champion is None:
@@ -322,7 +327,7 @@ def _compare(spec: Spec, runner: Runner, store: ArtifactStore, tracking_uri: str
         "compare", code=[*WIRING, "looml.pipeline.compare", "looml.monitor.stats"],
         config=[spec.loop.promotion.model_dump(mode="json"), spec.seed, spec.data.positive_class, primary],
         inputs={"snapshot": data_digest, "split": split_digest, "pipeline": pipeline_digest,
-                "validation": validation_digest, "champion": digest_of([champion, lineage or ""])},
+                "validation": validation_digest},
         compute=lambda: {"comparison": compute(champion, lineage)},
     )["comparison"]
 

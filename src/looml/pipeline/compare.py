@@ -131,17 +131,18 @@ def promote_if_better(spec: Spec, tracking_uri: str, home: Path, version: str,
     from looml.store.registry import record_move
     from looml.store.versions import champion_version
 
+    if not compared:
+        return False, ""
     move, why = promotion(spec.registry.promote, compared)
-    if not move:
-        return False, why
     name = spec.registry.model_name
     now = champion_version(tracking_uri, name)
-    if now == version:  # an earlier attempt at this run moved it
-        return True, why
-    if now != compared["champion"]:
-        return False, (f"the champion moved to v{now} while this run compared with "
-                       f"v{compared['champion']}; nothing was moved (compare again with `looml run`, or "
-                       f"`looml models promote {version}`)")
+    if now == version:  # an earlier attempt at this run moved it, or someone did by hand
+        return move, why if move else f"v{version} is the champion"
+    if now != compared["champion"]:  # the comparison is kept with this run's work (`_compare`)
+        return False, (f"the champion is now v{now}, not v{compared['champion']} as when this model was "
+                       f"compared; nothing was moved (`looml models promote {version}` makes it champion)")
+    if not move:
+        return False, why
     record_move(tracking_uri, audit_log(tracking_uri, home), Decision(
         action="promote", model_name=name, champion_before=now, champion_after=version, challenger=version,
         reason=why, evidence={"comparison": compared}, by="looml run"))
