@@ -8,14 +8,13 @@ A clean CSV costs one `pl.read_csv`. Only when that fails, or when the last colu
 values (Polars pads a short line with nulls, which cannot be told apart afterwards), is the file
 scanned for records with the wrong number of fields, so that they can be reported by line number.
 Encodings other than UTF-8 are decoded in Python, so the whole file is held in memory twice.
-Remote files are read into memory whole, then parsed by the same readers as local ones.
+Remote files are read into memory whole (`locate`: which files a source names), then parsed by
+the same readers as local ones.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
@@ -24,38 +23,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from looml.data.sources.locate import FORMATS, File, is_remote, local_files, remote_files
 from looml.errors import DataError, Problem, did_you_mean
 from looml.spec import FileSource
 
 __all__ = ["FORMATS", "detect_format", "local_paths", "read_files", "read_table"]
 
-FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
-           ".ndjson": "ndjson", ".jsonl": "ndjson", ".xlsx": "excel", ".xlsm": "excel",
-           ".xlsb": "excel", ".xls": "excel", ".ods": "excel"}
-
 _NULLS = ["", "NA", "N/A", "NaN", "null"]
 _SHOWN = 5  # line numbers quoted in a message before "and N more"
-_GLOB = re.compile(r"[*?\[]")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_VAR = re.compile(r"\$\{(\w+)\}")
-_SECRET_KEY = re.compile(r"key|secret|token|password|credential|session", re.IGNORECASE)
 _CODECS = {"latin1": "latin-1", "cp1252": "cp1252", "utf16": "utf-16"}
-
-
-@dataclass(frozen=True)
-class _File:
-    """One file to read: its name relative to the glob root, where it is (for errors), its bytes."""
-
-    name: str
-    where: str
-    path: Path | None = None
-    data: bytes | None = None
-
-    def raw(self) -> bytes:
-        return self.data if self.data is not None else self.path.read_bytes()  # type: ignore[union-attr]
-
-    def handle(self) -> Path | io.BytesIO:
-        return self.path if self.data is None else io.BytesIO(self.data)  # type: ignore[return-value]
 
 
 def detect_format(path: PurePath, declared: str = "auto") -> str:
@@ -78,9 +54,9 @@ def local_paths(source: FileSource, base_dir: Path) -> list[Path] | None:
 
     Raises `DataError` when a glob or folder holds no data file.
     """
-    if _is_remote(source.path):
+    if is_remote(source.path):
         return None
-    return [file.path for file in _local_files(source, base_dir)]  # type: ignore[misc]
+    return [file.path for file in local_files(source, base_dir)]  # type: ignore[misc]
 
 
 def read_files(source: FileSource, base_dir: Path,
@@ -92,7 +68,7 @@ def read_files(source: FileSource, base_dir: Path,
     Problems in several files are reported together.
     """
     env = os.environ if env is None else env
-    files = _remote_files(source, env) if _is_remote(source.path) else _local_files(source, base_dir)
+    files = remote_files(source, env) if is_remote(source.path) else local_files(source, base_dir)
     frames: list[pl.DataFrame] = []
     notes: list[str] = []
     problems: list[Problem] = []
@@ -112,163 +88,14 @@ def read_files(source: FileSource, base_dir: Path,
 
 def read_table(path: Path, fmt: str = "auto") -> pl.DataFrame:
     """Read one local file whole; raise `DataError` naming the file and the fix when it cannot."""
-    frame, _ = _read_one(_File(path.name, str(path), path), FileSource(path=str(path), format=fmt))
+    frame, _ = _read_one(File(path.name, str(path), path), FileSource(path=str(path), format=fmt))
     # A float NaN (Parquet, NDJSON) is a missing value, as "NaN" in a CSV already is.
     return frame.with_columns(pl.col(pl.Float32, pl.Float64).fill_nan(None))
 
 
-# --- which files ---------------------------------------------------------------------------------
-
-def _is_remote(path: str) -> bool:
-    return bool(_SCHEME.match(path)) and not path.startswith("file://")
-
-
-def _visible(relative: PurePath) -> bool:
-    """Not a dot-file (our own temp files are dot-files too), nor an Office lock file (~$book.xlsx)."""
-    return not any(part.startswith((".", "~$")) for part in relative.parts)
-
-
-def _wanted(name: str, declared: str) -> bool:
-    fmt = FORMATS.get(PurePosixPath(name).suffix.lower())
-    return fmt is not None and declared in ("auto", fmt)
-
-
-def _local_files(source: FileSource, base_dir: Path) -> list[_File]:
-    text = source.path.removeprefix("file://")
-    path = Path(text).expanduser()
-    path = path if path.is_absolute() else base_dir / path
-    if _GLOB.search(text):
-        first = next(i for i, part in enumerate(path.parts) if _GLOB.search(part))
-        root, pattern = Path(*path.parts[:first]), str(PurePath(*path.parts[first:]))
-        found = [p for p in root.glob(pattern) if p.is_file() and _visible(p.relative_to(root))] \
-            if root.is_dir() else []
-        searched, fix = f"{root} for {pattern!r}", ("check data.source.path (relative paths start at the "
-                                                     "spec's folder); '**/' in a glob takes in subfolders")
-    elif path.is_dir():
-        root = path
-        found = [p for p in path.iterdir() if p.is_file() and _visible(p.relative_to(root))
-                 and _wanted(p.name, source.format)]
-        kinds = "files" if source.format == "auto" else f"{source.format} files"
-        searched, fix = f"folder {root} for {kinds} ({', '.join(sorted(FORMATS))}; not subfolders)", (
-            "put data files in the folder, or name them with a glob such as 'folder/*.dat' "
-            "(and set data.source.format); 'folder/**/*.csv' takes in subfolders")
-    else:
-        return [_File(path.name, str(path), path)]
-    if not found:
-        message = f"no data files found: searched {searched}"
-        if not root.is_dir():
-            message += ", which is not an existing folder"
-        else:
-            there = sorted(p.name for p in root.iterdir())
-            if there:
-                message += f"; it holds {', '.join(there[:8])}{' ...' if len(there) > 8 else ''}"
-        raise DataError(Problem(loc="data.source.path", value=source.path, message=message, fix=fix))
-    found.sort(key=lambda p: p.relative_to(root).as_posix())
-    return [_File(p.relative_to(root).as_posix(), str(p), p) for p in found]
-
-
-def _redact(url: str) -> str:
-    """The URL without a user:password part."""
-    return re.sub(r"(://)[^/@]*@", r"\1***@", url)
-
-
-def _storage_options(source: FileSource, env: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """fsspec options with '${VAR}' read from `env`, and the values that must never be shown."""
-    options: dict[str, Any] = {}
-    secrets: list[str] = []
-    problems = []
-    for key, value in source.storage_options.items():
-        missing = [name for name in _VAR.findall(value) if name not in env]
-        problems += [Problem(loc=f"data.source.storage_options.{key}", value=value,
-                             message=f"environment variable {name} is not set",
-                             fix=f"export {name}=... before running looml") for name in missing]
-        expanded = _VAR.sub(lambda m: env.get(m.group(1), ""), value)
-        if expanded != value or _SECRET_KEY.search(key):
-            secrets.append(expanded)
-        options[key] = {"true": True, "false": False}.get(expanded.lower(), expanded)
-    if problems:
-        raise DataError(problems)
-    return options, [s for s in secrets if len(s) >= 3]
-
-
-def _remote_files(source: FileSource, env: Mapping[str, str]) -> list[_File]:
-    import fsspec
-
-    url = source.path
-    shown = _redact(url)
-    protocol = url.split("://", 1)[0].lower()
-    options, secrets = _storage_options(source, env)
-    if protocol in ("s3", "s3a"):
-        # botocore's default retries make an unreachable endpoint take 10 s to report.
-        options.setdefault("config_kwargs", {"connect_timeout": 10, "read_timeout": 120,
-                                             "retries": {"max_attempts": 3, "mode": "standard"}})
-    try:
-        fs, root = fsspec.core.url_to_fs(url, **options)
-    except (ImportError, ValueError) as exc:
-        raise DataError(Problem(
-            loc="data.source.path", value=shown, message=f"cannot open {protocol}:// URLs: {exc}",
-            fix="install the fsspec package for it (s3fs for s3://, gcsfs for gs://, adlfs for az://)",
-        )) from exc
-    try:
-        if protocol in ("http", "https"):  # '?' is a query string here, not a glob
-            keys = [(PurePosixPath(url.split("?", 1)[0]).name, root)]
-        elif _GLOB.search(root):
-            parts = root.split("/")
-            base = "/".join(parts[:next(i for i, p in enumerate(parts) if _GLOB.search(p))])
-            keys = _keys(fs.glob(root, detail=True).values(), base, lambda name: True)
-        elif fs.isdir(root):
-            keys = _keys(fs.ls(root, detail=True), root, lambda name: _wanted(name, source.format))
-        else:
-            keys = [(PurePosixPath(root).name, root)]
-        if not keys:
-            raise DataError(Problem(loc="data.source.path", value=shown,
-                                    message="no data files found at the URL",
-                                    fix="check data.source.path; a folder needs files with a known "
-                                        f"extension ({', '.join(sorted(FORMATS))})"))
-        return [_File(name, shown if protocol in ("http", "https") else f"{protocol}://{key}",
-                      data=fs.cat_file(key)) for name, key in keys]
-    except DataError:
-        raise
-    except Exception as exc:  # fsspec back-ends raise their own client errors
-        raise _remote_error(exc, shown, secrets) from exc
-
-
-def _keys(entries: Any, base: str, wanted: Callable[[str], bool]) -> list[tuple[str, str]]:
-    keys = []
-    for entry in entries:
-        key = entry["name"].rstrip("/")
-        name = key[len(base):].lstrip("/") if key.startswith(base) else PurePosixPath(key).name
-        if entry.get("type") != "directory" and _visible(PurePosixPath(name)) and wanted(name):
-            keys.append((name, key))
-    return sorted(keys)
-
-
-def _remote_error(exc: Exception, shown: str, secrets: list[str]) -> DataError:
-    cause = _redact((str(exc).strip().splitlines() or [type(exc).__name__])[0])
-    for secret in secrets:
-        cause = cause.replace(secret, "***")
-    if isinstance(exc, TypeError) and "unexpected keyword argument" in cause:
-        return DataError(Problem(
-            loc="data.source.storage_options", value=shown,
-            message=f"an option this filesystem does not take ({cause})",
-            fix="check the option names; s3:// takes endpoint_url, key, secret, token, anon, "
-                "region_name among others (see the s3fs / fsspec docs)"))
-    if isinstance(exc, FileNotFoundError):
-        message, fix = f"not found ({cause})", "check the bucket and key, or the URL, in data.source.path"
-    elif isinstance(exc, PermissionError) or getattr(exc, "status", None) in (401, 403):
-        message, fix = f"access denied ({cause})", (
-            "check the credentials in data.source.storage_options (key and secret, read from the "
-            "environment with '${VAR}') and that they may read this bucket or URL")
-    else:
-        message, fix = f"cannot reach the storage ({type(exc).__name__}: {cause})", (
-            "check the address in data.source.path (and storage_options.endpoint_url for an "
-            "S3-compatible store), and that the server is up and reachable from here")
-    return DataError(Problem(loc="data.source.path", value=shown, message=message, fix=fix))
-
-
 # --- one file ------------------------------------------------------------------------------------
 
-def _read_one(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str]]:
+def _read_one(file: File, source: FileSource) -> tuple[pl.DataFrame, list[str]]:
     if file.path is not None:
         if not file.path.is_file():
             raise DataError(Problem(
@@ -308,7 +135,7 @@ def _read_one(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str]]
     return frame, notes
 
 
-def _read_excel(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str]]:
+def _read_excel(file: File, source: FileSource) -> tuple[pl.DataFrame, list[str]]:
     import fastexcel
 
     try:
@@ -318,7 +145,7 @@ def _read_excel(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str
         raise ValueError(str(exc).strip().splitlines()[0]) from exc
 
 
-def _read_sheet(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str]]:
+def _read_sheet(file: File, source: FileSource) -> tuple[pl.DataFrame, list[str]]:
     if source.sheet is not None:
         import fastexcel
 
@@ -336,7 +163,7 @@ def _read_sheet(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str
 
 # --- CSV -----------------------------------------------------------------------------------------
 
-def _read_csv(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str]]:
+def _read_csv(file: File, source: FileSource) -> tuple[pl.DataFrame, list[str]]:
     separator = source.separator or ("\t" if file.name.lower().endswith(".tsv") else ",")
     text: Path | bytes
     if source.encoding in _CODECS:
@@ -387,7 +214,7 @@ def _read_csv(file: _File, source: FileSource) -> tuple[pl.DataFrame, list[str]]
     return frame, notes + _text_notes(frame, file.name, lambda: kept)
 
 
-def _whole(text: Path | bytes, file: _File, separator: str, rows: pl.Series, frame: pl.DataFrame) -> bool:
+def _whole(text: Path | bytes, file: File, separator: str, rows: pl.Series, frame: pl.DataFrame) -> bool:
     """True when the rows whose last field is missing are not short lines: checked on those lines
     alone, which needs no full scan when nothing is quoted (then data row i is record i + 1)."""
     if rows.len() > 100_000:
@@ -425,7 +252,7 @@ def _parse_csv(text: Path | bytes, separator: str, encoding: str) -> pl.DataFram
         return pl.read_csv(text, infer_schema_length=None, **options)
 
 
-def _transcode(file: _File, encoding: str) -> bytes:
+def _transcode(file: File, encoding: str) -> bytes:
     raw = file.raw()
     try:
         return raw.decode(_CODECS[encoding]).encode("utf-8")
@@ -436,7 +263,7 @@ def _transcode(file: _File, encoding: str) -> bytes:
             fix="set data.source.encoding to the file's encoding (utf8, latin1, cp1252, utf16)")) from exc
 
 
-def _not_utf8(file: _File) -> DataError:
+def _not_utf8(file: File) -> DataError:
     raw = file.raw()
     try:
         raw.decode("utf-8")
@@ -453,7 +280,7 @@ def _position(raw: bytes, exc: UnicodeDecodeError) -> str:
     return f"byte 0x{raw[exc.start]:02x} at offset {exc.start}, line {line}"
 
 
-def _record_lines(file: _File, text: Path | bytes, separator: str) -> np.ndarray:
+def _record_lines(file: File, text: Path | bytes, separator: str) -> np.ndarray:
     """The line each data row starts on: scanned only when a note needs it."""
     return _Layout.scan(text if isinstance(text, bytes) else file.raw(), separator).lines[1:]
 
@@ -539,7 +366,7 @@ def _text_notes(frame: pl.DataFrame, name: str, lines: Callable[[], np.ndarray],
 
 # --- several files -------------------------------------------------------------------------------
 
-def _combine(files: list[_File], frames: list[pl.DataFrame],
+def _combine(files: list[File], frames: list[pl.DataFrame],
              file_column: str | None) -> tuple[pl.DataFrame, list[str]]:
     first = frames[0]
     problems = []
