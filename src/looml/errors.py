@@ -30,6 +30,7 @@ __all__ = [
     "RegistryError",
     "RequestError",
     "SpecError",
+    "StorageError",
     "did_you_mean",
 ]
 
@@ -116,6 +117,14 @@ class RegistryError(LoomlError):
 
     code = "registry"
     title = "registry error"
+
+
+class StorageError(LoomlError):
+    """looml could not write its own files: a full disk, a file-size limit, a read-only folder.
+    What was being written is not kept half-written; a re-run resumes from the cached stages."""
+
+    code = "storage"
+    title = "cannot write"
 
 
 class BusyError(LoomlError):

@@ -151,9 +151,9 @@ def test_mlflows_database_is_locked_names_the_store_and_other_errors_pass() -> N
     import sqlalchemy.exc
 
     from looml.errors import RegistryError
-    from looml.store.connect import names_a_locked_store
+    from looml.store.connect import names_the_store
 
-    @names_a_locked_store
+    @names_the_store
     def read(tracking_uri: str, error: Exception) -> None:
         raise error
 

@@ -26,6 +26,7 @@ from looml.errors import (
     RequestError,
     ServeError,
     SpecError,
+    StorageError,
 )
 
 __all__ = ["EXIT", "SPEC_OPTION", "app", "chosen_spec", "console", "exit_promptly_on_interrupt", "fail",
@@ -38,7 +39,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=True)
 # a RequestError outside the server is bad input a command read (feedback rows): invalid data
 EXIT = {SpecError: 2, DataError: 3, RequestError: 3, GateError: 4, RegistryError: 5, BusyError: 7,
-        ServeError: 8}
+        ServeError: 8, StorageError: 9}
 
 
 def _version(value: bool) -> None:

@@ -197,7 +197,9 @@ def _ingest(spec: Spec, runner: Runner, store: ArtifactStore,
         fingerprint = hashlib.sha256("\0".join(
             f"{_relative(p, spec.project_dir)}:{file_digest(p) if p.is_file() else 'missing'}"
             for p in paths).encode()).hexdigest()
-        ingested = runner.run("ingest", code=[*WIRING, "looml.data.sources", "looml.data.sources.files"],
+        ingested = runner.run("ingest",
+                              code=[*WIRING, "looml.data.sources", "looml.data.sources.files",
+                                    "looml.data.sources.locate"],
                               config=config, inputs={"source": fingerprint},
                               compute=lambda: snapshot_of(fetch(source, spec.project_dir)))
     else:

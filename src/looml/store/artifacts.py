@@ -4,7 +4,8 @@ Each artifact is stored once, under `sha256[:2]/sha256` of its bytes. Writes go 
 temporary name in the same folder and are renamed into place, so a killed process
 never leaves a half-written artifact under a real name. A temporary name carries the pid of
 its writer, so one left by a killed process is found and removed (`sweep_temp`) without touching
-a live writer's.
+a live writer's. A write the storage refuses (a full disk, a size limit, a read-only folder) is
+a `StorageError` that names the file (`store.refusals`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from looml.faults import fault_point
+from looml.store.refusals import storage_errors
 
 __all__ = ["ArtifactStore", "atomic_write", "file_digest", "sweep_temp"]
 
@@ -36,18 +38,21 @@ def file_digest(path: Path) -> str:
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` then rename tmp onto `path`; nothing is left behind on failure. The file
     gets the mode a plain `open` would give it (0666 less the umask), not mkstemp's private 0600:
-    looml.yaml, the schema and the reports are the user's files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        fault_point("artifacts.before_rename")  # the whole file is under its temporary name
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    looml.yaml, the schema and the reports are the user's files. A full disk, a file-size limit
+    or a read-only folder is a `StorageError` naming the file."""
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                        dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            write(tmp)
+            fault_point("artifacts.before_rename")  # the whole file is under its temporary name
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def sweep_temp(root: Path) -> list[Path]:
@@ -108,6 +113,10 @@ class ArtifactStore:
 
     def put_file(self, write: Callable[[Path], None]) -> str:
         """Store whatever `write(path)` writes to a scratch file; return its digest."""
+        with storage_errors(self.root):
+            return self._put_file(write)
+
+    def _put_file(self, write: Callable[[Path], None]) -> str:
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".new.{os.getpid()}.", suffix=".tmp", dir=self.root)
         os.close(fd)

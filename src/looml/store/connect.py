@@ -1,6 +1,6 @@
 """Reaching the tracking store: its URI made absolute, a probe of a tracking server (or of an
 SQLite store's write lock), MLflow imported quietly, the warm-up that imports what registering
-needs while a run trains, and `names_a_locked_store`, which turns MLflow's "database is locked"
+needs while a run trains, and `names_the_store`, which turns MLflow's "database is locked"
 into an error that names the store."""
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from looml.errors import Problem, RegistryError
+from looml.errors import LoomlError, Problem, RegistryError
+from looml.store.refusals import storage_cause, storage_error
 from looml.usercache import user_cache_dir
 
-__all__ = ["check_reachable", "import_mlflow", "local_tracking_uri", "names_a_locked_store", "sqlite_db",
+__all__ = ["check_reachable", "import_mlflow", "local_tracking_uri", "names_the_store", "sqlite_db",
            "warm_up"]
 
 _SQLITE = "sqlite:///"
@@ -77,22 +78,26 @@ def _check_writable(uri: str, db: Path) -> None:
         # anything else (a read-only folder, a damaged file) is for MLflow to word, later
 
 
-def names_a_locked_store(function: _F) -> _F:
+def names_the_store(function: _F) -> _F:
     """Decorator for a function whose first argument is a tracking URI (or has `.tracking_uri`):
     MLflow's "database is locked" (another process held the SQLite store's write lock for longer
-    than SQLite waits) becomes a `RegistryError` naming the store and the fix, not a traceback."""
+    than SQLite waits) becomes a `RegistryError` naming the store and the fix, not a traceback;
+    a full disk under the store a `StorageError` (`store.refusals`)."""
 
     @functools.wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return function(*args, **kwargs)
-        except RegistryError:
+        except LoomlError:
             raise
         except Exception as exc:
-            if "database is locked" not in str(exc):
-                raise
             first = args[0] if args else ""
-            raise _locked(first if isinstance(first, str) else getattr(first, "tracking_uri", "?")) from None
+            uri = first if isinstance(first, str) else getattr(first, "tracking_uri", "?")
+            if "database is locked" in str(exc):
+                raise _locked(uri) from None
+            if storage_cause(exc) is not None:  # a full disk under the store
+                raise storage_error(uri, exc) from None
+            raise
 
     return guarded  # type: ignore[return-value]
 
@@ -122,6 +127,8 @@ def import_mlflow() -> Any:
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # It logs a store error with its traceback, then raises it: looml reports the error itself.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted",
                             category=UserWarning)
     return mlflow

@@ -15,7 +15,7 @@ from typing import Any
 from looml.errors import Problem, RegistryError
 from looml.faults import fault_point
 from looml.store.audit import AuditLog, Decision, TagAuditLog
-from looml.store.connect import import_mlflow, names_a_locked_store
+from looml.store.connect import import_mlflow, names_the_store
 from looml.store.team import champion_lease, is_shared
 from looml.store.versions import CHAMPION
 
@@ -45,7 +45,7 @@ def _client(tracking_uri: str) -> Any:
     return import_mlflow().MlflowClient(tracking_uri)
 
 
-@names_a_locked_store
+@names_the_store
 def version_info(tracking_uri: str, name: str, version: str) -> VersionInfo:
     """One version's aliases, holdout metrics and lineage; `RegistryError` if there is none."""
     from mlflow.exceptions import MlflowException
@@ -69,7 +69,7 @@ def _info(found: Any, run: Any) -> VersionInfo:
                        best_model=run.data.params.get("best_model", ""))
 
 
-@names_a_locked_store
+@names_the_store
 def versions(tracking_uri: str, name: str) -> list[VersionInfo]:
     """Every version of the registered model, newest first."""
     from mlflow.exceptions import MlflowException
@@ -86,7 +86,7 @@ def versions(tracking_uri: str, name: str) -> list[VersionInfo]:
     return [_info(client.get_model_version(name, v.version), client.get_run(v.run_id)) for v in found]
 
 
-@names_a_locked_store
+@names_the_store
 def move_alias(tracking_uri: str, name: str, alias: str, version: str | None) -> None:
     """Point `alias` at `version` (one MLflow call), or remove it when `version` is None."""
     from mlflow.exceptions import MlflowException

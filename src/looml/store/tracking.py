@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from looml.errors import Problem, RegistryError
 from looml.faults import fault_point
-from looml.store.connect import import_mlflow, names_a_locked_store, sqlite_db
+from looml.store.connect import import_mlflow, names_the_store, sqlite_db
 from looml.store.params import param_value
+from looml.store.refusals import storage_cause, storage_error
 from looml.store.versions import CHAMPION, champion_model_version
 
 if TYPE_CHECKING:  # the heavy libraries load only when a run is registered
@@ -85,7 +86,7 @@ def _requirements(pipeline: Pipeline) -> list[str]:
 REGISTERING = threading.Event()
 
 
-@names_a_locked_store
+@names_the_store
 def log_and_register(run: TrackedRun) -> Registration:
     """Log params, metrics, lineage tags, the input dataset, artifacts and the model to one
     MLflow run, register a new model version, and make it champion if there is none (unless
@@ -154,6 +155,8 @@ def _log_and_register(run: TrackedRun) -> Registration:
     except (MlflowException, OSError) as exc:
         if registered is not None:
             _unregister(client, *registered)
+        if storage_cause(exc) is not None:  # a full disk under the artifacts, whatever MLflow says
+            raise storage_error(run.tracking_uri, exc) from None
         raise RegistryError(Problem(
             loc="tracking.uri", value=run.tracking_uri, message=f"MLflow refused the run: {exc}",
             fix="check that the tracking URI is reachable and writable, then re-run `looml run`",

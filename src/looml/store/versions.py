@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from looml.errors import Problem, RegistryError
-from looml.store.connect import import_mlflow, names_a_locked_store, sqlite_db
+from looml.store.connect import import_mlflow, names_the_store, sqlite_db
 from looml.store.trusted import load_skops_model
 
 __all__ = [
@@ -53,7 +53,7 @@ def champion_model_version(client: Any, name: str) -> Any:
         return None
 
 
-@names_a_locked_store
+@names_the_store
 def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, bool]:
     """Whether a model version still exists, and whether it is the champion now.
 
@@ -88,7 +88,7 @@ def version_state(tracking_uri: str, name: str, version: str) -> tuple[bool, boo
     return True, champion is not None and str(champion.version) == version
 
 
-@names_a_locked_store
+@names_the_store
 def model_documents(tracking_uri: str, name: str, version: str | None = None,
                     paths: tuple[str, ...] = (SCHEMA_ARTIFACT, PROFILE_ARTIFACT),
                     ) -> tuple[str, dict[str, str]]:
@@ -126,7 +126,7 @@ def model_documents(tracking_uri: str, name: str, version: str | None = None,
     return str(found.version), documents
 
 
-@names_a_locked_store
+@names_the_store
 def load_pipeline(tracking_uri: str, name: str, version: str) -> tuple[Any, str]:
     """The fitted pipeline of a registered model version (read from its skops file, with the
     trusted types it was saved with) and the id of the run that made it."""
@@ -148,7 +148,7 @@ def load_pipeline(tracking_uri: str, name: str, version: str) -> tuple[Any, str]
     return load_skops_model(folder, f"{name} v{version}"), found.run_id
 
 
-@names_a_locked_store
+@names_the_store
 def champion_version(tracking_uri: str, name: str) -> str | None:
     """The version the champion alias points at now, or None; milliseconds on SQLite.
 
