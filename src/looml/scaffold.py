@@ -247,6 +247,10 @@ evaluation:
 
 registry:
   model_name: {name}
+  # When a run's model becomes the champion: auto (only when there is none yet; a later model is
+  # compared with the champion and reported), if_better (also when that comparison shows it
+  # better), never (only `looml models promote` or the loop move it).
+  promote: auto
 
 tracking:
   # Any MLflow tracking URI; the default is a SQLite file beside this spec.
