@@ -61,3 +61,21 @@ def test_a_card_without_analysis_or_importance_says_so() -> None:
     assert "No slices were asked for" in card and "No sensitive columns were named" in card
     assert "Not computed for this model." in card
     assert "The evaluation gate failed; this model was not registered" in card
+
+
+def test_a_binary_cards_calibration_names_the_brier_score_the_worst_bin_and_the_threshold() -> None:
+    reliability = {"predicted": [0.1, 0.5, 0.9], "observed": [0.12, 0.3, 0.88], "count": [40, 20, 40],
+                   "brier": 0.1234}
+    evaluation = {"metrics": {"roc_auc": 0.9}, "rows": 100, "plots": {"calibration": reliability}}
+    decision = {"calibration": "sigmoid", "calibration_asked": "auto", "threshold": 0.3712,
+                "positive_class": "yes", "objective": "f1"}
+    card = model_card(_facts(evaluation=evaluation, decision=decision))
+    section = card.split("## Calibration and decision")[1].split("##")[0]
+    assert "Brier score on the holdout: 0.1234" in section
+    assert "largest gap between the predicted and the observed rate is 0.200 (predicted 0.500, " \
+           "observed 0.300, 20 holdout rows)" in section
+    assert "calibration: sigmoid (auto asked)" in section
+    assert "decision threshold: 0.3712 on the probability of `yes`, chosen for f1" in section
+    plain = model_card(_facts(evaluation=evaluation))
+    assert "calibration: none" in plain and "decision: the most probable class" in plain
+    assert "## Calibration" not in model_card(_facts())  # a multiclass model without either

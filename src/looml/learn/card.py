@@ -39,6 +39,7 @@ class CardFacts:
     importance: dict[str, float] | None = None  # feature -> share; None when not computed
     gate_failures: list[str] = field(default_factory=list)
     spec_file: str = "looml.yaml"
+    decision: dict[str, Any] | None = None  # the calibration and threshold learned (learn.decision)
 
 
 def model_card(facts: CardFacts) -> str:
@@ -52,7 +53,8 @@ def model_card(facts: CardFacts) -> str:
               f"- features: {len(facts.features)} ({_kinds(facts.features)})"]
     parts += [f"- period: {p}" for p in _periods(facts.profile)]
     parts += ["", *_metrics(ev, facts.primary_metric), "", *_slices(ev.get("slices")), "",
-              *_fairness(ev.get("fairness")), "", *_features(facts.importance), "",
+              *_fairness(ev.get("fairness")), "", *_calibration(ev, facts.decision),
+              *_features(facts.importance), "",
               *_limitations(facts), "", "## How to reproduce", "",
               f"- spec hash: `{facts.spec_hash}`", "- command, on the same data snapshot:", "",
               f"      looml run {facts.spec_file} --snapshot {facts.data_digest[:12]}", ""]
@@ -129,6 +131,34 @@ def _fairness(fair: dict[str, Any] | None) -> list[str]:
         for name, found in measures.items():
             lines.append(f"| {column} | {name} | {_num(found.get('value'))} | {found.get('detail', '')} |")
     return lines
+
+
+def _calibration(ev: dict[str, Any], decision: dict[str, Any] | None) -> list[str]:
+    """A binary model's Brier score and worst reliability bin on the holdout, and the calibration
+    and threshold it learned; nothing for a model with neither."""
+    reliability = (ev.get("plots") or {}).get("calibration")
+    if not reliability and not decision:
+        return []
+    lines = ["## Calibration and decision", ""]
+    if reliability:
+        lines.append(f"- Brier score on the holdout: {_num(reliability['brier'])}")
+        bins = list(zip(reliability["predicted"], reliability["observed"], reliability["count"], strict=True))
+        if bins:
+            predicted, observed, rows = max(bins, key=lambda b: abs(b[1] - b[0]))
+            lines.append(f"- reliability: the largest gap between the predicted and the observed rate is "
+                         f"{abs(observed - predicted):.3f} (predicted {predicted:.3f}, observed "
+                         f"{observed:.3f}, {rows} holdout rows)")
+    if decision:
+        lines.append(f"- calibration: {decision['calibration']} ({decision['calibration_asked']} asked)")
+    else:
+        lines.append("- calibration: none (evaluation.calibration)")
+    if decision and decision.get("threshold") is not None:
+        lines.append(f"- decision threshold: {decision['threshold']:.4g} on the probability of "
+                     f"`{decision['positive_class']}`, chosen for {decision['objective']} on out-of-fold "
+                     "predictions")
+    else:
+        lines.append("- decision: the most probable class")
+    return [*lines, ""]
 
 
 def _features(importance: dict[str, float] | None) -> list[str]:

@@ -67,7 +67,8 @@ def card_facts(spec: Spec, report: ValidationReport, data_profile: Profile, data
         rows=data_profile.rows, train_rows=split_out["train_rows"], test_rows=split_out["test_rows"],
         features=report.features, profile=data_profile.to_dict(), classes=report.classes,
         evaluation=evaluated["evaluation"], importance=importance,
-        gate_failures=[f"{f.loc}: {f.message}" for f in failures])
+        gate_failures=[f"{f.loc}: {f.message}" for f in failures],
+        decision=(trained.get("search") or {}).get("decision"))
 
 
 def render_html(context: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
