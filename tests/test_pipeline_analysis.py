@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -125,3 +126,21 @@ def test_a_multiclass_run_reports_and_logs_each_classs_precision_recall_and_f1(t
         assert logged[f"test_class_{label}_f1"] == pytest.approx(f1[i])
     page = Path(result.report_path).read_text(encoding="utf-8")
     assert ">Per class<" in page and f"<td>CH</td><td class=\"num\">{precision[0]:.4g}" in page
+
+
+def test_analysis_off_explains_nothing_and_logs_no_explanations(make_project: Callable[..., Path]) -> None:
+    import numpy as np
+
+    from looml.learn.explanations import EXPLANATIONS_ARTIFACT
+    from looml.store.versions import model_documents
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=200)
+    frame = pl.DataFrame({"x": x, "c": rng.choice(["a", "b"], 200),
+                          "label": np.where(x + rng.normal(size=200) > 0, "yes", "no")})
+    result = looml.run(make_project(frame, extra="split: {folds: 2}\nevaluation: {analysis: false}\n"))
+    assert "explain" not in [s.name for s in result.stages]
+    _, documents = model_documents(result.tracking_uri, "tiny", result.model_version,
+                                   paths=(EXPLANATIONS_ARTIFACT, "model_card.md"))
+    assert EXPLANATIONS_ARTIFACT not in documents and "model_card.md" in documents
+    assert result.intervals == {}

@@ -237,8 +237,8 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
     )
     reference_digest = referenced["artifacts"]["reference"]
     # Explanations of the registered model on the holdout: SHAP values or linear contributions,
-    # with the reference's permutation importance (not computed twice).
-    explanations_digest = runner.run(
+    # with the reference's permutation importance (not computed twice); part of the analysis.
+    explanations_digest = None if not spec.evaluation.analysis else runner.run(
         "explain",
         code=[*WIRING, "looml.pipeline.explain", "looml.learn.explain", "looml.learn.explanations",
               "looml.learn.treecost"],
@@ -256,16 +256,18 @@ def _run(spec: Spec, home: Path, started: float, force: bool, snapshot: str | No
     def documents() -> dict[str, str]:  # logged beside the model
         from looml.learn.explanations import EXPLANATIONS_ARTIFACT  # scikit-learn: only when registering
 
-        return {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(data_profile.to_dict()),
-                REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8"), CARD_ARTIFACT: card,
-                EXPLANATIONS_ARTIFACT: store.get_bytes(explanations_digest).decode("utf-8"),
-                LINEAGE_ARTIFACT: lineage_document(data_digest, split_digest, pipeline_digest),
-                COMPARISON_ARTIFACT: json.dumps(compared, indent=2)}
+        logged = {"data/schema.yaml": schema_text(), "data/profile.json": json.dumps(data_profile.to_dict()),
+                  REFERENCE_ARTIFACT: store.get_bytes(reference_digest).decode("utf-8"), CARD_ARTIFACT: card,
+                  LINEAGE_ARTIFACT: lineage_document(data_digest, split_digest, pipeline_digest),
+                  COMPARISON_ARTIFACT: json.dumps(compared, indent=2)}
+        if explanations_digest is not None:
+            logged[EXPLANATIONS_ARTIFACT] = store.get_bytes(explanations_digest).decode("utf-8")
+        return logged
 
     register_config = [spec.registry.model_name, tracking_uri, spec.tracking.experiment]
     register_inputs = {"pipeline": registered_digest, "snapshot": data_digest, "schema": schema_digest,
                        "evaluation": digest_of(evaluated), "report": reported["artifacts"]["html"],
-                       "reference": reference_digest, "explanations": explanations_digest}
+                       "reference": reference_digest, "explanations": explanations_digest or ""}
     # A version made for this same work by a run killed before `register` was recorded is adopted,
     # not made twice (decision 52); --force asks for a new one.
     # This project's own interrupted attempt at this very work is adopted, never another folder's

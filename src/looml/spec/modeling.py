@@ -343,8 +343,10 @@ class EvaluationSpec(_Section):
         default_factory=list, description="Your own metrics, 'module:function' each: function(y_true, "
         "y_pred) -> float, or of probabilities when it has needs_proba = True; greater_is_better = False "
         "when lower is better. Named by the function's name (in gates too); primary_metric may be one.")
-    analysis: bool = Field(True, description="Intervals, fairness and slices on the holdout; false "
-                                             "leaves the holdout metrics alone (no gate on fairness).")
+    analysis: bool = Field(True, description="Intervals, fairness, slices and the explanations on the "
+                                             "holdout; false leaves the holdout metrics alone (no gate "
+                                             "on fairness, no explanations logged; /explain still "
+                                             "answers).")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Level of the seeded bootstrap "
                                                                "interval of every holdout metric.")
     sensitive_columns: list[str] = Field(
