@@ -127,8 +127,18 @@ def alive_nodes() -> list[str]:
     return [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 
 
+def wait_for_free_cpus(count: int, seconds: float = 60.0) -> None:
+    """Until the cluster has `count` CPUs free: a job another test cancelled (a 60 s sleep) may
+    still hold one, and then every task of the next search fits on the other node."""
+    deadline = time.monotonic() + seconds
+    while ray.available_resources().get("CPU", 0) < count:
+        assert time.monotonic() < deadline, f"the cluster's CPUs stayed busy: {ray.available_resources()}"
+        time.sleep(0.2)
+
+
 def test_a_search_across_the_nodes_gives_the_local_pools_results(cluster: Cluster) -> None:
     settings = {"trials": 12, "n_jobs": 2}
+    wait_for_free_cpus(2)  # one task per CPU, so both nodes run trials
     on_ray = search({"kind": "ray", "address": cluster.address}, **settings)
     local = search("local", **settings)
     assert scores(on_ray) == scores(local)
