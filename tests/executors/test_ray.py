@@ -127,18 +127,20 @@ def alive_nodes() -> list[str]:
     return [n["NodeID"] for n in ray.nodes() if n["Alive"]]
 
 
-def wait_for_free_cpus(count: int, seconds: float = 60.0) -> None:
-    """Until the cluster has `count` CPUs free: a job another test cancelled (a 60 s sleep) may
-    still hold one, and then every task of the next search fits on the other node."""
+def wait_for_two_idle_nodes(seconds: float = 120.0) -> None:
+    """Until the cluster is the fixture's again: two alive nodes with their CPU free. A node
+    another test killed is listed alive, its CPU free, until Ray's health check gives it up (tens
+    of seconds), and a job another test cancelled may still hold a CPU: either way the next
+    search's tasks all fit on one node."""
     deadline = time.monotonic() + seconds
-    while ray.available_resources().get("CPU", 0) < count:
-        assert time.monotonic() < deadline, f"the cluster's CPUs stayed busy: {ray.available_resources()}"
+    while len(alive_nodes()) != 2 or ray.available_resources().get("CPU", 0) < 2:
+        assert time.monotonic() < deadline, f"not 2 idle nodes: {alive_nodes()} {ray.available_resources()}"
         time.sleep(0.2)
 
 
 def test_a_search_across_the_nodes_gives_the_local_pools_results(cluster: Cluster) -> None:
     settings = {"trials": 12, "n_jobs": 2}
-    wait_for_free_cpus(2)  # one task per CPU, so both nodes run trials
+    wait_for_two_idle_nodes()  # one task per CPU, so both nodes run trials
     on_ray = search({"kind": "ray", "address": cluster.address}, **settings)
     local = search("local", **settings)
     assert scores(on_ray) == scores(local)
@@ -233,6 +235,7 @@ def test_a_node_killed_mid_search_fails_only_its_trials(cluster: Cluster) -> Non
     later = [r for r in result.rows if r.trial > killed_after[0] + 3]  # asked after the kill
     assert later and all(r.state == "complete" for r in later)
     assert result.best.state == "complete" and len(result.rows) == 14
+    wait_for_two_idle_nodes()  # the killed node given up, so the next test meets the fixture's cluster
 
 
 @pytest.fixture(scope="module")
