@@ -143,3 +143,15 @@ def test_new_rows_compare_the_registered_champion_on_the_rows_it_never_saw(
     assert result.exit_code == 0, result.output
     assert "against v1  roc_auc" in result.output and "holdout rows new to v1" in result.output
     assert "v1 stays champion: this model is not shown better" in result.output
+
+
+def test_a_lineage_that_names_paths_instead_of_digests_is_not_followed(tmp_path: Path) -> None:
+    # The lineage comes from the registry, which others may write: "../" must not leave the store.
+    from looml.pipeline.compare import _digests
+
+    good = {"snapshot": "a" * 64, "split": "b" * 64, "evaluated_pipeline": "c" * 64}
+    assert _digests(json.dumps(good)) == good
+    for bad in ({**good, "snapshot": "../../../etc/passwd"}, {**good, "evaluated_pipeline": "C" * 64},
+                {"snapshot": "a" * 64}, ["a" * 64], {**good, "split": 3}):
+        assert _digests(json.dumps(bad)) is None, bad
+    assert _digests("{not json") is None

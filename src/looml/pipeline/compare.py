@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ __all__ = ["COMPARISON_ARTIFACT", "LINEAGE_ARTIFACT", "compare_with_champion", "
 
 LINEAGE_ARTIFACT = "looml/lineage.json"
 COMPARISON_ARTIFACT = "looml/comparison.json"  # the comparison a version was registered with
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def lineage_document(data_digest: str, split_digest: str, evaluated_pipeline: str) -> str:
@@ -66,14 +68,19 @@ def compare_with_champion(champion: str, lineage_text: str | None, fitted: Any, 
     if lineage_text is None:
         return skipped(f"v{champion} carries no {LINEAGE_ARTIFACT} (registered by an older looml), so the "
                        "rows it trained on are unknown")
-    lineage = json.loads(lineage_text)
+    # The lineage is read from the registry, which others may write (a team's store): only
+    # well-formed digests are looked up, and only in this project's own store, where every
+    # artifact was written by looml under the digest of its bytes (`get_bytes` checks it).
+    lineage = _digests(lineage_text)
+    if lineage is None:
+        return skipped(f"v{champion}'s {LINEAGE_ARTIFACT} is not what looml writes")
     n_train = int(indices[0])
     holdout = frame[indices[n_train + 1:]]
-    if lineage.get("split") == split_digest and store.has(lineage.get("evaluated_pipeline", "")):
+    if lineage["split"] == split_digest and store.has(lineage["evaluated_pipeline"]):
         old = pickle.loads(store.get_bytes(lineage["evaluated_pipeline"]))  # our own, digest-checked
         basis = "the same holdout, both fitted on the same training rows"
     else:
-        snapshot = lineage.get("snapshot", "")
+        snapshot = lineage["snapshot"]
         if not store.has(snapshot):
             return skipped(f"v{champion} trained on snapshot {snapshot[:12]}, which is not in this project's "
                            "store, so which holdout rows it saw is unknown")
@@ -147,6 +154,20 @@ def promote_if_better(spec: Spec, tracking_uri: str, home: Path, version: str,
         action="promote", model_name=name, champion_before=now, champion_after=version, challenger=version,
         reason=why, evidence={"comparison": compared}, by="looml run"))
     return True, why
+
+
+def _digests(lineage_text: str) -> dict[str, str] | None:
+    """The lineage's three digests (sha256 hex, as the store names artifacts); None when it is not
+    a lineage document looml wrote."""
+    try:
+        found = json.loads(lineage_text)
+    except ValueError:
+        return None
+    keys = ("snapshot", "split", "evaluated_pipeline")
+    if not isinstance(found, dict) or not all(isinstance(found.get(k), str) and _SHA256.fullmatch(found[k])
+                                              for k in keys):
+        return None
+    return {k: found[k] for k in keys}
 
 
 def _not_in(rows: pl.DataFrame, seen: pl.DataFrame, columns: list[str]) -> np.ndarray:
