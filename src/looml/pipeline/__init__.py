@@ -35,6 +35,7 @@ from looml.pipeline.compare import (
     COMPARISON_ARTIFACT,
     LINEAGE_ARTIFACT,
     compare_with_champion,
+    is_this_work,
     lineage_document,
     promote_if_better,
     promotion,
@@ -320,11 +321,15 @@ def _compare(spec: Spec, runner: Runner, store: ArtifactStore, tracking_uri: str
     documents = model_documents(tracking_uri, name, champion,
                                 paths=(LINEAGE_ARTIFACT, COMPARISON_ARTIFACT))[1]
     lineage = documents.get(LINEAGE_ARTIFACT)
-    if lineage is not None and json.loads(lineage) == json.loads(lineage_document(data_digest, split_digest,
-                                                                                    pipeline_digest)):
+    if is_this_work(lineage, data_digest, split_digest, pipeline_digest):
         # A re-run of the champion's own work: the comparison it was registered with, so the
         # report, and with it the registered version, stay the same.
-        return json.loads(documents.get(COMPARISON_ARTIFACT) or "{}")
+        try:
+            stored = json.loads(documents.get(COMPARISON_ARTIFACT) or "{}")
+        except ValueError:  # not what looml wrote: compare again
+            stored = None
+        if isinstance(stored, dict):
+            return stored
     return runner.run(
         "compare", code=[*WIRING, "looml.pipeline.compare", "looml.monitor.stats"],
         config=[spec.loop.promotion.model_dump(mode="json"), spec.seed, spec.data.positive_class, primary],

@@ -37,8 +37,8 @@ from looml.monitor.stats import COMPARABLE, outcomes_of, paired_bootstrap
 from looml.spec import Spec
 from looml.store.artifacts import ArtifactStore
 
-__all__ = ["COMPARISON_ARTIFACT", "LINEAGE_ARTIFACT", "compare_with_champion", "lineage_document",
-           "promote_if_better", "promotion"]
+__all__ = ["COMPARISON_ARTIFACT", "LINEAGE_ARTIFACT", "compare_with_champion", "is_this_work",
+           "lineage_document", "promote_if_better", "promotion"]
 
 LINEAGE_ARTIFACT = "looml/lineage.json"
 COMPARISON_ARTIFACT = "looml/comparison.json"  # the comparison a version was registered with
@@ -50,6 +50,13 @@ def lineage_document(data_digest: str, split_digest: str, evaluated_pipeline: st
     pipeline it evaluated on the holdout (digests in the project's store)."""
     return json.dumps({"snapshot": data_digest, "split": split_digest,
                        "evaluated_pipeline": evaluated_pipeline}, indent=2)
+
+
+def is_this_work(lineage_text: str | None, data_digest: str, split_digest: str,
+                 evaluated_pipeline: str) -> bool:
+    """Whether a version's lineage is this very work (the same snapshot, split and evaluated pipeline)."""
+    found = _digests(lineage_text) if lineage_text is not None else None
+    return found == {"snapshot": data_digest, "split": split_digest, "evaluated_pipeline": evaluated_pipeline}
 
 
 def compare_with_champion(champion: str, lineage_text: str | None, fitted: Any, frame: pl.DataFrame,
